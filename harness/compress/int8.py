@@ -1,0 +1,123 @@
+"""int8 post-training quantisation.
+
+``mode="static"``: ONNX Runtime static QDQ (S8S8, MinMax or the chosen calibration, per-channel at
+opset ≥ 13) calibrated on the task's calibration set, and a full-integer ``.tflite`` from our own
+TFLite-spec quantiser (the same arithmetic as the MCU blob). ``mode="dynamic"``: ONNX Runtime dynamic
+quantisation (int8 weights, activations quantised at run time); no ``.tflite`` (LiteRT's dynamic-range
+path is not written yet), so LiteRT targets skip it with that reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import onnx
+
+from ..data import Dataset
+from ..errors import CompressionError
+from ..export.onnx_export import network_to_onnx_bytes
+from ..export.tflite_export import network_to_tflite_int8
+from ..model import Model
+from ..quant import calibrate
+from .base import COMPRESSORS, Compressor
+
+
+class _Reader:
+    """``CalibrationDataReader`` over the calibration rows, one row per call."""
+
+    def __init__(self, name: str, x: np.ndarray) -> None:
+        self._it = iter([{name: row[None, :].astype(np.float32)} for row in x])
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._it, None)
+
+
+@COMPRESSORS.register("int8")
+class Int8(Compressor):
+    """Post-training int8 quantisation (ONNX QDQ static / dynamic, full-integer TFLite)."""
+
+    name = "int8"
+    quantizes = True
+
+    def __init__(
+        self,
+        *,
+        mode: Literal["static", "dynamic"] = "static",
+        calibration: Literal["minmax", "entropy", "percentile"] = "minmax",
+        per_channel: bool = True,
+        calib_samples: int = 256,
+    ) -> None:
+        self.mode = mode
+        self.calibration = calibration
+        self.per_channel = per_channel
+        self.calib_samples = calib_samples
+
+    def fit(self, model: Model, data: Dataset) -> Int8:
+        self.x_calib_ = data.x_calib[: self.calib_samples].astype(np.float32)
+        return self
+
+    def transform(self, model: Model) -> Model:
+        from onnxruntime.quantization import (
+            CalibrationMethod,
+            QuantFormat,
+            QuantType,
+            quantize_dynamic,
+            quantize_static,
+        )
+
+        onnx_bytes = model.files.get("onnx")
+        if onnx_bytes is None and model.net is not None:
+            onnx_bytes = network_to_onnx_bytes(model.net)
+        if onnx_bytes is None:
+            raise CompressionError("int8 needs an ONNX model or a network to export")
+        files: dict[str, bytes] = {}
+        act_q = None
+        with tempfile.TemporaryDirectory() as tmp:
+            src, dst = Path(tmp) / "in.onnx", Path(tmp) / "out.onnx"
+            m = onnx.load_from_string(onnx_bytes)
+            opset = next((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), 0)
+            if opset < 13:  # per-channel QDQ needs DequantizeLinear axis (opset 13)
+                m = onnx.version_converter.convert_version(m, 13)
+            onnx.save(m, src)
+            input_name = m.graph.input[0].name
+            root = logging.getLogger()
+            level = root.level
+            root.setLevel(logging.ERROR)  # the quantiser logs advice through the root logger
+            try:
+                if self.mode == "static":
+                    method = {
+                        "minmax": CalibrationMethod.MinMax,
+                        "entropy": CalibrationMethod.Entropy,
+                        "percentile": CalibrationMethod.Percentile,
+                    }[self.calibration]
+                    quantize_static(
+                        str(src),
+                        str(dst),
+                        _Reader(input_name, self.x_calib_),
+                        quant_format=QuantFormat.QDQ,
+                        per_channel=self.per_channel,
+                        activation_type=QuantType.QInt8,
+                        weight_type=QuantType.QInt8,
+                        calibrate_method=method,
+                    )
+                else:
+                    quantize_dynamic(
+                        str(src), str(dst), per_channel=self.per_channel, weight_type=QuantType.QInt8
+                    )
+            except Exception as e:  # onnxruntime raises bare exceptions of many kinds
+                raise CompressionError(f"ONNX Runtime could not quantise the model ({self.mode}): {e}") from e
+            finally:
+                root.setLevel(level)
+            files["onnx"] = dst.read_bytes()
+        if self.mode == "static" and model.net is not None:
+            act_q = calibrate(model.net, self.x_calib_)
+            files["tflite"] = network_to_tflite_int8(model.net, act_q)
+        return model.with_(
+            files=files,
+            act_q=act_q,
+            history=[*model.history, {"technique": "int8", "params": self.get_params(), "fine_tuned": False}],
+        )

@@ -1,0 +1,82 @@
+"""int8 quantisation arithmetic as TFLite defines it, shared by the TFLite and MCU exporters.
+
+Activations: asymmetric per-tensor int8 (scale, zero point). Weights: symmetric per output channel
+(zero point 0). Bias: int32 with scale ``s_in * s_w[c]``. Requantisation: a Q31 multiplier and a
+shift per channel, as in TFLite's ``QuantizeMultiplier``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .network import Network
+
+
+@dataclass(frozen=True)
+class QParams:
+    """Quantisation of one tensor: ``real = scale * (q - zero_point)``."""
+
+    scale: np.ndarray  # shape () per tensor, (C,) per channel
+    zero_point: np.ndarray
+    axis: int = 0
+
+    @property
+    def per_channel(self) -> bool:
+        return np.ndim(self.scale) > 0
+
+    def quantize(self, x: np.ndarray) -> np.ndarray:
+        q = np.round(np.asarray(x, dtype=np.float64) / self.scale) + self.zero_point
+        return np.clip(q, -128, 127).astype(np.int8)
+
+    def dequantize(self, q: np.ndarray) -> np.ndarray:
+        return ((q.astype(np.float64) - self.zero_point) * self.scale).astype(np.float32)
+
+
+def activation_qparams(lo: float, hi: float) -> QParams:
+    """Asymmetric int8 parameters covering ``[lo, hi]`` (widened to include 0, as TFLite needs)."""
+    lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
+    if hi - lo < 1e-8:
+        hi = lo + 1e-8
+    scale = (hi - lo) / 255.0
+    zp = int(np.clip(round(-128 - lo / scale), -128, 127))
+    return QParams(np.float64(scale), np.int64(zp))
+
+
+def weight_qparams(w_out_in: np.ndarray) -> QParams:
+    """Symmetric per-output-channel parameters for a ``(out, ...)`` weight array."""
+    flat = np.abs(w_out_in.reshape(w_out_in.shape[0], -1)).max(axis=1).astype(np.float64)
+    scale = np.where(flat > 0, flat / 127.0, 1.0)
+    return QParams(scale, np.zeros(len(scale), dtype=np.int64), axis=0)
+
+
+def quantize_weights(w_out_in: np.ndarray) -> tuple[np.ndarray, QParams]:
+    """int8 weights (symmetric, per output channel) and their parameters."""
+    qp = weight_qparams(w_out_in)
+    shape = (-1,) + (1,) * (w_out_in.ndim - 1)
+    q = np.clip(np.round(w_out_in / qp.scale.reshape(shape)), -127, 127).astype(np.int8)
+    return q, qp
+
+
+def quantize_bias(b: np.ndarray, s_in: float, s_w: np.ndarray) -> np.ndarray:
+    """int32 bias with scale ``s_in * s_w``."""
+    return np.round(np.asarray(b, dtype=np.float64) / (s_in * s_w)).astype(np.int32)
+
+
+def quantize_multiplier(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Q31 multiplier and left shift with ``m ≈ mult * 2**(shift - 31)`` (TFLite convention)."""
+    m = np.atleast_1d(np.asarray(m, dtype=np.float64))
+    mant, exp = np.frexp(m)
+    q = np.round(mant * (1 << 31)).astype(np.int64)
+    overflow = q == (1 << 31)
+    q[overflow] //= 2
+    exp[overflow] += 1
+    q[m == 0] = 0
+    exp[m == 0] = 0
+    return q.astype(np.int32), exp.astype(np.int32)
+
+
+def calibrate(net: Network, x: np.ndarray) -> list[QParams]:
+    """Activation parameters for the network input and every layer output (min/max over ``x``)."""
+    return [activation_qparams(a.min(), a.max()) for a in net.activations(x)]

@@ -1,0 +1,62 @@
+"""Explicit registries: a new target, meter, compressor or layer is one module plus one entry.
+
+Unknown names raise :class:`ConfigError` listing what is registered (no silent fall-through).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
+
+from .errors import ConfigError, FrugalbenchError
+
+T = TypeVar("T")
+
+
+class RegistrationError(FrugalbenchError):
+    """Two classes were registered under the same name."""
+
+
+class Registry(Generic[T]):
+    """A name → class table for one kind of plug-in.
+
+    Example:
+        >>> meters: Registry[type] = Registry("meter")
+        >>> @meters.register("null")
+        ... class Null: ...
+        >>> meters.get("null") is Null
+        True
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._items: dict[str, T] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        """Decorator registering ``obj`` under ``name``; refuses duplicates."""
+
+        def deco(obj: T) -> T:
+            if name in self._items:
+                raise RegistrationError(f"{self.kind} {name!r} is already registered")
+            self._items[name] = obj
+            return obj
+
+        return deco
+
+    def get(self, name: str) -> T:
+        """Return the entry for ``name`` or raise a ConfigError listing the known names."""
+        try:
+            return self._items[name]
+        except KeyError:
+            known = ", ".join(sorted(self._items)) or "(none)"
+            raise ConfigError(f"unknown {self.kind} {name!r}; known: {known}") from None
+
+    def names(self) -> list[str]:
+        """Registered names, sorted."""
+        return sorted(self._items)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())

@@ -1,0 +1,6 @@
+"""Inference runtimes; importing this package registers them."""
+
+from . import litert, ort  # noqa: F401
+from .base import RUNTIMES, Runtime
+
+__all__ = ["RUNTIMES", "Runtime"]

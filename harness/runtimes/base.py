@@ -1,0 +1,43 @@
+"""The inference runtime contract: load a model file, run a batch."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from ..registry import Registry
+
+RUNTIMES: Registry[type[Runtime]] = Registry("runtime")
+
+
+class Runtime(ABC):
+    """One loaded model. ``run`` takes a float32 batch ``(B, ...)`` and returns the first output."""
+
+    name: ClassVar[str]
+    format: ClassVar[str]  # file format it loads: "onnx" or "tflite"
+
+    @classmethod
+    @abstractmethod
+    def version(cls) -> str: ...
+
+    @classmethod
+    def available(cls) -> str | None:
+        """``None`` if usable here, else the reason and the fix."""
+        return None
+
+    @abstractmethod
+    def __init__(self, path: Path, *, threads: int, batch: int) -> None: ...
+
+    @abstractmethod
+    def run(self, x: np.ndarray) -> np.ndarray: ...
+
+    @abstractmethod
+    def timed_loop(self, batches: list[np.ndarray], n_calls: int) -> np.ndarray:
+        """Run ``n_calls`` calls cycling over prepared batches; return per-call ns (int64)."""
+
+    @property
+    @abstractmethod
+    def input_shape(self) -> tuple[int | None, ...]: ...

@@ -1,0 +1,108 @@
+"""LiteRT (ai-edge-litert) interpreter with XNNPACK; ``tflite-runtime`` as a fallback for 32-bit Pi OS."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ModelError
+from .base import RUNTIMES, Runtime
+
+
+def _interpreter_cls() -> tuple[Any, str]:
+    try:
+        import ai_edge_litert
+        from ai_edge_litert import interpreter as lt
+
+        return lt.Interpreter, f"ai-edge-litert {getattr(ai_edge_litert, '__version__', '?')}"
+    except ImportError:
+        pass
+    try:
+        import tflite_runtime  # type: ignore[import-not-found]
+        from tflite_runtime import interpreter as tr  # type: ignore[import-not-found]
+
+        return tr.Interpreter, f"tflite-runtime {tflite_runtime.__version__}"
+    except ImportError:
+        raise ModelError(
+            "no TFLite interpreter: `pip install ai-edge-litert` (or tflite-runtime on 32-bit Pi OS)"
+        ) from None
+
+
+@RUNTIMES.register("litert")
+class LiteRtRuntime(Runtime):
+    name = "litert"
+    format = "tflite"
+
+    @classmethod
+    def version(cls) -> str:
+        from importlib.metadata import PackageNotFoundError, version
+
+        for dist in ("ai-edge-litert", "tflite-runtime"):
+            try:
+                return f"{dist} {version(dist)}"
+            except PackageNotFoundError:
+                continue
+        return "absent"
+
+    @classmethod
+    def available(cls) -> str | None:
+        try:
+            _interpreter_cls()
+        except ModelError as e:
+            return str(e)
+        return None
+
+    def __init__(self, path: Path, *, threads: int, batch: int) -> None:
+        cls, _ = _interpreter_cls()
+        try:
+            self.it = cls(model_path=str(path), num_threads=threads)
+            inp = self.it.get_input_details()
+            if len(inp) != 1:
+                raise ModelError(f"{path} has {len(inp)} inputs; the harness feeds one input tensor")
+            shape = list(inp[0]["shape"])
+            sig = list(inp[0].get("shape_signature", shape))
+            if sig and sig[0] == -1 or (shape and shape[0] != batch and batch > 1):
+                shape[0] = batch
+                self.it.resize_tensor_input(inp[0]["index"], shape)
+            self.it.allocate_tensors()
+        except ModelError:
+            raise
+        except (ValueError, RuntimeError) as e:
+            raise ModelError(f"LiteRT cannot load {path}: {str(e).splitlines()[0][:300]}") from None
+        d = self.it.get_input_details()[0]
+        self._in, self._dtype = d["index"], d["dtype"]
+        self._shape = tuple(int(s) for s in d["shape"])
+        self._q = d.get("quantization", (0.0, 0))
+        self._out = self.it.get_output_details()[0]["index"]
+
+    @property
+    def input_shape(self) -> tuple[int | None, ...]:
+        return self._shape
+
+    def _cast(self, x: np.ndarray) -> np.ndarray:
+        if self._dtype in (np.int8, np.uint8) and x.dtype.kind == "f":
+            scale, zp = self._q
+            info = np.iinfo(self._dtype)
+            return np.clip(np.round(x / scale) + zp, info.min, info.max).astype(self._dtype)
+        return x.astype(self._dtype, copy=False)
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        self.it.set_tensor(self._in, self._cast(x))
+        self.it.invoke()
+        return np.array(self.it.get_tensor(self._out))
+
+    def timed_loop(self, batches: list[np.ndarray], n_calls: int) -> np.ndarray:
+        feeds = [self._cast(b) for b in batches]
+        set_tensor, invoke, idx = self.it.set_tensor, self.it.invoke, self._in
+        nb = len(feeds)
+        clock = time.perf_counter_ns
+        ns = np.empty(n_calls, dtype=np.int64)
+        for i in range(n_calls):
+            t0 = clock()
+            set_tensor(idx, feeds[i % nb])
+            invoke()
+            ns[i] = clock() - t0
+        return ns

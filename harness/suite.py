@@ -1,0 +1,294 @@
+"""Suite files (``benches/*.toml``): tasks, variants, targets, meter, run rules, carbon settings.
+
+Validated on load. An unknown key, a wrong type or a missing file gives a :class:`ConfigError` naming
+the file, the line, the key and what is expected. Target and meter tables are validated against the
+``Config`` model of the registered class, variant steps against the compressor's signature.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import ConfigError
+
+METRICS = ("accuracy", "top_k", "auc", "macro_f1", "mae")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class SuiteInfo(_Strict):
+    name: str
+    description: str = ""
+
+
+class RunRules(_Strict):
+    """How long and how often to measure."""
+
+    warmup_s: float = Field(0.2, ge=0)
+    window_s: float = Field(1.0, gt=0, description="length of one timed window")
+    min_windows: int = Field(3, ge=1)
+    max_windows: int = Field(10, ge=1)
+    ci_target: float = Field(0.01, gt=0, description="95 % CI half-width of the median, relative")
+    time_budget_s: float = Field(600.0, gt=0, description="per target and variant, windows included")
+    idle_s: float = Field(0.0, ge=0, description="idle window before the timed windows (P_idle)")
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _order(self) -> RunRules:
+        if self.max_windows < self.min_windows:
+            raise ValueError("max_windows must be >= min_windows")
+        return self
+
+
+class Carbon(_Strict):
+    """CO2e = E · PUE · FE. ``region`` picks FE from the built-in table; or give FE and its source."""
+
+    pue: float = Field(1.0, ge=1.0)
+    region: str | None = "WORLD"
+    grid_factor_g_per_kwh: float | None = Field(None, ge=0)
+    grid_factor_source: str | None = None
+    budget_g: float | None = Field(None, ge=0, description="carbon budget for the whole run")
+
+    @model_validator(mode="after")
+    def _source(self) -> Carbon:
+        if self.grid_factor_g_per_kwh is not None and not self.grid_factor_source:
+            raise ValueError("grid_factor_g_per_kwh needs grid_factor_source (where the figure comes from)")
+        return self
+
+
+class Task(_Strict):
+    """A task: a recipe (our base model) or a user's model file + dataset file."""
+
+    name: str
+    recipe: str | None = None
+    recipe_params: dict[str, Any] = Field(default_factory=dict)
+    model: str | None = None
+    data: str | None = None
+    input: dict[str, Any] = Field(default_factory=dict, description="layout/preprocessing for user data")
+    metric: Literal["accuracy", "top_k", "auc", "macro_f1", "mae"] = "accuracy"
+    metric_params: dict[str, Any] = Field(default_factory=dict)
+    min_accuracy: float = Field(description="minimum acceptable value of the metric (max for mae)")
+    why_min: str = ""
+    budget_g_per_1000: float | None = Field(None, ge=0)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Task:
+        if (self.recipe is None) == (self.model is None):
+            raise ValueError("give exactly one of 'recipe' (a built-in base model) or 'model' (a model file)")
+        if self.model is not None and self.data is None:
+            raise ValueError("a task with 'model' needs 'data' (an .npz/.npy/.csv dataset file)")
+        return self
+
+
+class Step(BaseModel):
+    """One compression step: ``technique`` plus its keyword parameters (checked by the compressor)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+    technique: str
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class VariantSpec(_Strict):
+    name: str
+    technique: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    steps: list[Step] = Field(default_factory=list)
+    tasks: list[str] | None = Field(None, description="restrict to these tasks")
+
+    @model_validator(mode="after")
+    def _shape(self) -> VariantSpec:
+        if self.technique and self.steps:
+            raise ValueError("give either 'technique' (+ 'params') or 'steps', not both")
+        if not self.technique and not self.steps:
+            raise ValueError("give 'technique' (e.g. \"fp32\", \"int8\") or 'steps'")
+        if self.technique and self.technique != "fp32":
+            self.steps = [Step(technique=self.technique, **self.params)]
+        elif self.params:
+            raise ValueError("'params' needs a technique other than fp32")
+        return self
+
+    @property
+    def chain(self) -> list[tuple[str, dict[str, Any]]]:
+        return [(s.technique, s.params) for s in self.steps]
+
+
+class Suite(_Strict):
+    suite: SuiteInfo
+    run: RunRules = Field(default_factory=RunRules)
+    carbon: Carbon = Field(default_factory=Carbon)
+    meter: dict[str, Any] = Field(default_factory=lambda: {"kind": "auto"})
+    tasks: list[Task]
+    variants: list[VariantSpec]
+    targets: list[dict[str, Any]]
+    path: Path | None = None
+
+    def variants_for(self, task: str) -> list[VariantSpec]:
+        return [v for v in self.variants if v.tasks is None or task in v.tasks]
+
+
+def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
+    """Best-effort line number of the innermost key of ``loc`` in the TOML text."""
+    keys = [k for k in loc if isinstance(k, str)]
+    for key in reversed(keys):
+        m = re.search(rf"^\s*(\[\[?)?\s*{re.escape(key)}\b", text, re.M)
+        if m:
+            return text.count("\n", 0, m.start()) + 1
+    return None
+
+
+def _where(path: Path, text: str, loc: tuple[Any, ...], data: dict[str, Any]) -> str:
+    parts: list[str] = []
+    node: Any = data
+    for k in loc:
+        if isinstance(k, int):
+            label = ""
+            if isinstance(node, list) and k < len(node) and isinstance(node[k], dict):
+                label = str(node[k].get("name", ""))
+            parts[-1] = f"{parts[-1]}[{k}{'=' + label if label else ''}]" if parts else f"[{k}]"
+        else:
+            parts.append(str(k))
+        try:
+            node = node[k]
+        except (KeyError, IndexError, TypeError):
+            node = None
+    line = _line_of(text, loc)
+    return f"{path}{f':{line}' if line else ''}: {'.'.join(parts) or '(top level)'}"
+
+
+def _first(e: ValidationError) -> Any:
+    """The most telling error: a misspelt key explains the 'missing' error that comes with it."""
+    errs = e.errors()
+    return next((x for x in errs if x["type"] == "extra_forbidden"), errs[0])
+
+
+def _explain(err: dict[str, Any]) -> str:
+    t = err["type"]
+    if t == "extra_forbidden":
+        return "unknown key (check the spelling; see the example suites in benches/)"
+    if t == "missing":
+        return "required key is missing"
+    return str(err["msg"])
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Parse and validate a suite file; relative file paths are resolved against its folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"suite file {path} not found (examples: benches/quick.toml, benches/default.toml)")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    try:
+        suite = Suite(**data)
+    except ValidationError as e:
+        err = _first(e)
+        raise ConfigError(f"{_where(path, text, err['loc'], data)}: {_explain(err)}") from None
+    suite.path = path
+    base = path.parent
+    for task in suite.tasks:
+        for attr in ("model", "data"):
+            raw = getattr(task, attr)
+            if raw is not None:
+                p = Path(raw) if Path(raw).is_absolute() else base / raw
+                if not p.exists():
+                    loc = ("tasks", suite.tasks.index(task), attr)
+                    raise ConfigError(f"{_where(path, text, loc, data)}: file {p} not found")
+                setattr(task, attr, str(p))
+    _check_names(path, text, data, suite)
+    _check_plugins(path, text, data, suite)
+    return suite
+
+
+def _check_names(path: Path, text: str, data: dict[str, Any], suite: Suite) -> None:
+    for section, items in (("tasks", suite.tasks), ("variants", suite.variants)):
+        seen: set[str] = set()
+        for i, item in enumerate(items):
+            if item.name in seen:
+                raise ConfigError(
+                    f"{_where(path, text, (section, i, 'name'), data)}: duplicate name {item.name!r}"
+                )
+            seen.add(item.name)
+    names = {t.name for t in suite.tasks}
+    for i, v in enumerate(suite.variants):
+        for t in v.tasks or []:
+            if t not in names:
+                raise ConfigError(
+                    f"{_where(path, text, ('variants', i, 'tasks'), data)}: no task {t!r} (tasks: {sorted(names)})"
+                )
+
+
+def _check_plugins(path: Path, text: str, data: dict[str, Any], suite: Suite) -> None:
+    """Validate target/meter tables and compression steps against the registered classes."""
+    from . import plugins
+
+    plugins.load_all()
+    from .compress.base import make_compressor
+    from .meters.base import METERS
+    from .recipes import load_recipes
+    from .targets.base import TARGETS
+
+    for i, task in enumerate(suite.tasks):
+        if task.recipe:
+            try:
+                load_recipes().get(task.recipe)
+            except ConfigError as e:
+                raise ConfigError(f"{_where(path, text, ('tasks', i, 'recipe'), data)}: {e}") from None
+    for i, v in enumerate(suite.variants):
+        for j, (tech, params) in enumerate(v.chain):
+            where = f"{_where(path, text, ('variants', i, 'steps' if v.steps else 'technique'), data)}: "
+            if any(t == "int8" for t, _ in v.chain[:j]):
+                raise ConfigError(f"{where}int8 must be the last step (nothing may follow quantisation)")
+            make_compressor(tech, params, where=where)
+    seen: set[str] = set()
+    for i, t in enumerate(suite.targets):
+        validate_target(t, where=_where(path, text, ("targets", i), data))
+        if t["name"] in seen:
+            raise ConfigError(f"{_where(path, text, ('targets', i, 'name'), data)}: duplicate target name")
+        seen.add(t["name"])
+    if suite.meter.get("kind", "auto") != "auto":
+        validate_meter(suite.meter, where=_where(path, text, ("meter",), data), registry=METERS)
+    _ = TARGETS
+
+
+def validate_target(table: dict[str, Any], *, where: str) -> Any:
+    from .targets.base import TARGETS
+
+    kind = table.get("kind")
+    if not isinstance(kind, str) or "name" not in table:
+        raise ConfigError(f"{where}: each target needs 'name' and 'kind' (one of {TARGETS.names()})")
+    try:
+        cls = TARGETS.get(kind)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+    try:
+        return cls.Config(**table)
+    except ValidationError as e:
+        err = _first(e)
+        key = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(f"{where}.{key}: {_explain(err)}") from None
+
+
+def validate_meter(table: dict[str, Any], *, where: str, registry: Any) -> Any:
+    try:
+        cls = registry.get(table.get("kind", ""))
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+    try:
+        return cls.Config(**table)
+    except ValidationError as e:
+        err = _first(e)
+        key = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(f"{where}.{key}: {_explain(err)}") from None

@@ -1,0 +1,196 @@
+"""End to end on the local CPU: suite → variants → windows → SQLite → leaderboard; resume; bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.errors import StoreError
+from harness.rank import LEADERBOARD_KEYS
+from harness.store import SCHEMA_VERSION, Store
+
+SUITE = """
+[suite]
+name = "tiny"
+
+[run]
+warmup_s = 0.02
+window_s = 0.05
+min_windows = 2
+max_windows = 3
+ci_target = 0.5
+
+[[tasks]]
+name = "digits"
+recipe = "digits_mlp"
+recipe_params = {{ hidden = [16], max_iter = 60 }}
+min_accuracy = {min_acc}
+
+[[variants]]
+name = "fp32"
+technique = "fp32"
+
+[[variants]]
+name = "int8-static"
+technique = "int8"
+params = {{ mode = "static" }}
+
+[[variants]]
+name = "int8-dynamic"
+technique = "int8"
+params = {{ mode = "dynamic" }}
+
+[[targets]]
+name = "cpu-ort"
+kind = "cpu"
+runtime = "ort"
+
+[[targets]]
+name = "cpu-litert"
+kind = "cpu"
+runtime = "litert"
+"""
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, "COLUMNS": "200"}, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    d = tmp_path_factory.mktemp("run")
+    (d / "s.toml").write_text(SUITE.format(min_acc=0.5))
+    r = _cli("run", "s.toml", "--db", "r.sqlite", cwd=d)
+    assert r.returncode == 0, r.stderr
+    return d, d / "r.sqlite"
+
+
+def test_results_stored_with_provenance(ran: tuple[Path, Path]) -> None:
+    _, db = ran
+    with Store.open(db, create=False) as s:
+        rows = s.results()
+        assert len(rows) == 6
+        done = [r for r in rows if r["status"] == "done"]
+        assert len(done) == 5  # int8-dynamic has no .tflite: skipped on LiteRT with the reason
+        skipped = [r for r in rows if r["status"] == "skipped"]
+        assert skipped[0]["variant"] == "int8-dynamic" and "tflite" in skipped[0]["reason"]
+        for r in done:
+            assert 0.5 < r["accuracy"] <= 1.0
+            assert r["latency_p50_s"] > 0 and r["latency_p99_s"] >= r["latency_p50_s"]
+            assert r["energy_class"] in ("counter", "estimate")
+            assert r["energy_per_inference_j"] > 0
+            p = r["provenance"]
+            assert p["runtime"] in ("ort", "litert") and p["runtime_version"] and "isa" in p and p["threads"] == 1
+            assert len(s.windows(r["id"])) >= 2
+
+
+def test_report_formats(ran: tuple[Path, Path]) -> None:
+    d, _ = ran
+    r = _cli("report", "--db", "r.sqlite", "--format", "json", cwd=d)
+    assert r.returncode == 0, r.stderr
+    board = json.loads(r.stdout)
+    assert len(board) == 5
+    for row in board:
+        assert set(LEADERBOARD_KEYS) <= set(row)
+        assert (row["rank"] is None) == (not row["passes_gate"])
+        assert row["accuracy_per_joule"] == pytest.approx(row["accuracy"] / row["energy_per_inference_j"])
+        assert row["co2e_g_per_1000"] == pytest.approx(1000 * row["energy_per_inference_j"] / 3.6e6 * 475.0)
+    ranks = sorted(r["rank"] for r in board if r["rank"])
+    assert ranks == list(range(1, len(ranks) + 1))
+    best = min((r for r in board if r["rank"]), key=lambda r: r["rank"])
+    assert best["accuracy_per_joule"] == max(r["accuracy_per_joule"] for r in board if r["rank"])
+    csv_out = _cli("report", "--db", "r.sqlite", "--format", "csv", "-o", "b.csv", cwd=d)
+    assert csv_out.returncode == 0
+    assert (d / "b.csv").read_text().splitlines()[0].startswith("task,variant,technique")
+    md = _cli("report", "--db", "r.sqlite", cwd=d).stdout
+    assert "## digits" in md and "minimum acceptable" in md and "energy class" in md
+
+
+def test_gate_excludes_below_minimum(tmp_path: Path, ran: tuple[Path, Path]) -> None:
+    from harness.rank import leaderboard
+
+    _, db = ran
+    with Store.open(db, create=False) as s:
+        rows = s.results()
+    for r in rows:
+        r["min_accuracy"] = 0.999  # nothing passes
+    board = leaderboard(rows)
+    assert all(r["rank"] is None and not r["passes_gate"] for r in board)
+
+
+def test_rerun_resumes_without_redoing(ran: tuple[Path, Path]) -> None:
+    d, db = ran
+    before = sqlite3.connect(db).execute("SELECT count(*), max(id) FROM results").fetchone()
+    r = _cli("run", "s.toml", "--db", "r.sqlite", "--no-report", cwd=d)
+    assert r.returncode == 0, r.stderr
+    after = sqlite3.connect(db).execute("SELECT count(*), max(id) FROM results").fetchone()
+    assert after == before
+
+
+def test_kill_9_then_resume(tmp_path: Path) -> None:
+    (tmp_path / "s.toml").write_text(SUITE.format(min_acc=0.5).replace("window_s = 0.05", "window_s = 0.3"))
+    db = tmp_path / "k.sqlite"
+    p = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", "s.toml", "--db", str(db), "--no-report"],
+                         cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    n = 0
+    while time.time() < deadline and p.poll() is None:  # kill after the first results land
+        time.sleep(0.2)
+        if db.exists():
+            try:
+                n = sqlite3.connect(db).execute("SELECT count(*) FROM results").fetchone()[0]
+            except sqlite3.Error:
+                n = 0
+            if n >= 2:
+                break
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert n >= 2, "the run ended before it could be interrupted"
+    con = sqlite3.connect(db)
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    first = {r[0] for r in con.execute("SELECT job_key FROM results")}
+    r = _cli("run", "s.toml", "--db", str(db), "--no-report", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    rows = sqlite3.connect(db).execute("SELECT job_key, status FROM results").fetchall()
+    assert len(rows) == 6 and len({k for k, _ in rows}) == 6
+    assert first <= {k for k, _ in rows}
+
+
+def test_newer_schema_refused_and_untouched(tmp_path: Path) -> None:
+    db = tmp_path / "new.sqlite"
+    Store.open(db).close()
+    con = sqlite3.connect(db)
+    con.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION + 1),))
+    con.commit()
+    con.close()
+    before = db.read_bytes()
+    with pytest.raises(StoreError, match="newer than this frugalbench"):
+        Store.open(db)
+    assert db.read_bytes() == before
+    r = _cli("report", "--db", str(db), cwd=tmp_path)
+    assert r.returncode == 2 and "newer" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_not_a_database(tmp_path: Path) -> None:
+    bad = tmp_path / "x.sqlite"
+    bad.write_text("hello")
+    with pytest.raises(StoreError, match="not an SQLite database"):
+        Store.open(bad)
+    assert bad.read_text() == "hello"
+
+
+def test_cli_errors_are_one_line(tmp_path: Path) -> None:
+    (tmp_path / "s.toml").write_text(SUITE.format(min_acc=0.5).replace('kind = "cpu"', 'kind = "gpu"', 1))
+    r = _cli("run", "s.toml", "--db", "r.sqlite", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "unknown target kind 'gpu'" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "r.sqlite").exists()
