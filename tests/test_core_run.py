@@ -80,9 +80,7 @@ def test_results_stored_with_provenance(ran: tuple[Path, Path]) -> None:
         rows = s.results()
         assert len(rows) == 6
         done = [r for r in rows if r["status"] == "done"]
-        assert len(done) == 5  # int8-dynamic has no .tflite: skipped on LiteRT with the reason
-        skipped = [r for r in rows if r["status"] == "skipped"]
-        assert skipped[0]["variant"] == "int8-dynamic" and "tflite" in skipped[0]["reason"]
+        assert len(done) == 6, [(r["variant"], r["target"], r["reason"]) for r in rows if r["status"] != "done"]
         for r in done:
             assert 0.5 < r["accuracy"] <= 1.0
             assert r["latency_p50_s"] > 0 and r["latency_p99_s"] >= r["latency_p50_s"]
@@ -98,7 +96,7 @@ def test_report_formats(ran: tuple[Path, Path]) -> None:
     r = _cli("report", "--db", "r.sqlite", "--format", "json", cwd=d)
     assert r.returncode == 0, r.stderr
     board = json.loads(r.stdout)
-    assert len(board) == 5
+    assert len(board) == 6
     for row in board:
         assert set(LEADERBOARD_KEYS) <= set(row)
         assert (row["rank"] is None) == (not row["passes_gate"])
@@ -194,3 +192,13 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     assert r.returncode == 2
     assert "unknown target kind 'gpu'" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "r.sqlite").exists()
+
+
+def test_missing_format_is_skipped_with_reason(tmp_path: Path) -> None:
+    from harness.model import Variant
+    from harness.targets.local import CpuConfig, CpuTarget
+
+    v = Variant("t", "v", "k", {"onnx": tmp_path / "m.onnx"}, {"technique": "svd"})
+    t = CpuTarget(CpuConfig(name="c", kind="cpu", runtime="litert"))
+    assert "no .tflite file" in (t.supports(v) or "")
+    assert CpuTarget(CpuConfig(name="c", kind="cpu", runtime="ort")).supports(v) is None

@@ -3,8 +3,8 @@
 ``mode="static"``: ONNX Runtime static QDQ (S8S8, MinMax or the chosen calibration, per-channel at
 opset ≥ 13) calibrated on the task's calibration set, and a full-integer ``.tflite`` from our own
 TFLite-spec quantiser (the same arithmetic as the MCU blob). ``mode="dynamic"``: ONNX Runtime dynamic
-quantisation (int8 weights, activations quantised at run time); no ``.tflite`` (LiteRT's dynamic-range
-path is not written yet), so LiteRT targets skip it with that reason.
+quantisation (int8 weights, activations quantised at run time) and the same scheme as a
+dynamic-range ``.tflite`` (LiteRT's hybrid FULLY_CONNECTED kernels).
 """
 
 from __future__ import annotations
@@ -20,10 +20,12 @@ import onnx
 from ..data import Dataset
 from ..errors import CompressionError
 from ..export.onnx_export import network_to_onnx_bytes
-from ..export.tflite_export import network_to_tflite_int8
+from ..export.tflite_export import network_to_tflite_dynamic, network_to_tflite_int8
 from ..model import Model
 from ..quant import calibrate
 from .base import COMPRESSORS, Compressor
+
+log = logging.getLogger(__name__)
 
 
 class _Reader:
@@ -113,9 +115,15 @@ class Int8(Compressor):
             finally:
                 root.setLevel(level)
             files["onnx"] = dst.read_bytes()
-        if self.mode == "static" and model.net is not None:
-            act_q = calibrate(model.net, self.x_calib_)
-            files["tflite"] = network_to_tflite_int8(model.net, act_q)
+        if model.net is not None:
+            try:
+                if self.mode == "static":
+                    act_q = calibrate(model.net, self.x_calib_)
+                    files["tflite"] = network_to_tflite_int8(model.net, act_q)
+                else:
+                    files["tflite"] = network_to_tflite_dynamic(model.net)
+            except NotImplementedError as e:  # a layer type without this TFLite form: ONNX only
+                log.warning("no int8 .tflite for this model: %s", e)
         return model.with_(
             files=files,
             act_q=act_q,

@@ -144,6 +144,23 @@ class TfliteGraph:
         )
         return y
 
+    def fully_connected_hybrid(self, x: int, w_out_in: np.ndarray, b: np.ndarray, *, relu: bool) -> int:
+        """Dynamic-range FULLY_CONNECTED: int8 per-channel weights, float activations quantised at run time."""
+        qw, wq = quantize_weights(w_out_in)
+        wt = self.const("w", qw, wq)
+        bt = self.const("b", b.astype(np.float32))
+        y = self.out_like(x, w_out_in.shape[0], np.float32)
+        opt = self._fc_options(relu)
+        opt.asymmetricQuantizeInputs = True
+        self.op(
+            tfl.BuiltinOperator.FULLY_CONNECTED,
+            [x, wt, bt],
+            [y],
+            tfl.BuiltinOptions.FullyConnectedOptions,
+            opt,
+        )
+        return y
+
     def finish(self, inputs: list[int], outputs: list[int]) -> bytes:
         self.sub.inputs, self.sub.outputs = inputs, outputs
         self.sub.name = "main"
@@ -184,3 +201,13 @@ def network_to_tflite_int8(net: Network, act_q: list[QParams]) -> bytes:
     y = g.out_like(x, net.out_dim, np.float32)
     g.op(tfl.BuiltinOperator.DEQUANTIZE, [x], [y])
     return g.finish([x_in], [y])
+
+
+def network_to_tflite_dynamic(net: Network) -> bytes:
+    """Dynamic-range ``.tflite``: int8 weights, float input/output and activations (LiteRT hybrid kernels)."""
+    g = TfliteGraph()
+    x_in = g.tensor("input", [-1, net.in_dim], np.float32)
+    x = x_in
+    for layer in net.layers:
+        x = layer.to_tflite_dynamic(g, x)
+    return g.finish([x_in], [x])

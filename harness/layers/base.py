@@ -77,6 +77,10 @@ class Layer(ABC):
     def to_tflite(self, g: TfliteGraph, x: int) -> int:
         """Append float ops on tensor index ``x``; return the output tensor index."""
 
+    def to_tflite_dynamic(self, g: TfliteGraph, x: int) -> int:
+        """Append dynamic-range ops (int8 weights, float activations)."""
+        raise NotImplementedError(f"{self.kind} has no dynamic-range TFLite export yet")
+
     def to_tflite_int8(self, g: TfliteGraph, x: int, qin: QParams, qout: QParams) -> int:
         """Append int8 ops (input quantised with ``qin``, output with ``qout``)."""
         raise NotImplementedError(f"{self.kind} has no int8 TFLite export yet")

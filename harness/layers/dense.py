@@ -66,5 +66,8 @@ class Dense(Layer):
     def to_tflite(self, g: TfliteGraph, x: int) -> int:
         return g.fully_connected(x, self.w.T.copy(), self.b, relu=self.act == "relu")
 
+    def to_tflite_dynamic(self, g: TfliteGraph, x: int) -> int:
+        return g.fully_connected_hybrid(x, self.w.T.copy(), self.b, relu=self.act == "relu")
+
     def to_tflite_int8(self, g: TfliteGraph, x: int, qin: QParams, qout: QParams) -> int:
         return g.fully_connected_int8(x, self.w.T.copy(), self.b, qin, qout, relu=self.act == "relu")
