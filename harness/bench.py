@@ -85,14 +85,14 @@ def onnx_cost(path: Path) -> tuple[int | None, int | None]:
             transb = any(at.name == "transB" and at.i for at in node.attribute)
             k, n = (b[-1], b[-2]) if transb else (b[-2], b[-1])
             rows = int(np.prod([d or 1 for d in a[1:-1]])) if len(a) > 2 else 1
-            macs += rows * k * n
+            macs += rows * int(k or 0) * int(n or 0)
         elif node.op_type == "Conv" and node.input[1] in inits:
             w = list(inits[node.input[1]].dims)
             out = shapes.get(node.output[0])
             if not out or None in out[2:]:
                 known = False
                 continue
-            macs += int(np.prod(out[1:]) * np.prod(w[1:]))
+            macs += int(np.prod([d or 0 for d in out[1:]]) * np.prod(w[1:]))
         elif node.op_type in ("If", "Loop", "Scan"):
             known = False
     _ = numpy_helper

@@ -15,6 +15,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .errors import FrugalbenchError
+from .initcli import init_task
+from .mcu.cli import dut_app
+from .meters.cli import emulate_app, meters_app
+from .report_cli import compare_command, label_command
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_enable=False)
 console = Console(stderr=True)
@@ -32,23 +36,25 @@ def _main(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")
     )
 
 
-class _RichProgress:
+def _rich_progress(progress: Progress) -> Any:
     """Adapter from the runner's progress callbacks to a rich progress bar."""
+    from .runner import Progress as RunnerProgress
 
-    def __init__(self, progress: Progress) -> None:
-        self.p = progress
-        self.task: Any = None
+    class _RichProgress(RunnerProgress):
+        def __init__(self, p: Progress) -> None:
+            self.p = p
+            self.task: Any = None
 
-    def phase(self, name: str, total: int) -> None:
-        if self.task is not None:
-            self.p.update(self.task, visible=True)
-        self.task = self.p.add_task(name, total=total, label="")
+        def phase(self, name: str, total: int) -> None:
+            self.task = self.p.add_task(name, total=total, label="")
 
-    def advance(self, label: str) -> None:
-        self.p.update(self.task, advance=1, label=label)
+        def advance(self, label: str) -> None:
+            self.p.update(self.task, advance=1, label=label)
 
-    def note(self, text: str) -> None:
-        self.p.console.print(f"[yellow]{text}[/]")
+        def note(self, text: str) -> None:
+            self.p.console.print(f"[yellow]{text}[/]")
+
+    return _RichProgress(progress)
 
 
 @app.command()
@@ -74,35 +80,33 @@ def run(
         TextColumn("{task.fields[label]}"),
     )
     with Progress(*cols, console=console, transient=False) as p:
-        run_id = run_suite(s, db, cache=cache, progress=_RichProgress(p), targets=target)
+        run_id = run_suite(s, db, cache=cache, progress=_rich_progress(p), targets=target)
     console.print(f"run {run_id} stored in {db}")
     if report:
         typer.echo(_render(db, "md", None))
 
 
-def _render(db: Path, fmt: str, run_id: int | None) -> str:
-    from .rank import leaderboard
-    from .report import FORMATS
-    from .store import Store
+def _render(
+    db: Path, fmt: str, run_id: int | None, output: Path | None = None, embodied: Path | None = None
+) -> str:
+    from .report import FORMATS, render_db
 
-    with Store.open(db, create=False) as store:
-        results = store.results(run_id=run_id)
-    board = leaderboard(results)
-    skipped = [r for r in results if r["status"] != "done"]
-    return FORMATS.get(fmt)(board, skipped)
+    FORMATS.get(fmt)  # unknown format: a clear error listing the known ones
+    return render_db(db, fmt, run_id, output=output, embodied=embodied)
 
 
 @app.command()
 def report(
     db: Annotated[Path, typer.Option(help="SQLite results file")] = Path("results.sqlite"),
-    format: Annotated[str, typer.Option("--format", "-f", help="md, csv, json (html when installed)")] = "md",
+    format: Annotated[str, typer.Option("--format", "-f", help="md, csv, json or html")] = "md",
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="write to FILE instead of stdout")
     ] = None,
     run_id: Annotated[int | None, typer.Option(help="only this run")] = None,
+    embodied: Annotated[Path | None, typer.Option(help="embodied-carbon profile (TOML, per target)")] = None,
 ) -> None:
-    """Print the leaderboard of a results database."""
-    text = _render(db, format, run_id)
+    """Print the leaderboard of a results database (md with -o also writes PNG plots beside it)."""
+    text = _render(db, format, run_id, output, embodied)
     if output:
         output.write_text(text, encoding="utf-8")
         console.print(f"wrote {output}")
@@ -118,15 +122,27 @@ def bench(
     batch: Annotated[int, typer.Option(min=1)] = 1,
     window_s: Annotated[float, typer.Option(help="seconds per timed window")] = 1.0,
     windows: Annotated[int, typer.Option(min=1)] = 5,
-    shape: Annotated[list[str] | None, typer.Option(help="NAME=1x512: dims of an input with dynamic dims")] = None,
-    value: Annotated[list[str] | None, typer.Option(help="NAME=16000: feed a constant (e.g. a sample rate)")] = None,
+    shape: Annotated[
+        list[str] | None, typer.Option(help="NAME=1x512: dims of an input with dynamic dims")
+    ] = None,
+    value: Annotated[
+        list[str] | None, typer.Option(help="NAME=16000: feed a constant (e.g. a sample rate)")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Benchmark any model file: latency p50/p90/p99, throughput, size, parameters, MACs."""
     from .bench import bench_model, parse_overrides
 
-    r = bench_model(model, runtime=runtime, threads=threads, batch=batch, window_s=window_s, windows=windows,
-                    shapes=parse_overrides(shape, what="shape"), values=parse_overrides(value, what="value"))
+    r = bench_model(
+        model,
+        runtime=runtime,
+        threads=threads,
+        batch=batch,
+        window_s=window_s,
+        windows=windows,
+        shapes=parse_overrides(shape, what="shape"),
+        values=parse_overrides(value, what="value"),
+    )
     if as_json:
         typer.echo(json.dumps(dataclasses.asdict(r), indent=1))
         return
@@ -173,14 +189,14 @@ def targets() -> None:
     _availability_table("targets", rows)
 
 
-@app.command()
-def meters() -> None:
-    """List meters and why unavailable ones are unavailable."""
-    from .meters import METERS
-    from .plugins import load_all
+app.add_typer(meters_app, name="meters")  # list (availability per driver, ports, board URLs) + record
+app.add_typer(emulate_app, name="emulate")
+app.command("init-task")(init_task)  # starter suite for a user's model + dataset (harness/initcli.py)
+app.add_typer(dut_app, name="dut")  # dut start --board qemu-mps2-an386
 
-    load_all()
-    _availability_table("meters", [(n, METERS.get(n).availability()) for n in METERS.names()])
+
+app.command("compare")(compare_command)
+app.command("label")(label_command)
 
 
 def main() -> None:

@@ -79,14 +79,15 @@ class Network:
         arrays: dict[str, np.ndarray] = {}
         manifest = []
         for i, layer in enumerate(self.layers):
-            entry: dict[str, object] = {"kind": layer.kind, "scalars": {}, "arrays": []}
+            names: list[str] = []
+            scalars: dict[str, object] = {}
             for key, val in layer.state().items():
                 if isinstance(val, np.ndarray):
                     arrays[f"{i}.{key}"] = val
-                    entry["arrays"].append(key)  # type: ignore[union-attr]
+                    names.append(key)
                 else:
-                    entry["scalars"][key] = val  # type: ignore[index]
-            manifest.append(entry)
+                    scalars[key] = val
+            manifest.append({"kind": layer.kind, "scalars": scalars, "arrays": names})
         arrays["manifest"] = np.frombuffer(json.dumps(manifest).encode(), dtype=np.uint8)
         buf = io.BytesIO()
         np.savez(buf, **arrays)  # type: ignore[arg-type]

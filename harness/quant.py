@@ -8,6 +8,7 @@ shift per channel, as in TFLite's ``QuantizeMultiplier``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -18,8 +19,8 @@ from .network import Network
 class QParams:
     """Quantisation of one tensor: ``real = scale * (q - zero_point)``."""
 
-    scale: np.ndarray  # shape () per tensor, (C,) per channel
-    zero_point: np.ndarray
+    scale: Any  # numpy scalar per tensor, (C,) array per channel
+    zero_point: Any
     axis: int = 0
 
     @property

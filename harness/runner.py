@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,6 @@ log = logging.getLogger(__name__)
 MAX_RETRIES = 3
 
 
-@dataclass
 class Progress:
     """Callbacks the CLI turns into progress bars; the default does nothing."""
 
@@ -169,10 +167,10 @@ class Runner:
                 self.progress.advance("already done")
             if not pending:
                 continue
-            reason = TARGETS.get(cfg.kind).availability()
-            if reason:
+            unavailable = TARGETS.get(cfg.kind).availability()
+            if unavailable:
                 for base, v in pending:
-                    self._save(run_id, base, v, tab, None, {"status": "skipped", "reason": reason})
+                    self._save(run_id, base, v, tab, None, {"status": "skipped", "reason": unavailable})
                     self.progress.advance(f"{v.task}/{v.name} on {tab['name']}")
                 continue
             try:
@@ -228,7 +226,7 @@ class Runner:
             t1 = time.perf_counter()
             p_idle = meter.window_energy(meter.stop(), t0, t1, 1)[0] / (t1 - t0)
         rows: list[WindowRow] = []
-        good: list[tuple[Any, float]] = []
+        good: list[tuple[Any, float | None]] = []
         deadline = time.monotonic() + r.time_budget_s
         retries = 0
         ci = float("inf")
@@ -304,7 +302,9 @@ class Runner:
             "n_windows": len(good),
             "n_inferences": n_total,
             "energy_per_inference_j": e_med,
-            "energy_ci_rel": rel_half_width(e_med, e_lo, e_hi) if e_med else None,
+            "energy_ci_rel": rel_half_width(e_med, e_lo, e_hi)
+            if e_med and e_lo is not None and e_hi is not None
+            else None,
             "energy_dyn_j": e_dyn,
             "p_idle_w": p_idle,
             "energy_class": info.energy_class,

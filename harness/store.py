@@ -235,7 +235,7 @@ class Store:
         return rid
 
     def results(self, *, run_id: int | None = None, status: str | None = None) -> list[dict[str, Any]]:
-        q, args = "SELECT * FROM results WHERE 1=1", []
+        q, args = "SELECT * FROM results WHERE 1=1", list[object]()
         if run_id is not None:
             q += " AND run_id=?"
             args.append(run_id)

@@ -125,8 +125,8 @@ class VariantSpec(_Strict):
 
 class Suite(_Strict):
     suite: SuiteInfo
-    run: RunRules = Field(default_factory=RunRules)
-    carbon: Carbon = Field(default_factory=Carbon)
+    run: RunRules = Field(default_factory=lambda: RunRules())
+    carbon: Carbon = Field(default_factory=lambda: Carbon())
     meter: dict[str, Any] = Field(default_factory=lambda: {"kind": "auto"})
     tasks: list[Task]
     variants: list[VariantSpec]
@@ -213,14 +213,18 @@ def load_suite(path: str | Path) -> Suite:
 
 
 def _check_names(path: Path, text: str, data: dict[str, Any], suite: Suite) -> None:
-    for section, items in (("tasks", suite.tasks), ("variants", suite.variants)):
+    sections: list[tuple[str, list[str]]] = [
+        ("tasks", [t.name for t in suite.tasks]),
+        ("variants", [v.name for v in suite.variants]),
+    ]
+    for section, item_names in sections:
         seen: set[str] = set()
-        for i, item in enumerate(items):
-            if item.name in seen:
+        for i, name in enumerate(item_names):
+            if name in seen:
                 raise ConfigError(
-                    f"{_where(path, text, (section, i, 'name'), data)}: duplicate name {item.name!r}"
+                    f"{_where(path, text, (section, i, 'name'), data)}: duplicate name {name!r}"
                 )
-            seen.add(item.name)
+            seen.add(name)
     names = {t.name for t in suite.tasks}
     for i, v in enumerate(suite.variants):
         for t in v.tasks or []:
