@@ -60,9 +60,32 @@ def quantize_weights(w_out_in: np.ndarray) -> tuple[np.ndarray, QParams]:
     return q, qp
 
 
+INT32_MAX = 2**31 - 1
+
+
 def quantize_bias(b: np.ndarray, s_in: float, s_w: np.ndarray) -> np.ndarray:
-    """int32 bias with scale ``s_in * s_w``."""
-    return np.round(np.asarray(b, dtype=np.float64) / (s_in * s_w)).astype(np.int32)
+    """int32 bias with scale ``s_in * s_w`` (saturated; :func:`quantize_dense` avoids saturation)."""
+    q = np.round(np.asarray(b, dtype=np.float64) / (s_in * np.asarray(s_w, dtype=np.float64)))
+    return np.clip(q, -INT32_MAX, INT32_MAX).astype(np.int32)
+
+
+def quantize_dense(
+    w_out_in: np.ndarray, b: np.ndarray, s_in: float
+) -> tuple[np.ndarray, QParams, np.ndarray]:
+    """int8 weights, their parameters and the int32 bias of one dense layer.
+
+    A channel whose weights are almost zero (a dead unit) would get so small a scale that its bias
+    overflows int32; its scale is raised until the bias fits (its weights then quantise to ~0, which
+    is what they are).
+    """
+    w = np.asarray(w_out_in, dtype=np.float64)
+    qp = weight_qparams(w)
+    need = np.abs(np.asarray(b, dtype=np.float64)) / (s_in * INT32_MAX) * 1.001
+    scale = np.maximum(qp.scale, need)
+    shape = (-1,) + (1,) * (w.ndim - 1)
+    qw = np.clip(np.round(w / scale.reshape(shape)), -127, 127).astype(np.int8)
+    wq = QParams(scale, qp.zero_point, axis=0)
+    return qw, wq, quantize_bias(b, s_in, scale)
 
 
 def quantize_multiplier(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -147,9 +147,10 @@ def build_variant(base: Base, spec: VariantSpec, cache: Path, meter: Meter | Non
             for tech, params in chain:
                 comp = make_compressor(tech, params, where=f"variant {spec.name!r}: ")
                 if comp.needs_net and model.net is None:
+                    why = base.data.meta.get("ir", "no network")
                     raise CompressionError(
-                        f"technique {tech!r} rewrites layers, but task {base.task!r} has no convertible network; "
-                        "use post-training techniques (int8) on this model"
+                        f"technique {tech!r} rewrites layers, but task {base.task!r} has no convertible "
+                        f"network ({why}); use post-training techniques (int8, prune-weights, svd-weights)"
                     )
                 if comp.needs_training and base.data.x_train is None:
                     raise CompressionError(

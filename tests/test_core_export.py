@@ -82,3 +82,15 @@ def test_network_save_load_roundtrip(tmp_path) -> None:
     x = rng.normal(size=(4, 5)).astype(np.float32)
     np.testing.assert_array_equal(back.forward(x), net.forward(x))
     assert back.describe() == "5-dense-6-dense-3"
+
+
+def test_dead_unit_bias_does_not_overflow() -> None:
+    """A unit with ~0 weights but a real bias (seen in trained sklearn MLPs) keeps its bias in int8."""
+    rng = np.random.default_rng(5)
+    w = rng.normal(size=(8, 4)).astype(np.float32)
+    w[:, 2] = 6e-11
+    net = Network([Dense(w, np.array([0.1, -0.2, 0.7, 0.3], np.float32))])
+    x = rng.normal(size=(64, 8)).astype(np.float32)
+    out = _tflite_run(network_to_tflite_int8(net, calibrate(net, x)), x)
+    np.testing.assert_allclose(out[:, 2], 0.7, atol=0.02)
+    assert np.abs(out - net.forward(x)).max() < 0.1

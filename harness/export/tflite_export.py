@@ -14,7 +14,7 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as tfl
 
 from ..network import Network
-from ..quant import QParams, quantize_bias, quantize_weights
+from ..quant import QParams, quantize_dense, quantize_weights
 
 _DTYPES = {
     np.dtype(np.float32): tfl.TensorType.FLOAT32,
@@ -129,11 +129,11 @@ class TfliteGraph:
         self, x: int, w_out_in: np.ndarray, b: np.ndarray, qin: QParams, qout: QParams, *, relu: bool
     ) -> int:
         """int8 FULLY_CONNECTED with per-channel weights (quantized dimension 0)."""
-        qw, wq = quantize_weights(w_out_in)
+        qw, wq, qb = quantize_dense(w_out_in, b, float(qin.scale))
         wt = self.const("w", qw, wq)
         bscale = float(qin.scale) * wq.scale
         bq = QParams(bscale, np.zeros(len(bscale), dtype=np.int64), axis=0)
-        bt = self.const("b", quantize_bias(b, float(qin.scale), wq.scale), bq)
+        bt = self.const("b", qb, bq)
         y = self.out_like(x, w_out_in.shape[0], np.int8, qout)
         self.op(
             tfl.BuiltinOperator.FULLY_CONNECTED,

@@ -76,7 +76,9 @@ class LiteRtRuntime(Runtime):
         self._in, self._dtype = d["index"], d["dtype"]
         self._shape = tuple(int(s) for s in d["shape"])
         self._q = d.get("quantization", (0.0, 0))
-        self._out = self.it.get_output_details()[0]["index"]
+        out = self.it.get_output_details()[0]
+        self._out = out["index"]
+        self._out_q = out.get("quantization", (0.0, 0)) if np.dtype(out["dtype"]).kind in "iu" else None
 
     @property
     def input_shape(self) -> tuple[int | None, ...]:
@@ -92,7 +94,11 @@ class LiteRtRuntime(Runtime):
     def run(self, x: np.ndarray) -> np.ndarray:
         self.it.set_tensor(self._in, self._cast(x))
         self.it.invoke()
-        return np.array(self.it.get_tensor(self._out))
+        y = np.array(self.it.get_tensor(self._out))
+        if self._out_q is not None and self._out_q[0]:  # int8/uint8 output: give real values
+            scale, zp = self._out_q
+            return ((y.astype(np.float64) - zp) * scale).astype(np.float32)
+        return y
 
     def timed_loop(self, batches: list[np.ndarray], n_calls: int) -> np.ndarray:
         feeds = [self._cast(b) for b in batches]
