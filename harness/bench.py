@@ -147,8 +147,15 @@ def _dims(name: str, shape: tuple[int | None, ...], batch: int, override: str | 
     return dims
 
 
-def _make_input(name: str, shape: tuple[int | None, ...], dtype: Any, batch: int, rng: np.random.Generator,
-                shape_override: str | None, value: str | None) -> np.ndarray:
+def _make_input(
+    name: str,
+    shape: tuple[int | None, ...],
+    dtype: Any,
+    batch: int,
+    rng: np.random.Generator,
+    shape_override: str | None,
+    value: str | None,
+) -> np.ndarray:
     dims = _dims(name, shape, batch, shape_override)
     dt = np.dtype(dtype)
     if value is not None:
@@ -162,9 +169,19 @@ def _make_input(name: str, shape: tuple[int | None, ...], dtype: Any, batch: int
     return rng.integers(max(info.min, -128), min(info.max, 127) + 1, size=dims).astype(dt)
 
 
-def bench_model(path: Path, *, runtime: str | None = None, threads: int = 1, batch: int = 1,
-                window_s: float = 1.0, windows: int = 5, warmup_s: float = 0.5, seed: int = 0,
-                shapes: dict[str, str] | None = None, values: dict[str, str] | None = None) -> BenchResult:
+def bench_model(
+    path: Path,
+    *,
+    runtime: str | None = None,
+    threads: int = 1,
+    batch: int = 1,
+    window_s: float = 1.0,
+    windows: int = 5,
+    warmup_s: float = 0.5,
+    seed: int = 0,
+    shapes: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+) -> BenchResult:
     """Benchmark a model file with random inputs of its declared shape (constants via ``values``)."""
     path = Path(path)
     _check_file(path)
@@ -214,10 +231,18 @@ def bench_model(path: Path, *, runtime: str | None = None, threads: int = 1, bat
     pct = percentiles(lat)
     med, lo, hi = median_ci(np.array(meds), seed=seed)
     return BenchResult(
-        model=str(path), runtime=runtime, runtime_version=cls.version(), threads=threads, batch=batch,
-        model_bytes=path.stat().st_size, params=params, macs=macs,
+        model=str(path),
+        runtime=runtime,
+        runtime_version=cls.version(),
+        threads=threads,
+        batch=batch,
+        model_bytes=path.stat().st_size,
+        params=params,
+        macs=macs,
         inputs=[{"name": n, "shape": list(a.shape), "dtype": str(a.dtype)} for n, a in feeds[0].items()],
-        latency_ms={k: v * 1e3 for k, v in pct.items()}, latency_ci_rel=rel_half_width(med, lo, hi),
-        throughput_ips=float(np.median(thr)), n_inferences=int(sum(len(n) for n in all_ns) * batch),
+        latency_ms={k: v * 1e3 for k, v in pct.items()},
+        latency_ci_rel=rel_half_width(med, lo, hi),
+        throughput_ips=float(np.median(thr)),
+        n_inferences=int(sum(len(n) for n in all_ns) * batch),
         host=host_summary(),
     )

@@ -14,7 +14,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from .agent.cli import board_app
 from .errors import FrugalbenchError
+from .farm.cli import farm_app
 from .initcli import init_task
 from .mcu.cli import dut_app
 from .meters.cli import emulate_app, meters_app
@@ -193,6 +195,8 @@ app.add_typer(meters_app, name="meters")  # list (availability per driver, ports
 app.add_typer(emulate_app, name="emulate")
 app.command("init-task")(init_task)  # starter suite for a user's model + dataset (harness/initcli.py)
 app.add_typer(dut_app, name="dut")  # dut start --board qemu-mps2-an386
+app.add_typer(farm_app, name="farm")  # farm run SUITE --coordinator HOST:PORT, farm status (labgrid)
+app.add_typer(board_app, name="board")  # board check PROFILE: SSH, host key, agent, runtime (harness/agent)
 
 
 app.command("compare")(compare_command)

@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 MAX_RETRIES = 3
 
 
+class CarbonBudgetExceeded(FrugalbenchError):
+    """The suite's carbon budget was exceeded (results are stored; the run is marked over-budget)."""
+
+
 class Progress:
     """Callbacks the CLI turns into progress bars; the default does nothing."""
 
@@ -112,12 +116,34 @@ class Runner:
         try:
             self._run(run_id)
             status = "done"
+            over = self._over_budget(run_id)
+            if over:
+                status = "over-budget"
+                raise CarbonBudgetExceeded(over)
         except KeyboardInterrupt:
             status = "interrupted"
             raise
         finally:
             self.store.end_run(run_id, status)
         return run_id
+
+    def _over_budget(self, run_id: int) -> str | None:
+        """The suite's carbon budget for the run's measured inferences (all classes summed, as stated)."""
+        budget = self.suite.carbon.budget_g
+        if budget is None:
+            return None
+        joules = sum(
+            (r["energy_per_inference_j"] or 0.0) * (r["n_inferences"] or 0)
+            for r in self.store.results(run_id=run_id, status="done")
+        )
+        grams = joules / 3.6e6 * self.suite.carbon.pue * self.grid.g_per_kwh
+        if grams <= budget:
+            return None
+        return (
+            f"carbon budget exceeded: this run's measured inferences emitted {grams:.3g} gCO2e "
+            f"(energy of all classes summed) against carbon.budget_g = {budget:g}; results are stored. "
+            "Raise the budget or shorten windows / drop variants."
+        )
 
     def _targets(self) -> list[dict[str, Any]]:
         tabs = self.suite.targets
@@ -240,7 +266,10 @@ class Runner:
                     problem = trace.problem or f"{trace.dropped} samples dropped"
                     energy = None
                 else:
-                    energy, _ = meter.window_energy(trace, w.t_start, w.t_end, w.n)
+                    try:
+                        energy, _ = meter.window_energy(trace, w.t_start, w.t_end, w.n)
+                    except ValueError as e:  # the trace does not cover the window: re-run it
+                        problem, energy = f"energy window not covered by the meter trace: {e}", None
             except (WindowInvalid, MeterError) as e:
                 problem, w, energy = str(e), None, None
             if problem:
@@ -351,11 +380,11 @@ class Runner:
         windows: list[WindowRow] | None = None,
     ) -> None:
         m = v.meta
-        fmt = "onnx" if tab.get("runtime", "ort") == "ort" else "tflite"
+        row = self._base_row(base, v.name, tab, target)
+        fmt = {"ort": "onnx", "litert": "tflite", "tflite-runtime": "tflite"}.get(str(row["runtime"]), "onnx")
         if tab.get("kind") == "mcu":
             fmt = "blob"
         sizes, gz = m.get("model_bytes", {}), m.get("model_bytes_gz", {})
-        row = self._base_row(base, v.name, tab, target)
         row.update(
             variant_key=v.key,
             technique=m.get("technique"),

@@ -202,3 +202,14 @@ def test_missing_format_is_skipped_with_reason(tmp_path: Path) -> None:
     t = CpuTarget(CpuConfig(name="c", kind="cpu", runtime="litert"))
     assert "no .tflite file" in (t.supports(v) or "")
     assert CpuTarget(CpuConfig(name="c", kind="cpu", runtime="ort")).supports(v) is None
+
+
+def test_carbon_budget_fails_the_run(tmp_path: Path) -> None:
+    text = SUITE.format(min_acc=0.5).replace('name = "tiny"', 'name = "tiny"\n\n[carbon]\nbudget_g = 1e-12', 1)
+    text = text.replace('[[targets]]\nname = "cpu-litert"\nkind = "cpu"\nruntime = "litert"\n', "")
+    (tmp_path / "s.toml").write_text(text)
+    r = _cli("run", "s.toml", "--db", "b.sqlite", "--no-report", cwd=tmp_path)
+    assert r.returncode == 2 and "carbon budget exceeded" in r.stderr, r.stderr
+    con = sqlite3.connect(tmp_path / "b.sqlite")
+    assert con.execute("SELECT status FROM runs").fetchone()[0] == "over-budget"
+    assert con.execute("SELECT count(*) FROM results WHERE status='done'").fetchone()[0] == 3

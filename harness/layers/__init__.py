@@ -6,6 +6,9 @@ ONNX and TFLite (float and int8). Exporters only walk the layer list, so a new s
 """
 
 from .base import LAYERS, Layer
+from .butterfly import Butterfly
 from .dense import Dense
+from .lowrank import LowRank
+from .monarch import Monarch
 
-__all__ = ["LAYERS", "Dense", "Layer"]
+__all__ = ["LAYERS", "Butterfly", "Dense", "Layer", "LowRank", "Monarch"]

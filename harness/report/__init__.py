@@ -6,10 +6,14 @@ import csv
 import io
 import json
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..rank import LEADERBOARD_KEYS, fronts
 from ..registry import Registry
+
+if TYPE_CHECKING:
+    from .sections import ReportData
 
 FORMATS: Registry[Callable[[list[dict[str, Any]], list[dict[str, Any]]], str]] = Registry("report format")
 
@@ -38,18 +42,33 @@ def _md_escape(s: Any) -> str:
 
 
 @FORMATS.register("md")
-def markdown(board: list[dict[str, Any]], skipped: list[dict[str, Any]]) -> str:
+def markdown(
+    board: list[dict[str, Any]],
+    skipped: list[dict[str, Any]],
+    data: ReportData | None = None,
+    images: dict[str, str] | None = None,
+) -> str:
+    """Markdown leaderboard; ``data`` adds the richer sections, ``images`` maps plot keys to PNG links."""
     lines = ["# frugalbench leaderboard", ""]
     lines.append(
         "Ranked by quality per joule (metric ÷ energy per inference) among variants that meet the task's "
         "minimum, within one measurement class; classes are never ranked against each other."
     )
+    if data is not None:
+        lines += [
+            "",
+            *[
+                f"Run {r['id']} of suite {_md_escape(r['suite'])}: {_fmt(r['started'])}, git {_md_escape(r['git_rev'])}, "
+                f"host {_md_escape(r['host'])}, {_md_escape(r['status'])}."
+                for r in data.runs
+            ],
+        ]
     fr = fronts(board)
     for task in sorted({r["task"] for r in board}):
         rows = [r for r in board if r["task"] == task]
         lines += [
             "",
-            f"## {task}",
+            f"## {_md_escape(task)}",
             "",
             f"Metric **{rows[0]['metric']}**, minimum acceptable **{_fmt(rows[0]['min_accuracy'])}**.",
         ]
@@ -105,9 +124,20 @@ def markdown(board: list[dict[str, Any]], skipped: list[dict[str, Any]]) -> str:
                 "_Unstructured pruning shrinks stored size but dense runtimes (ORT, LiteRT) "
                 "multiply the zeros: no speed-up is expected there._",
             ]
+        if data is not None:
+            lines += _md_sections(task, data, images or {})
         srcs = {(r["grid_source"], r["pue"]) for r in rows}
         for src, pue in sorted(srcs, key=str):
-            lines += ["", f"CO2e = E × PUE ({_fmt(pue)}) × grid factor; factor source: {src}."]
+            lines += ["", f"CO2e = E × PUE ({_fmt(pue)}) × grid factor; factor source: {_md_escape(src)}."]
+    if data is not None and data.run_budgets:
+        lines += ["", "## Carbon budget of the run", ""]
+        for b in data.run_budgets:
+            parts = ", ".join(f"{k} {v:.3g} g" for k, v in sorted(b["by_class"].items()))
+            verdict = "fits" if b["fits"] else "**exceeds**"
+            lines.append(
+                f"- run {b['run_id']} ({_md_escape(b['suite'])}): {b['spent_g']:.3g} gCO2e spent of "
+                f"{b['budget_g']:.3g} g budget: {verdict} (by class: {parts})"
+            )
     if skipped:
         lines += ["", "## Not measured", ""]
         for r in skipped:
@@ -138,3 +168,111 @@ def to_csv(board: list[dict[str, Any]], skipped: list[dict[str, Any]]) -> str:
     for r in board:
         w.writerow(r)
     return buf.getvalue()
+
+
+def plot_key(p: dict[str, Any]) -> str:
+    """The key of a plot row in the ``images`` mapping of :func:`markdown`."""
+    return f"{p['task']}|{p['energy_class']}|{p['kind']}"
+
+
+def _md_sections(task: str, data: ReportData, images: dict[str, str]) -> list[str]:
+    lines: list[str] = []
+    info = next((t for t in data.tasks if t["task"] == task), None)
+    if info and info["why_min"]:
+        lines += ["", f"Why this minimum: {_md_escape(info['why_min'])}"]
+    pics = [p for p in data.plots if p["task"] == task and plot_key(p) in images]
+    if pics:
+        lines += ["", "### Pareto plots", ""]
+        lines += [
+            f"![{_md_escape(p['ylabel'])} × energy, {p['energy_class']}]({images[plot_key(p)]})" for p in pics
+        ]
+    tech = [x for x in data.techniques if x["task"] == task]
+    if tech:
+        lines += [
+            "",
+            "### Per technique (best variant, accuracy cost against the base model)",
+            "",
+            "| technique | class | best | rank | quality | base | accuracy cost | E/inference |",
+            "|---|---|---|---:|---:|---:|---:|---:|",
+        ]
+        for x in tech:
+            lines.append(
+                f"| {_md_escape(x['technique'])} | {_md_escape(x['energy_class'])} | {_md_escape(x['best'])} | "
+                f"{_fmt(x['rank'])} | {_fmt(x['accuracy'])} | {_fmt(x['base_accuracy'])} | "
+                f"{_fmt(x['accuracy_cost'], '.3g')} | {_energy(x['energy_per_inference_j'])} |"
+            )
+    bud = [x for x in data.budgets if x["task"] == task]
+    if bud:
+        lines += [
+            "",
+            f"### Carbon budget: {_fmt(bud[0]['budget_g_per_1000'], '.3g')} gCO2e per 1000 inferences",
+            "",
+        ]
+        fit = [x for x in bud if x["fits"]]
+        over = [x for x in bud if x["fits"] is False]
+        lines.append("Fit: " + (", ".join(_md_escape(x["id"]) for x in fit) or "none") + ".")
+        if over:
+            lines.append(
+                "Over budget: "
+                + ", ".join(f"{_md_escape(x['id'])} ({_fmt(x['co2e_g_per_1000'], '.3g')} g)" for x in over)
+                + "."
+            )
+    emb = [x for x in data.embodied if x["task"] == task]
+    if emb:
+        lines += [
+            "",
+            "### Use phase and embodied carbon per 1000 inferences (shown apart, never summed)",
+            "",
+            "| variant@target | use phase gCO2e | class | embodied gCO2e | device kgCO2e | lifetime | duty | source |",
+            "|---|---:|---|---:|---:|---:|---:|---|",
+        ]
+        for x in emb:
+            lines.append(
+                f"| {_md_escape(x['id'])} | {_fmt(x['use_g_per_1000'], '.3g')} | {_md_escape(x['use_class'])} | "
+                f"{_fmt(x['embodied_g_per_1000'], '.3g')} | {_fmt(x['embodied_kgco2e'], '.3g')} | "
+                f"{_fmt(x['lifetime_years'])} y | {_fmt(x['duty'])} | {_md_escape(x['source'])} |"
+            )
+    labs = [x for x in data.labels if x["task"] == task]
+    if labs:
+        lines += [
+            "",
+            "Energy grades (A best to E, bands of log10 E within task and class): "
+            + ", ".join(f"{_md_escape(x['id'])} {x['grade']}" for x in labs),
+        ]
+    return lines
+
+
+def render_data(fmt: str, data: ReportData, *, output: Path | None = None) -> str:
+    """Render report rows in ``fmt``; for Markdown with an ``output`` file, write PNG plots beside it."""
+    if fmt == "md":
+        images: dict[str, str] = {}
+        note = ""
+        if output is not None:
+            from .plots import RendererMissing, colour_map, png_plot
+
+            folder = output.with_name(output.stem + "_plots")
+            colours = colour_map([r["technique"] or "" for r in data.board])
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                for i, p in enumerate(data.plots):
+                    f = png_plot(p, colours, folder / f"plot{i:02d}_{p['kind']}.png")
+                    images[plot_key(p)] = f"{folder.name}/{f.name}"
+            except RendererMissing as e:
+                note = f"\n_Plots not written: {e}._\n"
+        return markdown(data.board, data.skipped, data, images) + note  # type: ignore[call-arg]
+    fn = FORMATS.get(fmt)
+    if fmt == "html":
+        return fn(data.board, data.skipped, data)  # type: ignore[call-arg]
+    return fn(data.board, data.skipped)
+
+
+def render_db(
+    db: Path, fmt: str, run_id: int | None = None, *, output: Path | None = None, embodied: Path | None = None
+) -> str:
+    """Read a results database and render it (the ``frugalbench report`` command)."""
+    from .sections import from_db
+
+    return render_data(fmt, from_db(db, run_id, embodied), output=output)
+
+
+from . import html as _html  # noqa: E402,F401  (registers "html")

@@ -38,8 +38,10 @@ class OrtRuntime(Runtime):
                 f"ONNX Runtime cannot load {path}: {msg}. Check that the file is a complete ONNX model "
                 "and that its operators are supported by this onnxruntime version."
             ) from None
-        self.inputs = [(i.name, tuple(d if isinstance(d, int) else None for d in i.shape), i.type)
-                       for i in self.sess.get_inputs()]
+        self.inputs = [
+            (i.name, tuple(d if isinstance(d, int) else None for d in i.shape), i.type)
+            for i in self.sess.get_inputs()
+        ]
         self.input_name, self._shape, self.input_type = self.inputs[0]
         self.output_name = self.sess.get_outputs()[0].name
 

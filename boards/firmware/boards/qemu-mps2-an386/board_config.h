@@ -1,0 +1,9 @@
+/* QEMU mps2-an386 (Cortex-M4F): 4 MiB code SSRAM at 0, 4 MiB data SSRAM at 0x20000000. */
+#ifndef FB_BOARD_CONFIG_H
+#define FB_BOARD_CONFIG_H
+#define FB_BOARD_NAME "qemu-mps2-an386"
+#define FB_MODEL_MAX (2u * 1024u * 1024u) /* model blob area (.noinit; QEMU -device loader may preload it) */
+#define FB_MODEL_ADDR 0x20200000u         /* fixed address of that area (see link.ld) */
+#define FB_DB_MAX (256u * 1024u)          /* input / batch buffer */
+#define FB_ACT_MAX 4096u                  /* widest activation vector */
+#endif

@@ -1,0 +1,16 @@
+/* A tiny string builder (no printf in this firmware). */
+#ifndef FB_SB_H
+#define FB_SB_H
+#include <stdint.h>
+typedef struct {
+  char *buf;
+  int len, cap;
+} fb_sb_t;
+void sb_init(fb_sb_t *s, char *buf, int cap);
+void sb_str(fb_sb_t *s, const char *t);
+void sb_u64(fb_sb_t *s, uint64_t v);
+void sb_i32(fb_sb_t *s, int32_t v);
+void sb_hex8(fb_sb_t *s, uint8_t v);
+void sb_hex32(fb_sb_t *s, uint32_t v);
+void sb_f3(fb_sb_t *s, float v); /* fixed point, 3 decimals */
+#endif

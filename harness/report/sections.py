@@ -1,0 +1,358 @@
+"""Everything a report shows beyond the leaderboard rows, computed once here as plain rows.
+
+Renderers (Markdown, HTML, labels) take a :class:`ReportData` and compute nothing: the per-technique
+summary, carbon budgets, embodied shares, label grades and plot points are all derived here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..carbon import J_PER_KWH
+from ..metrics import HIGHER_IS_BETTER
+from ..rank import fronts, leaderboard
+from .embodied import Profiles, load_profiles
+
+GRADES = ("A", "B", "C", "D", "E")
+
+
+@dataclass
+class ReportData:
+    """Plain rows for the renderers; see :func:`build` for how each list is made."""
+
+    board: list[dict[str, Any]]
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    tasks: list[dict[str, Any]] = field(default_factory=list)
+    fronts: dict[tuple[str, str], dict[str, list[str]]] = field(default_factory=dict)
+    techniques: list[dict[str, Any]] = field(default_factory=list)
+    budgets: list[dict[str, Any]] = field(default_factory=list)
+    run_budgets: list[dict[str, Any]] = field(default_factory=list)
+    embodied: list[dict[str, Any]] = field(default_factory=list)
+    labels: list[dict[str, Any]] = field(default_factory=list)
+    grid_sources: list[dict[str, Any]] = field(default_factory=list)
+    plots: list[dict[str, Any]] = field(default_factory=list)
+
+
+def row_id(r: dict[str, Any]) -> str:
+    """The id of a leaderboard row within its task: ``variant@target`` (as in :func:`rank.fronts`)."""
+    return f"{r['variant']}@{r['target']}"
+
+
+def iso_time(ts: float | None) -> str | None:
+    """A UNIX time as 'YYYY-MM-DD HH:MM UTC' (None stays None)."""
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _settings(run: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return json.loads(run.get("settings") or "{}")
+    except ValueError:
+        return {}
+
+
+def task_rows(board: list[dict[str, Any]], runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per task: metric, minimum, why, per-1000 budget (from the latest run's suite settings)."""
+    declared: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        for t in _settings(run).get("tasks", []):
+            declared[t["name"]] = t
+    out = []
+    for task in sorted({r["task"] for r in board}):
+        first = next(r for r in board if r["task"] == task)
+        d = declared.get(task, {})
+        out.append(
+            {
+                "task": task,
+                "metric": first["metric"],
+                "min_accuracy": first["min_accuracy"],
+                "higher_is_better": HIGHER_IS_BETTER.get(first["metric"], True),
+                "why_min": d.get("why_min", ""),
+                "budget_g_per_1000": d.get("budget_g_per_1000"),
+                "n_rows": sum(1 for r in board if r["task"] == task),
+                "n_ranked": sum(1 for r in board if r["task"] == task and r["rank"] is not None),
+                "best": [
+                    {
+                        "id": row_id(r),
+                        "energy_class": r["energy_class"] or "",
+                        "accuracy": r["accuracy"],
+                        "accuracy_per_joule": r["accuracy_per_joule"],
+                        "energy_per_inference_j": r["energy_per_inference_j"],
+                        "latency_p50_ms": r["latency_p50_ms"],
+                    }
+                    for r in board
+                    if r["task"] == task and r["rank"] == 1
+                ],
+            }
+        )
+    return out
+
+
+def technique_rows(board: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Best variant per (task, class, technique): the best-ranked one, else the most accurate."""
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in board:
+        groups[(r["task"], r["energy_class"] or "", r["technique"] or "")].append(r)
+    out = []
+    for (task, cls, tech), rows in sorted(groups.items()):
+        ranked = [r for r in rows if r["rank"] is not None]
+        best = min(ranked, key=lambda r: r["rank"]) if ranked else max(rows, key=lambda r: r["accuracy"] or 0)
+        out.append(
+            {
+                "task": task,
+                "energy_class": cls,
+                "technique": tech,
+                "best": row_id(best),
+                "rank": best["rank"],
+                "accuracy": best["accuracy"],
+                "base_accuracy": best["base_accuracy"],
+                "accuracy_cost": best["accuracy_cost"],
+                "energy_per_inference_j": best["energy_per_inference_j"],
+                "accuracy_per_joule": best["accuracy_per_joule"],
+                "n_variants": len(rows),
+                "passes_gate": best["passes_gate"],
+            }
+        )
+    return out
+
+
+def budget_rows(board: list[dict[str, Any]], tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Which rows fit their task's CO2e-per-1000-inferences budget (tasks with a budget only)."""
+    budget = {t["task"]: t["budget_g_per_1000"] for t in tasks if t["budget_g_per_1000"] is not None}
+    out = []
+    for r in board:
+        b = budget.get(r["task"])
+        if b is None:
+            continue
+        g = r["co2e_g_per_1000"]
+        out.append(
+            {
+                "task": r["task"],
+                "id": row_id(r),
+                "energy_class": r["energy_class"],
+                "co2e_g_per_1000": g,
+                "budget_g_per_1000": b,
+                "fits": None if g is None else g <= b,
+                "passes_gate": r["passes_gate"],
+            }
+        )
+    return out
+
+
+def run_budget_rows(
+    results: list[dict[str, Any]], runs: list[dict[str, Any]], window_energy_j: dict[int, float]
+) -> list[dict[str, Any]]:
+    """Per run with a ``carbon.budget_g``: CO2e of its measured windows per energy class, and the verdict."""
+    out = []
+    for run in runs:
+        budget = _settings(run).get("carbon", {}).get("budget_g")
+        if budget is None:
+            continue
+        by_class: dict[str, float] = defaultdict(float)
+        for r in results:
+            if r.get("run_id") != run["id"] or r["status"] != "done":
+                continue
+            e = window_energy_j.get(r["id"], 0.0) + (r.get("produce_j") or 0.0)
+            g = e / J_PER_KWH * (r["pue"] or 1.0) * (r["grid_g_per_kwh"] or 0.0)
+            by_class[r["energy_class"] or "none"] += g
+        spent = sum(by_class.values())
+        out.append(
+            {
+                "run_id": run["id"],
+                "suite": run["suite"],
+                "budget_g": budget,
+                "spent_g": spent,
+                "by_class": dict(by_class),
+                "fits": spent <= budget,
+            }
+        )
+    return out
+
+
+def embodied_rows(board: list[dict[str, Any]], profiles: Profiles) -> list[dict[str, Any]]:
+    """Use-phase and embodied gCO2e per 1000 inferences side by side (never summed)."""
+    out = []
+    for r in board:
+        p = profiles.find(r["target"], r["provenance"] or {})
+        if p is None:
+            continue
+        out.append(
+            {
+                "task": r["task"],
+                "id": row_id(r),
+                "target": r["target"],
+                "use_g_per_1000": r["co2e_g_per_1000"],
+                "use_class": r["energy_class"],
+                "embodied_g_per_1000": p.g_per_1000(r["throughput_ips"]),
+                "embodied_kgco2e": p.kgco2e,
+                "lifetime_years": p.lifetime_years,
+                "duty": p.duty,
+                "throughput_ips": r["throughput_ips"],
+                "source": p.source,
+            }
+        )
+    return out
+
+
+def label_rows(board: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One label per row: grade A-E from 5 equal bands of log10(E/inference) within (task, class)."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in board:
+        if r["energy_per_inference_j"]:
+            groups[(r["task"], r["energy_class"] or "")].append(r)
+    out = []
+    for (task, cls), rows in sorted(groups.items()):
+        logs = [math.log10(r["energy_per_inference_j"]) for r in rows]
+        lo, hi = min(logs), max(logs)
+        for r, x in zip(rows, logs, strict=True):
+            band = 0 if hi == lo else min(4, int(5 * (x - lo) / (hi - lo)))
+            prov = r["provenance"] or {}
+            out.append(
+                {
+                    "task": task,
+                    "id": row_id(r),
+                    "variant": r["variant"],
+                    "target": r["target"],
+                    "technique": r["technique"],
+                    "runtime": r["runtime"],
+                    "hardware": prov.get("board") or prov.get("cpu") or r["target"],
+                    "metric": r["metric"],
+                    "accuracy": r["accuracy"],
+                    "passes_gate": r["passes_gate"],
+                    "energy_per_inference_j": r["energy_per_inference_j"],
+                    "co2e_g_per_1000": r["co2e_g_per_1000"],
+                    "energy_class": cls,
+                    "grade": GRADES[band],
+                    "n_in_group": len(rows),
+                    "date": iso_time(r["date"]),
+                    "grid_source": r["grid_source"],
+                }
+            )
+    return out
+
+
+def plot_rows(
+    board: list[dict[str, Any]], fr: dict[tuple[str, str], dict[str, list[str]]]
+) -> list[dict[str, Any]]:
+    """Per (task, class) and kind: the points (x = E/inference) and the ids on the front, in x order."""
+    out = []
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in board:
+        if r["energy_per_inference_j"]:
+            groups[(r["task"], r["energy_class"] or "")].append(r)
+    for (task, cls), rows in sorted(groups.items()):
+        f = fr.get((task, cls), {})
+        for kind, ykey, ylabel in (
+            ("accuracy_energy", "accuracy", rows[0]["metric"]),
+            ("latency_energy", "latency_p50_ms", "latency p50 (ms)"),
+        ):
+            pts = [
+                {
+                    "id": row_id(r),
+                    "x": r["energy_per_inference_j"],
+                    "y": r[ykey],
+                    "technique": r["technique"],
+                    "target": r["target"],
+                    "passes_gate": r["passes_gate"],
+                }
+                for r in rows
+                if r[ykey] is not None
+            ]
+            out.append(
+                {
+                    "task": task,
+                    "energy_class": cls,
+                    "kind": kind,
+                    "xlabel": "energy per inference (J)",
+                    "ylabel": ylabel,
+                    "min_y": rows[0]["min_accuracy"] if kind == "accuracy_energy" else None,
+                    "min_label": "minimum" if HIGHER_IS_BETTER.get(rows[0]["metric"], True) else "maximum",
+                    "points": pts,
+                    "front": list(f.get(kind, [])),
+                }
+            )
+    return out
+
+
+def grid_rows(board: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen = sorted({(r["grid_g_per_kwh"], r["grid_source"], r["pue"]) for r in board}, key=str)
+    return [{"g_per_kwh": g, "source": s, "pue": p} for g, s, p in seen]
+
+
+def build(
+    results: list[dict[str, Any]],
+    runs: list[dict[str, Any]] | None = None,
+    *,
+    window_energy_j: dict[int, float] | None = None,
+    profiles: Profiles | None = None,
+) -> ReportData:
+    """All report rows from stored results (``Store.results()``) and runs (``Store.runs()``)."""
+    runs = runs or []
+    board = leaderboard(results)
+    skipped = [r for r in results if r["status"] != "done"]
+    fr = fronts(board)
+    tasks = task_rows(board, runs)
+    run_ids = {r.get("run_id") for r in results}
+    return ReportData(
+        board=board,
+        skipped=skipped,
+        runs=[
+            {
+                "id": r["id"],
+                "suite": r["suite"],
+                "started": iso_time(r["started"]),
+                "status": r["status"],
+                "git_rev": r["git_rev"],
+                "host": r["host"],
+            }
+            for r in runs
+            if r["id"] in run_ids
+        ],
+        tasks=tasks,
+        fronts=fr,
+        techniques=technique_rows(board),
+        budgets=budget_rows(board, tasks),
+        run_budgets=run_budget_rows(results, [r for r in runs if r["id"] in run_ids], window_energy_j or {}),
+        embodied=embodied_rows(board, profiles or Profiles({}, {})),
+        labels=label_rows(board),
+        grid_sources=grid_rows(board),
+        plots=plot_rows(board, fr),
+    )
+
+
+def from_board(board: list[dict[str, Any]], skipped: list[dict[str, Any]] | None = None) -> ReportData:
+    """Report rows when only leaderboard rows are at hand (no runs, budgets or embodied profiles)."""
+    fr = fronts(board)
+    return ReportData(
+        board=board,
+        skipped=skipped or [],
+        tasks=task_rows(board, []),
+        fronts=fr,
+        techniques=technique_rows(board),
+        labels=label_rows(board),
+        grid_sources=grid_rows(board),
+        plots=plot_rows(board, fr),
+    )
+
+
+def from_db(db: str | Path, run_id: int | None = None, embodied: str | Path | None = None) -> ReportData:
+    """Read a results database (and an optional embodied-carbon profile file) into report rows."""
+    from ..store import Store
+
+    with Store.open(db, create=False) as store:
+        results = store.results(run_id=run_id)
+        runs = store.runs()
+        energy = {
+            rid: float(e or 0.0)
+            for rid, e in store.conn.execute(
+                "SELECT result_id, SUM(energy_j) FROM windows WHERE valid=1 GROUP BY result_id"
+            )
+        }
+    profiles = load_profiles(embodied) if embodied else Profiles({}, {})
+    return build(results, runs, window_energy_j=energy, profiles=profiles)

@@ -1,0 +1,399 @@
+"""A microcontroller over serial: EEMBC / MLPerf Tiny protocol, our int8 runtime, QEMU or a real board.
+
+``board`` names a profile (``boards/<name>.toml``). With an emulated board (``qemu-mps2-an386``) the
+target builds ``boards/firmware`` and starts QEMU itself (``-icount``, UART on a localhost TCP port
+with ``nodelay=on``), so costs are deterministic instruction counts; latency and energy derived from
+them are *simulated* with the profile's energy model (meter ``mcu-sim``). With a real board give
+``port`` (any ``serial_for_url`` URL); times come from ``m-lap-us`` and energy from an external meter.
+
+Each variant's blob is checked against the board budget before it is sent, uploaded to RAM with the
+binary bulk extension (CRC32), then ``predict()`` runs the eval set on the device in batches and
+``window()`` runs ``infer N 0`` windows. A reset (boot banner) or a stall makes the window invalid.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import Field
+
+from ..errors import ProtocolError, StateError, TargetError, WindowInvalid
+from ..mcu import simmeter
+from ..mcu.blob import BlobError, QModel, read_blob, supported_kinds, unsupported_layers, variant_blob
+from ..mcu.board import BoardProfile, load_board
+from ..mcu.protocol import DutClient, DutReset, Extensions
+from ..model import Variant
+from .base import TARGETS, Target, TargetConfig, Window
+
+log = logging.getLogger(__name__)
+PROBE_N = 64  # inferences of the load-time probe that fixes instructions/inference
+
+
+class McuConfig(TargetConfig):
+    """Suite ``[[targets]]`` entry of kind ``mcu``.
+
+    Example::
+
+        [[targets]]
+        name = "qemu-m4"
+        kind = "mcu"
+        board = "qemu-mps2-an386"
+    """
+
+    board: str = Field(description="board profile name (boards/<name>.toml) or path")
+    port: str | None = Field(
+        None, description="serial URL of a real board (socket://, rfc2217://, /dev/tty...)"
+    )
+    baud: int | None = Field(None, gt=0, description="override the profile's baud rate")
+    firmware: str | None = Field(None, description="prebuilt ELF for the emulator (default: build it)")
+    icount_shift: int | None = Field(None, ge=0, le=10)
+    extensions: bool = Field(True, description="negotiate binary upload (false: plain EEMBC hex)")
+    timeout_s: float = Field(5.0, gt=0)
+    infer_timeout_s: float = Field(120.0, gt=0)
+    retries: int = Field(2, ge=0, le=10)
+    max_window_inferences: int = Field(2_000_000, gt=0)
+    qemu_monitor: str | None = Field(
+        None, description="unix socket for the QEMU monitor (debugging, fault tests)"
+    )
+
+
+@TARGETS.register("mcu")
+class McuTarget(Target):
+    """Runs blobs on a microcontroller (real or QEMU) through the EEMBC DUT protocol."""
+
+    kind = "mcu"
+    Config = McuConfig
+    config: McuConfig
+
+    def __init__(self, config: McuConfig) -> None:  # type: ignore[override]
+        super().__init__(config)
+        self.profile: BoardProfile = load_board(config.board)
+        self.qemu: Any = None
+        self.port: Any = None
+        self.dut: DutClient | None = None
+        self.ext: Extensions | None = None
+        self.qm: QModel | None = None
+        self.blob: bytes | None = None
+        self.variant: Variant | None = None
+        self.x_calib: np.ndarray | None = None
+        self._input: bytes | None = None
+        self._probe: float | None = None  # instructions per inference (emulator) or DUT s per inference
+        self._stale = False
+        self.dut_name = ""
+
+    # ------------------------------------------------------------ capability
+    @classmethod
+    def availability(cls) -> str | None:
+        from ..mcu.build import toolchain_missing
+        from ..mcu.qemu import qemu_missing
+
+        return toolchain_missing() or qemu_missing()
+
+    @property
+    def shift(self) -> int:
+        return self.config.icount_shift if self.config.icount_shift is not None else self.profile.icount_shift
+
+    def supports(self, variant: Variant) -> str | None:
+        if variant.path("blob") is not None:
+            try:
+                read_blob(variant.path("blob").read_bytes())  # type: ignore[union-attr]
+            except (BlobError, OSError) as e:
+                return f"its MCU blob is unusable: {e}"
+            return None
+        net = variant.net()
+        if net is None:
+            return "the variant has no MCU blob and no network IR to export one from (a user model file)"
+        missing = unsupported_layers(net)
+        if missing:
+            return f"the MCU runtime lacks layer(s) {', '.join(missing)}; it runs: {', '.join(supported_kinds())}"
+        return None
+
+    # ------------------------------------------------------------ lifecycle
+    def open(self) -> None:
+        if self.dut is not None:
+            return
+        try:
+            self._connect()
+        except BaseException:
+            self.close()
+            raise
+
+    def _connect(self) -> None:
+        import serial
+
+        p, c = self.profile, self.config
+        if p.emulated and c.port is None:
+            from ..mcu.build import build_firmware
+            from ..mcu.qemu import QemuDut
+
+            elf = Path(c.firmware) if c.firmware else build_firmware(p.firmware_board)
+            mon = Path(c.qemu_monitor) if c.qemu_monitor else None
+            self.qemu = QemuDut(elf, machine=p.qemu_machine, icount_shift=self.shift, monitor=mon)
+            self.port = self.qemu.open_serial()
+        elif c.port is None:
+            raise TargetError(
+                f"board {p.name} is a real board: give its serial port in the target's 'port' key"
+            )
+        else:
+            try:
+                self.port = serial.serial_for_url(c.port, baudrate=c.baud or p.baud, timeout=1.0)
+            except serial.SerialException as e:
+                raise TargetError(f"cannot open {c.port}: {e}") from None
+        self.dut = DutClient(
+            self.port, timeout_s=c.timeout_s, infer_timeout_s=c.infer_timeout_s, retries=c.retries
+        )
+        if self.qemu is not None:
+            self.dut.wait_banner()
+        else:
+            self.dut.resync()
+        self.dut_name = self.dut.name()
+        self.ext = self.dut.negotiate() if c.extensions else None
+
+    def close(self) -> None:
+        port, self.port, self.dut = self.port, None, None
+        if port is not None:
+            try:
+                port.close()
+            except Exception:  # noqa: BLE001 - closing a dead socket must not hide the real error
+                log.debug("closing the serial port failed", exc_info=True)
+        if self.qemu is not None:
+            self.qemu.stop()
+            self.qemu = None
+
+    def _need(self) -> DutClient:
+        if self.dut is None:
+            raise StateError("mcu target: call open() first")
+        return self.dut
+
+    # ------------------------------------------------------------ models
+    def set_calibration(self, x_calib: np.ndarray) -> None:
+        """Calibration rows used to export a blob for variants that have none."""
+        self.x_calib = np.asarray(x_calib, dtype=np.float32)
+
+    def _calibration_for(self, variant: Variant) -> np.ndarray:
+        if self.x_calib is not None:
+            return self.x_calib
+        base_key = variant.meta.get("base_key")
+        any_file = next(iter(variant.files.values()), None) or variant.net_path
+        if base_key and any_file is not None:
+            data = Path(any_file).parent.parent.parent / "base" / str(base_key) / "data.npz"
+            if data.exists():
+                with np.load(data, allow_pickle=False) as z:
+                    return np.asarray(z["x_calib"], dtype=np.float32)
+        raise TargetError(
+            f"variant {variant.name!r} has no MCU blob and no calibration data was found; "
+            "call set_calibration(x_calib) or export one with harness.mcu.blob.variant_blob"
+        )
+
+    def check_budget(self, blob: bytes, qm: QModel) -> None:
+        """Refuse, before sending, a model the board cannot hold (sizes in the message)."""
+        b = self.profile.budget
+        limit = min(
+            b.model_ram_bytes, self.ext.model_max if self.ext and self.ext.model_max else b.model_ram_bytes
+        )
+        act = min(b.act_max, self.ext.act_max if self.ext and self.ext.act_max else b.act_max)
+        if len(blob) > limit:
+            raise TargetError(
+                f"model blob is {len(blob)} bytes but board {self.profile.name} has {limit} bytes of model RAM "
+                f"(flash {b.flash_bytes}, RAM {b.ram_bytes}); compress the model further"
+            )
+        if qm.max_dim > act:
+            raise TargetError(
+                f"model has a {qm.max_dim}-wide activation but board {self.profile.name} allows {act}"
+            )
+        if qm.in_dim > b.db_bytes:
+            raise TargetError(
+                f"model input is {qm.in_dim} bytes but the board's input buffer is {b.db_bytes}"
+            )
+
+    def load(self, variant: Variant) -> None:
+        blob = variant_blob(variant, self._calibration_for(variant) if variant.path("blob") is None else None)
+        self.load_blob(blob)
+        self.variant = variant
+
+    def load_blob(self, blob: bytes) -> None:
+        """Check, upload and probe a blob (also used directly by tests and benches)."""
+        dut = self._need()
+        qm = read_blob(blob)
+        self.check_budget(blob, qm)
+        if self.ext is None or "model" not in self.ext.bulk:
+            raise TargetError(
+                "this DUT does not offer model upload (a stock MLPerf Tiny firmware): it runs only the model "
+                "it was built with; use the frugalbench firmware (boards/firmware) or extensions = true"
+            )
+        reply = dut.bulk("model", blob)
+        info = reply.value("m-model-info-")
+        if f"bytes={len(blob)}" not in info:
+            raise ProtocolError(f"DUT reports a different model after upload: {info}")
+        self.qm, self.blob = qm, blob
+        self._input = qm.quantize_input(np.zeros((1, qm.in_dim), np.float32)).tobytes()
+        dut.upload_input(self._input)
+        self._stale = False
+        self._probe = self._measure_probe()
+
+    def _measure_probe(self) -> float:
+        """Instructions per inference (emulator; deterministic) or DUT seconds per inference."""
+        dut = self._need()
+        r = dut.infer(PROBE_N, 1)
+        if self.profile.emulated and self.ext is not None:
+            ticks, hz, n = dut.xstat()
+            return ticks * (1e9 / hz) / (1 << self.shift) / n
+        if r.dut_s is None:
+            return r.host_s / PROBE_N
+        return max(r.dut_s, 1e-6) / PROBE_N
+
+    def set_inputs(self, x: np.ndarray) -> None:
+        """Windows run on the first row of ``x`` (the DUT's input buffer holds one input)."""
+        if self.qm is None:
+            raise StateError("mcu target: load() a variant before set_inputs()")
+        self._input = self.qm.quantize_input(np.asarray(x, np.float32)[:1]).tobytes()
+        self._need().upload_input(self._input)
+
+    # ------------------------------------------------------------ accuracy pass
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Dequantised outputs for every row, computed on the device."""
+        dut, qm = self._need(), self._model()
+        xq = qm.quantize_input(np.asarray(x, np.float32).reshape(len(x), -1))
+        if self.ext is None:
+            return self._predict_eembc(xq)
+        db = min(self.profile.budget.db_bytes, self.ext.db_max)
+        chunk = max(1, min(1024, db // qm.in_dim))
+        outs = []
+        for i in range(0, len(xq), chunk):
+            part = xq[i : i + chunk]
+            dut.bulk("db", part.tobytes())
+            outs.append(dut.xbatch(len(part), qm.out_dim))
+        if self._input is not None:
+            dut.upload_input(self._input)
+        return qm.dequantize_output(np.concatenate(outs))
+
+    def _predict_eembc(self, xq: np.ndarray) -> np.ndarray:
+        """Plain EEMBC: hex upload and ``infer 1 0`` per row; scores from ``m-results`` floats."""
+        dut = self._need()
+        out = []
+        for row in xq:
+            dut.db_load_hex(row.tobytes())
+            out.append(dut.infer(1, 0).results)
+        return np.stack(out).astype(np.float32)
+
+    def _model(self) -> QModel:
+        if self.qm is None:
+            raise StateError("mcu target: load() a variant first")
+        return self.qm
+
+    # ------------------------------------------------------------ timed windows
+    def window(self, duration_s: float, *, warmup_s: float = 0.0) -> Window:
+        """``infer N 0`` with N sized from the load-time probe; latencies from ``m-lap-us``.
+
+        Emulated board: ``duration_s`` is *simulated* time on the profile's MCU (instructions x CPI /
+        clock), so N, the instruction count and the window are the same on every run; ``m-lap-us`` is
+        QEMU's virtual time, and the window on the named MCU is in ``extra["simulated_s"]``.
+        """
+        import time
+
+        dut, qm = self._need(), self._model()
+        try:
+            if self._stale:
+                self._reload()
+            per_inf_s = self._seconds_per_inference()
+            n = int(min(self.config.max_window_inferences, max(1, math.ceil(duration_s / per_inf_s))))
+            w = int(min(10_000, math.ceil(warmup_s / per_inf_s))) if warmup_s > 0 else 0
+            if w:
+                dut.infer(w, 0)
+            t_start = time.perf_counter()
+            r = dut.infer(n, 0)
+            t_end = time.perf_counter()
+            extra: dict[str, Any] = {"warmup_inferences": w, "host_s": r.host_s, "dut_lap_s": r.dut_s}
+            instr = None
+            if self.profile.emulated and self.ext is not None:
+                ticks, hz, n_dut = dut.xstat()
+                if n_dut != n:
+                    raise WindowInvalid(f"DUT timed {n_dut} inferences, expected {n}")
+                total = ticks * (1e9 / hz) / (1 << self.shift)
+                instr = round(total / n, 1)
+                extra.update(instructions=total, instr_per_inference_probe=self._probe)
+                em = self.profile.energy
+                if em is not None:
+                    # the same window on the named MCU (instructions x CPI / clock): simulated
+                    extra["simulated_s"] = total * em.cycles_per_instruction / em.clock_hz
+                    extra["simulated_mcu"] = f"{em.mcu} at {em.clock_hz / 1e6:g} MHz"
+                    simmeter.publish(
+                        simmeter.SimWindow(t_start, t_end, total, em.joules_per_instruction, em.describe())
+                    )
+            if r.dut_s is None:
+                raise WindowInvalid("the DUT printed no m-lap-us timestamps (energy-mode firmware?)")
+            dut_s = r.dut_s  # m-lap-us: under QEMU -icount, virtual time (2^shift ns per instruction)
+        except DutReset as e:
+            self._stale = True
+            raise WindowInvalid(f"the DUT reset during the window (boot banner seen): {e}") from None
+        except ProtocolError as e:
+            self._stale = True
+            raise WindowInvalid(f"the DUT stalled or sent garbage during the window: {e}") from None
+        _ = qm
+        return Window(
+            n=n,
+            t_start=t_start,
+            t_end=t_end,
+            latencies_s=np.array([dut_s / n]),
+            dut_s=dut_s,
+            instr_per_inference=instr,
+            extra=extra,
+        )
+
+    def _seconds_per_inference(self) -> float:
+        assert self._probe is not None
+        em = self.profile.energy
+        if self.profile.emulated and self.ext is not None and em is not None:
+            return self._probe * em.cycles_per_instruction / em.clock_hz
+        return self._probe
+
+    def _reload(self) -> None:
+        """After a reset the model in RAM is gone: resync, upload it and the input again."""
+        dut = self._need()
+        dut.resync()
+        assert self.blob is not None
+        probe = self._probe
+        self.load_blob(self.blob)
+        if (
+            probe is not None
+            and self._probe is not None
+            and self.profile.emulated
+            and abs(self._probe - probe) > 0.5
+        ):
+            raise TargetError(f"instructions per inference changed after reload: {probe} -> {self._probe}")
+
+    # ------------------------------------------------------------ provenance
+    def info(self) -> dict[str, Any]:
+        p = self.profile
+        info: dict[str, Any] = {
+            "board": p.name,
+            "board_label": p.label,
+            "cpu": p.cpu,
+            "isa": "armv7e-m (thumb-2, DSP, FPv4-SP)",
+            "runtime": "frugalbench-mcu",
+            "dut_name": self.dut_name,
+            "protocol": "EEMBC/MLPerf Tiny" + (" + frugalbench extensions" if self.ext else " (plain)"),
+            "threads": 1,
+            "batch": 1,
+        }
+        if p.emulated:
+            info.update(emulator=f"qemu-system-arm -M {p.qemu_machine} -icount shift={self.shift}")
+            info["cost_unit"] = "icount instructions (not Cortex-M4 cycles)"
+        if p.energy is not None:
+            info["energy_model"] = p.energy.describe()
+        if self._probe is not None and p.emulated:
+            info["instr_per_inference"] = self._probe
+        if self.qm is not None and self.blob is not None:
+            info["model_blob_bytes"] = len(self.blob)
+            info["model_layers"] = [q.name for q in self.qm.layers]
+            info["notes"] = self.qm.notes
+        return info
+
+    def default_meter(self) -> dict[str, Any] | None:
+        if self.profile.emulated:
+            return {"kind": "mcu-sim"}
+        return dict(self.profile.meter) if self.profile.meter else None

@@ -1,0 +1,161 @@
+"""The ``mcu`` target on QEMU: upload, on-device accuracy, deterministic windows, simulated energy,
+budget refusal, and invalid windows on a reset or a stall."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mcu_support import needs_qemu, random_model
+
+from harness.errors import TargetError, WindowInvalid
+from harness.layers.lowrank import LowRank
+from harness.mcu import blob, reference
+from harness.mcu.simmeter import McuSimMeter, SimConfig
+from harness.model import Variant
+from harness.network import Network
+from harness.targets import TARGETS
+from harness.targets.mcu import McuConfig, McuTarget
+
+pytestmark = [pytest.mark.slow, needs_qemu]
+
+
+def _target(tmp: Path, **kw: object) -> McuTarget:
+    cfg = McuConfig(name="qemu", kind="mcu", board="qemu-mps2-an386", qemu_monitor=str(tmp / "mon"), **kw)
+    return TARGETS.get("mcu")(cfg)  # type: ignore[return-value]
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[Network, np.ndarray, np.ndarray, bytes]:
+    rng = np.random.default_rng(21)
+    net, _ = random_model("dense-wide", rng)
+    x_calib = rng.normal(size=(64, net.in_dim)).astype(np.float32)
+    x_eval = rng.normal(size=(300, net.in_dim)).astype(np.float32)
+    return net, x_calib, x_eval, blob.export_blob(net, x_calib)
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[McuTarget]:
+    t = _target(tmp_path_factory.mktemp("mcu"), timeout_s=1.0, infer_timeout_s=3.0)
+    with t:
+        yield t
+
+
+def _variant(tmp: Path, net: Network, blob_bytes: bytes | None) -> Variant:
+    files = {}
+    if blob_bytes is not None:
+        (tmp / "model.blob").write_bytes(blob_bytes)
+        files["blob"] = tmp / "model.blob"
+    net.save(tmp / "net.npz")
+    return Variant("t", "v", "k", files, {"task": "t"}, tmp / "net.npz")
+
+
+def test_predict_on_device_equals_reference(target: McuTarget, data, tmp_path: Path) -> None:
+    net, x_calib, x_eval, b = data
+    target.load(_variant(tmp_path, net, b))
+    y = target.predict(x_eval)
+    ref = reference.predict(b, x_eval)
+    assert np.array_equal(y, ref)
+    labels = net.forward(x_eval).argmax(1)
+    assert (y.argmax(1) == labels).mean() == (ref.argmax(1) == labels).mean()
+
+
+def test_variant_without_blob_is_exported_from_its_network(target: McuTarget, data, tmp_path: Path) -> None:
+    net, x_calib, x_eval, b = data
+    v = _variant(tmp_path, net, None)
+    assert target.supports(v) is None
+    target.set_calibration(x_calib)
+    target.load(v)
+    assert target.blob == blob.variant_blob(v, x_calib)  # the runner's export gives the same bytes
+    assert blob.read_blob(target.blob).model_id == "t"  # the task name becomes the EEMBC model id
+    assert np.array_equal(target.predict(x_eval), reference.predict(b, x_eval))
+
+
+def test_supports_names_missing_layers(target: McuTarget, tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    net = Network([LowRank(rng.normal(size=(8, 2)), rng.normal(size=(2, 8)), np.zeros(8))])
+    why = target.supports(_variant(tmp_path, net, None))
+    assert why is not None and "0:lowrank" in why and "monarch" in why and "dense" in why
+
+
+def test_windows_are_deterministic_and_energy_is_simulated(target: McuTarget, data, tmp_path: Path) -> None:
+    net, _, x_eval, b = data
+    target.load(_variant(tmp_path, net, b))
+    target.set_inputs(x_eval)
+    meter = McuSimMeter(SimConfig(kind="mcu-sim"))
+    meter.bind_target(target.info())
+    meter.start()
+    w1 = target.window(0.02)
+    w2 = target.window(0.02)
+    trace = meter.stop()
+    assert w1.n == w2.n and w1.instr_per_inference == w2.instr_per_inference > 0
+    assert w1.extra["instructions"] == w2.extra["instructions"]
+    jpi = target.profile.energy.joules_per_instruction  # type: ignore[union-attr]
+    e, method = meter.window_energy(trace, w1.t_start, w1.t_end, w1.n)
+    assert method == "icount" and e == pytest.approx(w1.extra["instructions"] * jpi)
+    assert meter.info().energy_class == "simulated" and "STM32L4R5ZI" in meter.info().model
+    assert w1.extra["simulated_s"] == pytest.approx(w1.extra["instructions"] / 120e6)  # CPI 1 at 120 MHz
+    # m-lap-us under -icount shift=0 is virtual time: one instruction per ns (1 us resolution)
+    assert w1.dut_s == pytest.approx(w1.extra["instructions"] * 1e-9, abs=2e-6)
+
+
+def test_a_fresh_target_reports_the_same_instruction_count(target: McuTarget, data, tmp_path: Path) -> None:
+    net, _, x_eval, b = data
+    target.load(_variant(tmp_path, net, b))
+    target.set_inputs(x_eval)
+    first = target.window(0.01).instr_per_inference
+    with _target(tmp_path) as t2:
+        t2.load_blob(b)
+        t2.set_inputs(x_eval)
+        assert t2.window(0.01).instr_per_inference == first
+
+
+def test_too_big_model_is_refused_before_sending(data, tmp_path: Path) -> None:
+    _, _, _, b = data
+    prof = (Path(__file__).parents[1] / "boards" / "qemu-mps2-an386.toml").read_text()
+    small = tmp_path / "tiny-board.toml"
+    small.write_text(prof.replace("model_ram_bytes = 2097152", "model_ram_bytes = 4096"))
+    with TARGETS.get("mcu")(McuConfig(name="tiny", kind="mcu", board=str(small))) as t:
+        sent = t.dut.tx_bytes  # type: ignore[attr-defined]
+        with pytest.raises(
+            TargetError, match=rf"blob is {len(b)} bytes but board .* has 4096 bytes of model RAM"
+        ):
+            t.load_blob(b)  # type: ignore[attr-defined]
+        assert t.dut.tx_bytes == sent  # type: ignore[attr-defined]  # nothing was sent
+
+
+def test_reset_mid_window_invalidates_it_then_recovers(target: McuTarget, data, tmp_path: Path) -> None:
+    net, _, x_eval, b = data
+    target.load(_variant(tmp_path, net, b))
+    probe = target._probe
+    threading.Timer(0.3, lambda: target.qemu.monitor("system_reset")).start()
+    with pytest.raises(WindowInvalid, match="reset"):
+        target.window(30.0)  # ~4e9 simulated cycles: still running when the reset hits
+    w = target.window(0.01)  # model and input uploaded again
+    assert w.n > 0 and target._probe == probe
+
+
+def test_stalled_dut_invalidates_the_window(target: McuTarget, data, tmp_path: Path) -> None:
+    net, _, _, b = data
+    target.load(_variant(tmp_path, net, b))
+    target.qemu.monitor("stop")
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(WindowInvalid, match="stalled"):
+            target.window(0.01)
+        assert time.monotonic() - t0 < 10
+    finally:
+        target.qemu.monitor("cont")
+    assert target.window(0.01).n > 0
+
+
+def test_close_stops_qemu(tmp_path: Path) -> None:
+    t = _target(tmp_path)
+    t.open()
+    proc = t.qemu.proc
+    t.close()
+    assert proc.poll() is not None and t.qemu is None
