@@ -390,8 +390,10 @@ class Runner:
             technique=m.get("technique"),
             params=m.get("params"),
             macs=m.get("macs"),
-            model_bytes=sizes.get(fmt) or next(iter(sizes.values()), None),
-            model_bytes_gz=gz.get(fmt) or next(iter(gz.values()), None),
+            model_bytes=sizes.get(fmt)
+            or row["provenance"].get("model_blob_bytes")
+            or next(iter(sizes.values()), None),
+            model_bytes_gz=gz.get(fmt) if fmt == "blob" else (gz.get(fmt) or next(iter(gz.values()), None)),
             fine_tuned=int(bool(m.get("fine_tuned"))),
             epochs=m.get("epochs"),
             produce_s=m.get("produce_s"),

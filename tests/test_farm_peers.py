@@ -69,8 +69,8 @@ recipe = "digits_mlp"
 recipe_params = {{ hidden = [32] }}
 min_accuracy = 0.5
 [[variants]]
-name = "fp32"
-technique = "fp32"
+name = "int8"
+technique = "int8"
 {prunes}
 [[targets]]
 name = "m4"
@@ -81,7 +81,8 @@ board = "qemu-mps2-an386"
 
 def write_suite(path: Path, tag: str, n_variants: int) -> Path:
     prunes = "".join(
-        f'[[variants]]\nname = "p{i}"\ntechnique = "prune-weights"\nparams = {{ sparsity = {0.1 * i:.1f} }}\n'
+        f'[[variants]]\nname = "p{i}"\n'
+        f'steps = [{{ technique = "prune-weights", sparsity = {0.1 * i:.1f} }}, {{ technique = "int8" }}]\n'
         for i in range(1, n_variants)
     )
     path.write_text(SUITE.format(tag=tag, prunes=prunes), encoding="utf-8")
@@ -248,7 +249,7 @@ def test_lost_host_mid_run_requeues_and_every_result_is_stored_once(
         assert not isinstance(summary, BaseException), summary
         rows = _rows(db)
         assert len(rows) == n and len({r["job_key"] for r in rows}) == n
-        assert {r["variant"] for r in rows} == {"fp32"} | {f"p{i}" for i in range(1, n)}
+        assert {r["variant"] for r in rows} == {"int8"} | {f"p{i}" for i in range(1, n)}
         assert all(r["status"] == "done" for r in rows), [r["reason"] for r in rows]
         prov = [json.loads(r["provenance"]) for r in rows]
         assert {p["farm_place"] for p in prov} == {"c-0", "d-0"}
@@ -288,11 +289,13 @@ def test_cli_ctrl_c_releases_and_rerun_resumes(coordinator: str, host_a: EmuHost
         str(tmp_path / "farm.toml"),
     ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(cmd, cwd=REPO, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env)
+    log = tmp_path / "farm.log"
+    with open(log, "wb") as f:
+        proc = subprocess.Popen(cmd, cwd=REPO, stderr=f, stdout=subprocess.DEVNULL, env=env)
     try:
         deadline = time.monotonic() + 120
         while not (db.exists() and _count_done(db) >= 1):
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read().decode()  # type: ignore[union-attr]
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
         rc = proc.wait(60)
@@ -300,8 +303,8 @@ def test_cli_ctrl_c_releases_and_rerun_resumes(coordinator: str, host_a: EmuHost
         if proc.poll() is None:
             proc.kill()
     first = _count_done(db)
-    assert rc == 130 or first == 4, rc
-    assert _holder(coordinator, "a-0") is None and _holder(coordinator, "a-1") is None
+    assert rc == 130 or first == 4, log.read_text()
+    assert _holder(coordinator, "a-0") is None and _holder(coordinator, "a-1") is None, log.read_text()
     code, _out, err = _cli(cmd[3:])  # the same command again, in this process
     assert code == 0, err
     assert f"{first} already done" in err

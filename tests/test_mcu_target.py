@@ -51,7 +51,24 @@ def _variant(tmp: Path, net: Network, blob_bytes: bytes | None) -> Variant:
         (tmp / "model.blob").write_bytes(blob_bytes)
         files["blob"] = tmp / "model.blob"
     net.save(tmp / "net.npz")
-    return Variant("t", "v", "k", files, {"task": "t"}, tmp / "net.npz")
+    meta = {"task": "t", "technique": "int8", "steps": [{"technique": "int8", "params": {"mode": "static"}}]}
+    return Variant("t", "v", "k", files, meta, tmp / "net.npz")
+
+
+def test_fp32_and_dynamic_variants_are_not_run_as_int8(target: McuTarget, data, tmp_path: Path) -> None:
+    net, *_ = data
+    net.save(tmp_path / "net.npz")
+    fp32 = Variant("t", "fp32", "k", {}, {"technique": "fp32", "steps": []}, tmp_path / "net.npz")
+    assert "full-integer int8 only" in (target.supports(fp32) or "")
+    dyn = Variant(
+        "t",
+        "d",
+        "k",
+        {},
+        {"technique": "int8", "steps": [{"technique": "int8", "params": {"mode": "dynamic"}}]},
+        tmp_path / "net.npz",
+    )
+    assert "not static int8" in (target.supports(dyn) or "")
 
 
 def test_predict_on_device_equals_reference(target: McuTarget, data, tmp_path: Path) -> None:

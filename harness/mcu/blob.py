@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..network import Network
-from ..quant import QParams, calibrate, quantize_bias, quantize_multiplier, quantize_weights
+from ..quant import QParams, calibrate, quantize_dense, quantize_multiplier
 
 MAGIC = b"FBM1"
 VERSION = 1
@@ -204,10 +204,9 @@ def linear_qlayer(
     where: str = "layer",
 ) -> QLayer:
     """Quantise one ``y = act(W x + b)`` (W is ``(out, in)``) as a dense/CSR/BSR4 layer."""
-    w_q, wq = quantize_weights(np.asarray(w_out_in, dtype=np.float64))
     s_in, zp_in = float(qin.scale), int(qin.zero_point)
     s_out, zp_out = float(qout.scale), int(qout.zero_point)
-    bias_q = quantize_bias(b, s_in, wq.scale)
+    w_q, wq, bias_q = quantize_dense(np.asarray(w_out_in, dtype=np.float64), b, s_in)
     mult, shift = requant_params(s_in * wq.scale / s_out)
     folded = _fold_bias(bias_q, w_q, zp_in, where)
     kind = choose_storage(w_q, storage)

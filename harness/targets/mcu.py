@@ -104,6 +104,15 @@ class McuTarget(Target):
             except (BlobError, OSError) as e:
                 return f"its MCU blob is unusable: {e}"
             return None
+        steps = variant.meta.get("steps") or []
+        last = steps[-1] if steps else {}
+        if last.get("technique") != "int8" or (last.get("params") or {}).get("mode", "static") != "static":
+            # Our MCU runtime is full-integer int8: running an fp32 or dynamic-range variant here would
+            # silently measure its static int8 form under the wrong name.
+            return (
+                f"the MCU runtime runs full-integer int8 only; variant technique {variant.meta.get('technique')!r} "
+                'is not static int8 (add an int8 step with mode = "static" to run it on the MCU)'
+            )
         net = variant.net()
         if net is None:
             return "the variant has no MCU blob and no network IR to export one from (a user model file)"
