@@ -102,5 +102,14 @@ def quantize_multiplier(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def calibrate(net: Network, x: np.ndarray) -> list[QParams]:
-    """Activation parameters for the network input and every layer output (min/max over ``x``)."""
-    return [activation_qparams(a.min(), a.max()) for a in net.activations(x)]
+    """Activation parameters for the network input and every layer output (min/max over ``x``).
+
+    Layers with internal tensors (Monarch, butterfly, low-rank) also record their own ranges here
+    through their ``calibrate(layer_input)`` method.
+    """
+    acts = net.activations(x)
+    for layer, a in zip(net.layers, acts, strict=False):
+        hook = getattr(layer, "calibrate", None)
+        if callable(hook):
+            hook(a)
+    return [activation_qparams(a.min(), a.max()) for a in acts]

@@ -105,6 +105,7 @@ def fit(
     x_val: np.ndarray | None = None,
     y_val: np.ndarray | None = None,
     trainable: Sequence[int] | None = None,
+    schedule: str = "constant",
 ) -> TrainResult:
     """Train ``net`` in place with Adam; with a validation set, keep the weights of the best epoch.
 
@@ -112,6 +113,7 @@ def fit(
         masks: ``{layer index: [mask per param or None]}``; masked entries stay exactly zero.
         trainable: layer indices to update (default: all).
         weight_decay: decoupled (AdamW-style) decay, applied to weights only (not to 1-D biases).
+        schedule: ``"constant"`` learning rate or ``"cosine"`` decay to zero over the run.
     """
     import time
 
@@ -130,6 +132,7 @@ def fit(
     m2 = [[np.zeros_like(p) for p in ps] for ps in params]
     b1, b2, eps = 0.9, 0.999, 1e-8
     step = 0
+    total_steps = max(1, epochs * -(-len(x) // batch_size))
     result = TrainResult(epochs=epochs, best_epoch=0)
     best: list[list[np.ndarray]] | None = None
     best_acc = -1.0
@@ -146,6 +149,7 @@ def fit(
             losses.append(loss)
             step += 1
             c1, c2 = 1 - b1**step, 1 - b2**step
+            lr_t = lr * 0.5 * (1 + np.cos(np.pi * (step - 1) / total_steps)) if schedule == "cosine" else lr
             for i in train_idx:
                 lm = masks.get(i, [])
                 for j, (p, g) in enumerate(zip(params[i], grads[i], strict=True)):
@@ -154,9 +158,9 @@ def fit(
                         g = g * mask
                     m1[i][j] = b1 * m1[i][j] + (1 - b1) * g
                     m2[i][j] = b2 * m2[i][j] + (1 - b2) * g * g
-                    upd = lr * (m1[i][j] / c1) / (np.sqrt(m2[i][j] / c2) + eps)
+                    upd = lr_t * (m1[i][j] / c1) / (np.sqrt(m2[i][j] / c2) + eps)
                     if weight_decay and p.ndim > 1:
-                        upd = upd + lr * weight_decay * p
+                        upd = upd + lr_t * weight_decay * p
                     p -= upd.astype(p.dtype)
                     if mask is not None:
                         p *= mask

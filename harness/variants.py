@@ -11,7 +11,9 @@ half-written entry.
 
 from __future__ import annotations
 
+import functools
 import gzip
+import hashlib
 import inspect
 import json
 import os
@@ -135,7 +137,7 @@ def _describe(model: Model, files: dict[str, bytes]) -> dict[str, Any]:
 def build_variant(base: Base, spec: VariantSpec, cache: Path, meter: Meter | None = None) -> Variant:
     """Apply the spec's compression chain to the base model (cached); time and meter the production."""
     chain = spec.chain
-    sources = [inspect.getsource(COMPRESSORS.get(t)) for t, _ in chain]
+    sources = [inspect.getsource(COMPRESSORS.get(t)) for t, _ in chain] + [_code_digest()]
     key = content_key("variant", base.key, chain, sources, __version__)
     d = cache / "variants" / key
     if not (d / "meta.json").exists():
@@ -185,6 +187,25 @@ def build_variant(base: Base, spec: VariantSpec, cache: Path, meter: Meter | Non
         (tmp / "meta.json").write_text(json.dumps(meta, default=_json_default, indent=1))
         _commit_dir(tmp, d)
     return load_variant(d, base.task, spec.name)
+
+
+@functools.cache
+def _code_digest() -> str:
+    """Hash of the code every variant depends on (layers, exporters, quantiser, trainer, compressors),
+    so that changing any of it rebuilds cached variants instead of reusing stale ones."""
+    root = Path(__file__).resolve().parent
+    files = sorted(
+        [
+            *root.glob("layers/*.py"),
+            *root.glob("export/*.py"),
+            *root.glob("compress/*.py"),
+            root / "quant.py",
+            root / "train.py",
+            root / "network.py",
+            root / "onnx_import.py",
+        ]
+    )
+    return hashlib.sha256(b"".join(p.read_bytes() for p in files if p.exists())).hexdigest()[:16]
 
 
 def _json_default(o: Any) -> Any:

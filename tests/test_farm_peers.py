@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.farm.emuhost import EmuHost
+from harness.farm.emuhost import EmuHost, LocalCoordinator
 from harness.farm.errors import (
     CoordinatorUnreachable,
     LabgridMissing,
@@ -97,26 +97,9 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def coordinator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    work = tmp_path_factory.mktemp("coordinator")
-    addr = f"127.0.0.1:{_free_port()}"
-    with open(work / "log", "wb") as log:
-        proc = subprocess.Popen(
-            [labgrid_tool("labgrid-coordinator"), "-l", addr], cwd=work, stdout=log, stderr=log
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                LabgridSession(addr, timeout_s=5).close()
-                break
-            except CoordinatorUnreachable:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise
-                time.sleep(0.2)
-        yield addr
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    c = LocalCoordinator(tmp_path_factory.mktemp("coordinator")).start()
+    yield c.address
+    c.stop()
 
 
 @pytest.fixture(scope="module")
@@ -217,7 +200,7 @@ def test_no_free_place_waits_visibly_then_fails_clearly(
     assert "a-0 held by h2/bob" in str(e.value) and "--wait" in str(e.value)
     assert any(s.startswith("waiting for a free place of board qemu-mps2-an386") for s in said)
     st = json.loads((tmp_path / "r.sqlite.farm.json").read_text())
-    assert st["state"] == "failed" and st["pending"] == ["digits/fp32 on m4"]
+    assert st["state"] == "failed" and st["pending"] == ["digits/int8 on m4"]
 
 
 def test_lost_host_mid_run_requeues_and_every_result_is_stored_once(

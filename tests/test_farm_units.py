@@ -25,6 +25,7 @@ from harness.farm.profile import (
     load_farm_profile,
     place_resources,
 )
+from harness.runner import Progress
 from harness.suite import Suite
 
 BOARD = "qemu-mps2-an386"
@@ -143,8 +144,17 @@ def _suite(targets: list[dict[str, Any]]) -> Suite:
 def test_only_board_targets_go_to_the_farm() -> None:
     ok = {"name": "m4", "kind": "mcu", "board": BOARD}
     assert board_targets(_suite([ok])) == [ok]
-    with pytest.raises(ConfigError, match="frugalbench run SUITE --target"):
-        board_targets(_suite([ok, {"name": "cpu", "kind": "cpu", "runtime": "ort"}]))
+    notes: list[str] = []
+
+    class _P(Progress):
+        def note(self, text: str) -> None:
+            notes.append(text)
+
+    cpu = {"name": "cpu", "kind": "cpu", "runtime": "ort"}
+    assert board_targets(_suite([ok, cpu]), _P()) == [ok]
+    assert "frugalbench run SUITE --target cpu" in notes[0]
+    with pytest.raises(ConfigError, match="no board target"):
+        board_targets(_suite([cpu]))
     with pytest.raises(ConfigError, match="remove 'port'"):
         board_targets(_suite([{**ok, "port": "/dev/ttyACM0"}]))
 

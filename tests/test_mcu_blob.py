@@ -12,6 +12,7 @@ from harness.layers import Dense
 from harness.layers.lowrank import LowRank
 from harness.mcu import blob, reference
 from harness.network import Network
+from harness.quant import quantize_weights
 
 
 @settings(max_examples=60, deadline=None)
@@ -41,11 +42,11 @@ def test_write_read_round_trip_and_float_agreement(kind: str) -> None:
 def test_exporter_picks_sparse_storage_for_pruned_dense() -> None:
     rng = np.random.default_rng(1)
     w = rng.normal(size=(256, 256))
-    assert blob.choose_storage(blob.quantize_weights(w.T)[0]) == blob.DENSE
+    assert blob.choose_storage(quantize_weights(w.T)[0]) == blob.DENSE
     w[rng.random(w.shape) < 0.95] = 0
-    assert blob.choose_storage(blob.quantize_weights(w.T)[0]) == blob.CSR
+    assert blob.choose_storage(quantize_weights(w.T)[0]) == blob.CSR
     blocks = np.kron(rng.random((64, 64)) < 0.2, np.ones((4, 4))) * rng.normal(size=(256, 256))
-    assert blob.choose_storage(blob.quantize_weights(blocks.T)[0]) == blob.BSR4
+    assert blob.choose_storage(quantize_weights(blocks.T)[0]) == blob.BSR4
 
 
 def test_monarch_with_odd_blocks_is_written_as_dense_with_a_note() -> None:

@@ -13,19 +13,14 @@ machine (the firmware idles in WFI, so a waiting board costs almost no host CPU)
 from __future__ import annotations
 
 import argparse
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from harness.farm.emuhost import EmuHost  # noqa: E402
-from harness.farm.errors import CoordinatorUnreachable  # noqa: E402
-from harness.farm.lgsession import LabgridSession, labgrid_tool  # noqa: E402
+from harness.farm.emuhost import EmuHost, LocalCoordinator  # noqa: E402
 from harness.farm.profile import FarmProfile  # noqa: E402
 from harness.farm.run import FarmOptions, farm_run  # noqa: E402
 from harness.suite import load_suite  # noqa: E402
@@ -53,29 +48,6 @@ board = "qemu-mps2-an386"
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _coordinator(work: Path) -> tuple[str, subprocess.Popen[bytes]]:
-    addr = f"127.0.0.1:{_free_port()}"
-    log = open(work / "coordinator.log", "wb")  # noqa: SIM115 - owned by the child
-    proc = subprocess.Popen(
-        [labgrid_tool("labgrid-coordinator"), "-l", addr], cwd=work, stdout=log, stderr=log
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            LabgridSession(addr, timeout_s=5).close()
-            return addr, proc
-        except CoordinatorUnreachable:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--jobs", type=int, default=8)
@@ -83,13 +55,15 @@ def main() -> None:
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        variants = "".join(
-            f'[[variants]]\nname = "p{i}"\ntechnique = "prune-weights"\nparams = {{ sparsity = {0.05 + 0.1 * i:.2f} }}\n'
+        variants = "".join(  # the MCU runs static int8: prune, then quantise
+            f'[[variants]]\nname = "p{i}"\nsteps = [{{ technique = "prune-weights", sparsity = {0.05 + 0.1 * i:.2f} }}, '
+            '{ technique = "int8" }]\n'
             for i in range(a.jobs)
         )
         (work / "s.toml").write_text(SUITE.format(variants=variants), encoding="utf-8")
         suite = load_suite(work / "s.toml")
-        addr, coord = _coordinator(work)
+        coord = LocalCoordinator(work / "coordinator").start()
+        addr = coord.address
         host = EmuHost(addr, "bench", 2, work / "host").start()
         prof = FarmProfile(boards=[{"board": "qemu-mps2-an386", "places": host.places}])
         try:
@@ -117,8 +91,7 @@ def main() -> None:
                     )
         finally:
             host.stop()
-            coord.terminate()
-            coord.wait(10)
+            coord.stop()
         one, two = statistics.median(rates[1]), statistics.median(rates[2])
         print(
             f"acquire median {1e3 * statistics.median(acq):.0f} ms (persistent labgrid session; {len(acq)} acquires)"

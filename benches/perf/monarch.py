@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -35,7 +36,7 @@ from harness.train import calibrate_inner
 def _median_us(fn, seconds: float) -> float:  # type: ignore[no-untyped-def]
     fn()
     fn()
-    times = []
+    times: list[float] = []
     end = time.perf_counter() + seconds
     while time.perf_counter() < end or len(times) < 5:
         t = time.perf_counter()
@@ -91,7 +92,7 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     batches = [int(s) for s in args.batches.split(",")]
     rng = np.random.default_rng(0)
-    rows: list[dict[str, object]] = []
+    rows: list[dict[str, Any]] = []
     print(
         f"onnxruntime {ort.__version__}; 1 thread; median µs; speed-up vs dense in the same runtime and batch"
     )
@@ -148,7 +149,7 @@ def main() -> None:
     def best(runtime: str, n: int, batch: int, prefix: str) -> float | None:
         vals = [
             float(r["quotient"])
-            for r in rows  # type: ignore[arg-type]
+            for r in rows
             if r["runtime"] == runtime
             and r["n"] == n
             and r["batch"] == batch

@@ -86,7 +86,8 @@ class RefitCompressor(Compressor):
                 skipped[str(i)] = f"{old.kind} {old.in_dim}x{old.out_dim} does not fit {self.name}"
                 continue
             w = dense_weight(old)
-            relerr[str(i)] = float(np.linalg.norm(new.to_dense() - w) / max(np.linalg.norm(w), 1e-12))  # type: ignore[attr-defined]
+            approx = np.asarray(new.to_dense())  # type: ignore[attr-defined]
+            relerr[str(i)] = float(np.linalg.norm(approx - w)) / max(float(np.linalg.norm(w)), 1e-12)
             net.layers[i] = new
             replaced.append(i)
         if not replaced:

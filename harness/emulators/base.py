@@ -24,6 +24,7 @@ import threading
 import time
 import tty
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -282,7 +283,13 @@ class EmulatorServer:
                 os.close(m)
             self._master = None
 
-    def _pump(self, fd: int, write, read, pty_fd: int | None = None) -> None:  # noqa: ANN001
+    def _pump(
+        self,
+        fd: int,
+        write: Callable[[bytes], object],
+        read: Callable[[int], bytes],
+        pty_fd: int | None = None,
+    ) -> None:
         emu = self.emulator
         # Stale bytes come from a device still sending from an earlier session: pyserial flushes what
         # is buffered at open(), so they are sent after the host's first write, before any reply.

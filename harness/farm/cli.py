@@ -42,7 +42,10 @@ class _ConsoleProgress:
 @farm_app.command("run")
 def run(
     suite: Annotated[Path, typer.Argument(help='suite file with board targets (kind = "mcu")')],
-    coordinator: Annotated[str, typer.Option(help="labgrid coordinator HOST:PORT")] = DEFAULT_COORD,
+    coordinator: Annotated[
+        str | None,
+        typer.Option(help=f"labgrid coordinator HOST:PORT (default: the profile's, else {DEFAULT_COORD})"),
+    ] = None,
     db: Annotated[Path, typer.Option(help="SQLite results file (re-running resumes)")] = Path(
         "results.sqlite"
     ),

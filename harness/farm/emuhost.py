@@ -26,6 +26,7 @@ from ..errors import TargetError
 from ..mcu.board import load_board
 from ..mcu.build import build_firmware
 from ..mcu.qemu import QemuDut, qemu_missing
+from .errors import CoordinatorUnreachable
 from .lgsession import LabgridSession, labgrid_tool
 
 
@@ -117,6 +118,46 @@ def main(argv: list[str] | None = None) -> int:
     exporter = labgrid_tool("labgrid-exporter")
     print(f"{a.name}: {len(ports)} board(s) on {a.bind} ports {ports}; exec {exporter}", flush=True)
     os.execv(exporter, [exporter, "-c", a.coordinator, "-n", a.name, "--hostname", a.bind, str(cfg)])
+
+
+@dataclass
+class LocalCoordinator:
+    """A ``labgrid-coordinator`` on a free localhost port (tests, benchmarks, dry runs); ``address``."""
+
+    workdir: Path
+    bind: str = "127.0.0.1"
+    address: str = ""
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 30.0) -> LocalCoordinator:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.address = f"{self.bind}:{_free_port(self.bind)}"
+        with open(self.workdir / "coordinator.log", "wb") as log:  # places.yaml goes to workdir too
+            self.proc = subprocess.Popen(
+                [labgrid_tool("labgrid-coordinator"), "-l", self.address],
+                cwd=self.workdir,
+                stdout=log,
+                stderr=log,
+            )
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                LabgridSession(self.address, timeout_s=5).close()
+                return self
+            except CoordinatorUnreachable:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.stop()
+                    raise
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
 
 @dataclass

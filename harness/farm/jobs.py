@@ -40,16 +40,17 @@ class Job:
         return f"{self.variant.task}/{self.variant.name} on {self.tab['name']}"
 
 
-def board_targets(suite: Suite) -> list[dict[str, Any]]:
-    """The suite's board targets; a suite with other kinds is refused with the command to use."""
+def board_targets(suite: Suite, progress: Progress | None = None) -> list[dict[str, Any]]:
+    """The suite's board targets; other kinds are left out with a note saying how to run them."""
     tabs = []
     for t in suite.targets:
         validate_target(t, where=f"target {t.get('name')}")
         if t.get("kind") not in FARM_KINDS:
-            raise ConfigError(
-                f"target {t.get('name')!r} is of kind {t.get('kind')!r}; the farm runs only board targets "
-                f"({', '.join(FARM_KINDS)}): run the others with `frugalbench run SUITE --target NAME`"
+            (progress or Progress()).note(
+                f"target {t.get('name')!r} ({t.get('kind')}) is not a board target: the farm leaves it out; "
+                f"run it with `frugalbench run SUITE --target {t.get('name')}`"
             )
+            continue
         if t.get("port"):
             raise ConfigError(
                 f"target {t['name']!r} names a local port ({t['port']}); on the farm the place gives the port: "
@@ -57,7 +58,9 @@ def board_targets(suite: Suite) -> list[dict[str, Any]]:
             )
         tabs.append(t)
     if not tabs:
-        raise ConfigError('the suite has no board target (kind = "mcu") to run on the farm')
+        raise ConfigError(
+            'the suite has no board target (kind = "mcu") to run on the farm; run it with `frugalbench run SUITE`'
+        )
     return tabs
 
 
@@ -69,7 +72,7 @@ def expand(
     Variants that fail to build are stored as failed once per target (as ``frugalbench run`` does).
     """
     progress = progress or Progress()
-    tabs = board_targets(suite)
+    tabs = board_targets(suite, progress)
     done = runner.store.finished_jobs()
     production = host_meter()
     production.open()

@@ -168,13 +168,16 @@ def main() -> int:
         for line in sys.stdin:
             if not line.strip():
                 continue
+            req: dict[str, Any] = {}
             try:
                 req = json.loads(line)
-                _reply(bridge.handle(req))
+                _reply({**bridge.handle(req), "id": req.get("id")})
             except ConnectionError as e:
-                _reply({"ok": False, "kind": "unreachable", "error": str(e)})
+                _reply({"ok": False, "kind": "unreachable", "error": str(e), "id": req.get("id")})
             except Exception as e:  # noqa: BLE001 - every failure goes back as a reply
-                _reply({"ok": False, "kind": "error", "error": f"{type(e).__name__}: {e}"})
+                _reply(
+                    {"ok": False, "kind": "error", "error": f"{type(e).__name__}: {e}", "id": req.get("id")}
+                )
     except (ValueError, OSError):
         pass  # stdin closed by SIGTERM
     finally:

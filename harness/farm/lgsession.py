@@ -137,6 +137,7 @@ class LabgridSession:
         self.timeout_s = timeout_s
         self._lock = threading.Lock()
         self._buf = b""
+        self._seq = 0
         self.held: set[str] = set()
         env = dict(os.environ)
         env.pop("PYTHONPATH", None)  # the bridge must see labgrid's serial, never ours
@@ -196,12 +197,15 @@ class LabgridSession:
         with self._lock:
             if self.proc.poll() is not None or self.proc.stdin is None:
                 raise CoordinatorUnreachable(f"the labgrid session with {self.address} is closed")
+            self._seq += 1
             try:
-                self.proc.stdin.write(json.dumps({"op": op, **kw}).encode() + b"\n")
+                self.proc.stdin.write(json.dumps({"op": op, "id": self._seq, **kw}).encode() + b"\n")
                 self.proc.stdin.flush()
             except OSError as e:
                 raise CoordinatorUnreachable(f"the labgrid bridge for {self.address} died: {e}") from None
             reply = self._read(self.timeout_s)
+            while reply.get("id") != self._seq:  # the answer to a call that was interrupted: skip it
+                reply = self._read(self.timeout_s)
         if reply.get("ok"):
             return reply
         kind, err = reply.get("kind"), str(reply.get("error"))

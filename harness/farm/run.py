@@ -98,7 +98,14 @@ class FarmRunner:
     def run(self) -> FarmSummary:
         t0 = time.monotonic()
         old = _sigterm_as_interrupt()
-        store = Store.open(self.opts.db)
+        try:
+            self.session = LabgridSession(self.opts.coordinator, user=self.opts.user)
+            store = Store.open(self.opts.db)
+        except BaseException:
+            if self.session is not None:
+                self.session.close()
+            _restore_sigterm(old)
+            raise
         s = self.suite
         run_id = store.begin_run(
             s.suite.name,
@@ -111,7 +118,6 @@ class FarmRunner:
         state = "failed"
         queue: JobQueue | None = None
         try:
-            self.session = LabgridSession(self.opts.coordinator, user=self.opts.user)
             runner = Runner(s, store, cache=self.cache, progress=self.progress)
             jobs, skipped = expand(s, runner, run_id, self.cache, self.progress)
             self.summary.skipped_already_done = skipped
@@ -130,8 +136,9 @@ class FarmRunner:
         finally:
             if queue is not None:
                 queue.halt()
-            for th in self.threads.values():
-                th.join(JOIN_S)
+            stop_by = time.monotonic() + JOIN_S
+            for th in list(self.threads.values()):
+                th.join(max(0.0, stop_by - time.monotonic()))
             if self.session is not None:
                 self.session.close()  # releases every place we hold
             for name in self.summary.places_used:

@@ -338,6 +338,9 @@ class Butterfly(Layer):
         dt = np.int8 if int8 else np.float32
         ranges = self._level_ranges(qin) if qin is not None else None
         t, qt = x, qin
+        q1: QParams | None
+        q2: QParams | None
+        qy: QParams | None
         for lvl in range(self.levels):
             a, c, perm = level_coefs(self.tw[lvl], n, 1 << lvl)
             if ranges is not None:
