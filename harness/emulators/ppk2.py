@@ -67,6 +67,7 @@ class Ppk2Emulator(MeterEmulator):
         self.vdd_mv = 3000
         self.mode = 2
         self.dut_on = False
+        self.catching_up = False
 
     def on_bytes(self, data: bytes) -> None:
         self.pending += data
@@ -88,8 +89,10 @@ class Ppk2Emulator(MeterEmulator):
         elif op in (0x07, 0x20):
             if self.state.streaming:  # send every sample measured before the stop
                 target = int(self.vnow() * RATE_HZ)
+                self.catching_up = True
                 while self.state.streaming and self.state.next_index < target and not self.disconnect_now:
                     self.poll()
+                self.catching_up = False
             self.state.streaming = False
         elif op == 0x0D:
             self.vdd_mv = args[0] << 8 | args[1]
@@ -101,7 +104,7 @@ class Ppk2Emulator(MeterEmulator):
     def poll(self) -> None:
         if not self.state.streaming:
             return
-        i0, i1 = self.due(RATE_HZ, 4000)
+        i0, i1 = self.due(RATE_HZ, 50_000 if self.catching_up else 4000)
         if i1 <= i0:
             return
         if self.check_disconnect(i0 / RATE_HZ):

@@ -76,6 +76,7 @@ class Otii(MarkerWindows, Meter):
         self.project_id = -1
         self.stale_lines = 0
         self._t0 = 0.0
+        self._t_started = 0.0
 
     @classmethod
     def availability(cls) -> str | None:
@@ -165,7 +166,8 @@ class Otii(MarkerWindows, Meter):
     def start(self) -> None:
         t_req = time.perf_counter()
         self.request("project_start_recording", project_id=self.project_id)
-        self._t0 = (t_req + time.perf_counter()) / 2
+        self._t_started = time.perf_counter()  # the recording began before this instant
+        self._t0 = (t_req + self._t_started) / 2
 
     def _fetch(self, rid: int, channel: str) -> tuple[list[Any], float, float]:
         count = self.request("recording_get_channel_data_count", recording_id=rid, device_id=self.device_id,
@@ -183,7 +185,7 @@ class Otii(MarkerWindows, Meter):
 
     def stop(self) -> Trace:
         problems: list[str] = []
-        elapsed = time.perf_counter() - self._t0
+        elapsed = time.perf_counter() - self._t_started  # a lower bound of the recording's length
         try:
             self.request("project_stop_recording", project_id=self.project_id)
             rid = self.request("project_get_last_recording", project_id=self.project_id)["recording_id"]

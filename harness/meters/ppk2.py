@@ -299,12 +299,12 @@ class Ppk2(MarkerWindows, Meter):
                 self._write(b"\x07")
             except Exception as exc:  # noqa: BLE001 - any write failure means the link is gone
                 reader.error = f"meter connection lost: {exc}"
-            # let the reader drain what was sent before the stop (until 30 ms of silence, at most 1 s)
-            deadline = time.monotonic() + 1.0
+            # let the reader drain what was sent before the stop (until 0.1 s of silence, at most 2 s)
+            deadline = time.monotonic() + 2.0
             seen = -1
             while seen != stream.n and not reader.error and time.monotonic() < deadline:
                 seen = stream.n
-                time.sleep(0.03)
+                time.sleep(0.1)
         reader.halt()
         problems: list[str] = []
         if reader.error:
