@@ -242,8 +242,6 @@ def _check_plugins(path: Path, text: str, data: dict[str, Any], suite: Suite) ->
     from .compress.base import make_compressor
     from .meters.base import METERS
     from .recipes import load_recipes
-    from .targets.base import TARGETS
-
     for i, task in enumerate(suite.tasks):
         if task.recipe:
             try:
@@ -264,7 +262,6 @@ def _check_plugins(path: Path, text: str, data: dict[str, Any], suite: Suite) ->
         seen.add(t["name"])
     if suite.meter.get("kind", "auto") != "auto":
         validate_meter(suite.meter, where=_where(path, text, ("meter",), data), registry=METERS)
-    _ = TARGETS
 
 
 def validate_target(table: dict[str, Any], *, where: str) -> Any:
@@ -273,21 +270,17 @@ def validate_target(table: dict[str, Any], *, where: str) -> Any:
     kind = table.get("kind")
     if not isinstance(kind, str) or "name" not in table:
         raise ConfigError(f"{where}: each target needs 'name' and 'kind' (one of {TARGETS.names()})")
-    try:
-        cls = TARGETS.get(kind)
-    except ConfigError as e:
-        raise ConfigError(f"{where}: {e}") from None
-    try:
-        return cls.Config(**table)
-    except ValidationError as e:
-        err = _first(e)
-        key = ".".join(str(p) for p in err["loc"])
-        raise ConfigError(f"{where}.{key}: {_explain(err)}") from None
+    return _validate_table(TARGETS, kind, table, where)
 
 
 def validate_meter(table: dict[str, Any], *, where: str, registry: Any) -> Any:
+    return _validate_table(registry, table.get("kind", ""), table, where)
+
+
+def _validate_table(registry: Any, kind: str, table: dict[str, Any], where: str) -> Any:
+    """The plug-in's pydantic ``Config`` for ``table``, with errors that name the key."""
     try:
-        cls = registry.get(table.get("kind", ""))
+        cls = registry.get(kind)
     except ConfigError as e:
         raise ConfigError(f"{where}: {e}") from None
     try:

@@ -104,54 +104,25 @@ class TfliteGraph:
         shape = list(src.shapeSignature or src.shape)[:-1] + [n]
         return self.tensor("act", shape, dtype, q=q)
 
-    def _fc_options(self, relu: bool) -> tfl.FullyConnectedOptionsT:
+    def _fc(
+        self,
+        x: int,
+        wt: int,
+        bt: int,
+        n_out: int,
+        dtype: Any,
+        q: QParams | None,
+        *,
+        relu: bool,
+        hybrid: bool = False,
+    ) -> int:
+        """Append FULLY_CONNECTED on prepared weight/bias tensors; return its output tensor."""
         opt = tfl.FullyConnectedOptionsT()
         opt.fusedActivationFunction = (
             tfl.ActivationFunctionType.RELU if relu else tfl.ActivationFunctionType.NONE
         )
-        return opt
-
-    def fully_connected(self, x: int, w_out_in: np.ndarray, b: np.ndarray, *, relu: bool) -> int:
-        """Float FULLY_CONNECTED; ``w`` is (out, in) as TFLite stores it."""
-        wt = self.const("w", w_out_in.astype(np.float32))
-        bt = self.const("b", b.astype(np.float32))
-        y = self.out_like(x, w_out_in.shape[0], np.float32)
-        self.op(
-            tfl.BuiltinOperator.FULLY_CONNECTED,
-            [x, wt, bt],
-            [y],
-            tfl.BuiltinOptions.FullyConnectedOptions,
-            self._fc_options(relu),
-        )
-        return y
-
-    def fully_connected_int8(
-        self, x: int, w_out_in: np.ndarray, b: np.ndarray, qin: QParams, qout: QParams, *, relu: bool
-    ) -> int:
-        """int8 FULLY_CONNECTED with per-channel weights (quantized dimension 0)."""
-        qw, wq, qb = quantize_dense(w_out_in, b, float(qin.scale))
-        wt = self.const("w", qw, wq)
-        bscale = float(qin.scale) * wq.scale
-        bq = QParams(bscale, np.zeros(len(bscale), dtype=np.int64), axis=0)
-        bt = self.const("b", qb, bq)
-        y = self.out_like(x, w_out_in.shape[0], np.int8, qout)
-        self.op(
-            tfl.BuiltinOperator.FULLY_CONNECTED,
-            [x, wt, bt],
-            [y],
-            tfl.BuiltinOptions.FullyConnectedOptions,
-            self._fc_options(relu),
-        )
-        return y
-
-    def fully_connected_hybrid(self, x: int, w_out_in: np.ndarray, b: np.ndarray, *, relu: bool) -> int:
-        """Dynamic-range FULLY_CONNECTED: int8 per-channel weights, float activations quantised at run time."""
-        qw, wq = quantize_weights(w_out_in)
-        wt = self.const("w", qw, wq)
-        bt = self.const("b", b.astype(np.float32))
-        y = self.out_like(x, w_out_in.shape[0], np.float32)
-        opt = self._fc_options(relu)
-        opt.asymmetricQuantizeInputs = True
+        opt.asymmetricQuantizeInputs = hybrid
+        y = self.out_like(x, n_out, dtype, q)
         self.op(
             tfl.BuiltinOperator.FULLY_CONNECTED,
             [x, wt, bt],
@@ -160,6 +131,29 @@ class TfliteGraph:
             opt,
         )
         return y
+
+    def fully_connected(self, x: int, w_out_in: np.ndarray, b: np.ndarray, *, relu: bool) -> int:
+        """Float FULLY_CONNECTED; ``w`` is (out, in) as TFLite stores it."""
+        wt = self.const("w", w_out_in.astype(np.float32))
+        bt = self.const("b", b.astype(np.float32))
+        return self._fc(x, wt, bt, w_out_in.shape[0], np.float32, None, relu=relu)
+
+    def fully_connected_int8(
+        self, x: int, w_out_in: np.ndarray, b: np.ndarray, qin: QParams, qout: QParams, *, relu: bool
+    ) -> int:
+        """int8 FULLY_CONNECTED with per-channel weights (quantized dimension 0)."""
+        qw, wq, qb = quantize_dense(w_out_in, b, float(qin.scale))
+        wt = self.const("w", qw, wq)
+        bscale = float(qin.scale) * wq.scale
+        bt = self.const("b", qb, QParams(bscale, np.zeros(len(bscale), dtype=np.int64), axis=0))
+        return self._fc(x, wt, bt, w_out_in.shape[0], np.int8, qout, relu=relu)
+
+    def fully_connected_hybrid(self, x: int, w_out_in: np.ndarray, b: np.ndarray, *, relu: bool) -> int:
+        """Dynamic-range FULLY_CONNECTED: int8 per-channel weights, float activations quantised at run time."""
+        qw, wq = quantize_weights(w_out_in)
+        wt = self.const("w", qw, wq)
+        bt = self.const("b", b.astype(np.float32))
+        return self._fc(x, wt, bt, w_out_in.shape[0], np.float32, None, relu=relu, hybrid=True)
 
     def finish(self, inputs: list[int], outputs: list[int]) -> bytes:
         self.sub.inputs, self.sub.outputs = inputs, outputs
