@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn import metrics as skm
-
 from .errors import ConfigError
 
 HIGHER_IS_BETTER = {"accuracy": True, "top_k": True, "auc": True, "macro_f1": True, "mae": False}
@@ -20,6 +18,8 @@ def _scores_1d(out: np.ndarray) -> np.ndarray:
 
 def score(metric: str, outputs: np.ndarray, y: np.ndarray, params: dict[str, Any] | None = None) -> float:
     """The task's metric for model ``outputs`` against ``y``."""
+    from sklearn import metrics as skm  # imported here: it costs ~1.5 s at CLI start-up
+
     params = params or {}
     out = np.asarray(outputs, dtype=np.float64).reshape(len(outputs), -1)
     if metric == "accuracy":
