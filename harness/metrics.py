@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
 from .errors import ConfigError
 
 HIGHER_IS_BETTER = {"accuracy": True, "top_k": True, "auc": True, "macro_f1": True, "mae": False}
