@@ -130,11 +130,8 @@ class Store:
         path = Path(path)
         if not path.exists() and not create:
             raise StoreError(f"database {path} not found; run `frugalbench run SUITE --db {path}` first")
-        if path.exists():
-            with open(path, "rb") as f:
-                head = f.read(16)
-            if head and head != b"SQLite format 3\x00":
-                raise StoreError(f"{path} is not an SQLite database; pass another --db path")
+        # No open()/close() of the file ourselves: closing any descriptor of a database file drops the
+        # POSIX locks SQLite holds on it through other connections of this process.
         try:
             conn = sqlite3.connect(path, timeout=30, isolation_level=None)
             conn.row_factory = sqlite3.Row
@@ -157,6 +154,8 @@ class Store:
                         "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
                     )
         except sqlite3.DatabaseError as e:
+            if "not a database" in str(e):
+                raise StoreError(f"{path} is not an SQLite database; pass another --db path") from None
             raise StoreError(f"cannot open results database {path}: {e}") from None
         return cls(conn, path)
 

@@ -7,8 +7,11 @@ it, where it or the MCU toolchain is missing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import sqlite3
@@ -115,7 +118,7 @@ def _profile(*places: str) -> FarmProfile:
 
 
 def _rows(db: Path) -> list[dict]:
-    with sqlite3.connect(db) as c:
+    with contextlib.closing(sqlite3.connect(db)) as c:
         c.row_factory = sqlite3.Row
         return [dict(r) for r in c.execute("SELECT * FROM results ORDER BY id")]
 
@@ -299,7 +302,6 @@ def test_cli_ctrl_c_releases_and_rerun_resumes(coordinator: str, host_a: EmuHost
 
 def _cli(args: list[str]) -> tuple[int, str, str]:
     """Run ``frugalbench ARGS`` through harness.cli.main() here; returns (exit code, stdout, stderr)."""
-    import contextlib
     import io
 
     from harness import cli
@@ -322,8 +324,9 @@ def _cli(args: list[str]) -> tuple[int, str, str]:
 
 
 def _count_done(db: Path) -> int:
+    """A reader in another process, as `frugalbench report` during a farm run would be."""
     try:
-        with sqlite3.connect(db, timeout=5) as c:
+        with contextlib.closing(sqlite3.connect(db, timeout=5)) as c:
             return int(c.execute("SELECT COUNT(*) FROM results WHERE status='done'").fetchone()[0])
     except sqlite3.OperationalError:
         return 0
@@ -415,3 +418,57 @@ def test_a_job_that_loses_every_place_is_stored_failed_after_bounded_attempts(
     finally:
         exporter.terminate()
         exporter.wait(10)
+
+
+@pytest.mark.skipif(shutil.which("ser2net") is None, reason="ser2net not installed (apt-get install ser2net)")
+def test_raw_serial_port_through_ser2net(coordinator: str, tmp_path: Path) -> None:
+    """A board on a tty (QEMU -serial pty) exported as RawSerialPort: labgrid starts ser2net on acquire and
+    the farm reaches it over rfc2217:// (the way a USB board on a farm host is exported)."""
+    from harness.mcu.build import build_firmware
+    from harness.mcu.qemu import QemuDut
+
+    argv = QemuDut(build_firmware(BOARD)).argv(1)
+    argv[argv.index("-serial") + 1] = "pty"
+    qemu = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    exporter = None
+    try:
+        assert qemu.stdout is not None
+        m = re.search(rb"(/dev/pts/\d+)", qemu.stdout.readline())
+        assert m, "QEMU did not print its pty"
+        (tmp_path / "tty.yaml").write_text(
+            f"tty:\n  RawSerialPort: {{port: {m.group(1).decode()}, speed: 115200}}\n"
+        )
+        with open(tmp_path / "exporter.log", "wb") as log:
+            exporter = subprocess.Popen(
+                [
+                    labgrid_tool("labgrid-exporter"),
+                    "-c",
+                    coordinator,
+                    "-n",
+                    "ttyhost",
+                    str(tmp_path / "tty.yaml"),
+                ],
+                stdout=log,
+                stderr=log,
+            )
+        with LabgridSession(coordinator) as s:
+            s.create_place("tty-0", ["ttyhost/tty/NetworkSerialPort"])
+            deadline = time.monotonic() + 30
+            while not any(r.exporter == "ttyhost" and r.avail for r in s.snapshot().resources):
+                assert time.monotonic() < deadline and exporter.poll() is None
+                time.sleep(0.1)
+        suite = load_suite(write_suite(tmp_path / "s.toml", "tty", 1))
+        summary = farm_run(suite, FarmOptions(coordinator, tmp_path / "r.sqlite", profile=_profile("tty-0")))
+        rows = _rows(tmp_path / "r.sqlite")
+        assert summary.done == 1 and rows[0]["status"] == "done", rows[0]["reason"]
+        prov = json.loads(rows[0]["provenance"])
+        assert prov["farm_serial_url"].startswith("rfc2217://") and prov["farm_resource"].endswith(
+            "/RawSerialPort"
+        )
+        assert _holder(coordinator, "tty-0") is None
+    finally:
+        if exporter is not None:
+            exporter.terminate()
+            exporter.wait(10)
+        qemu.terminate()
+        qemu.wait(10)

@@ -55,14 +55,22 @@ def test_endpoint_gives_a_socket_url_and_the_exporter_host() -> None:
         {"a": _place("a", ["exp1/g0/NetworkSerialPort"], {"board": BOARD})}, [_serial("exp1", "g0", 5601)]
     )
     ep = endpoint(snap, "a", BOARD)
-    assert ep.url == "socket://10.0.0.9:5601"
+    assert ep is not None and ep.url == "socket://10.0.0.9:5601"
     assert ep.exporter == "exp1" and ep.host == "rack1"
     assert ep.provenance()["farm_place"] == "a"
 
 
 def test_ser2net_ports_are_rfc2217_urls() -> None:
     snap = _snap({"a": _place("a", ["exp1/*/NetworkSerialPort"])}, [_serial("exp1", "tty", 40001, "rfc2217")])
-    assert endpoint(snap, "a", BOARD).url == "rfc2217://10.0.0.9:40001"
+    ep = endpoint(snap, "a", BOARD)
+    assert ep is not None and ep.url == "rfc2217://10.0.0.9:40001?ign_set_control"
+    unacquired = Resource(
+        "exp1", "tty", "NetworkSerialPort", "NetworkSerialPort", {"host": "h", "port": None}, True, None
+    )
+    snap2 = _snap(snap.places, [unacquired])  # ser2net starts on acquire: no port yet, but it fits
+    check_fit(snap2, "a", BOARD)
+    with pytest.raises(PlaceMismatch, match="no host/port yet"):
+        endpoint(snap2, "a", BOARD)
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ for it come from a farm profile (TOML, optional) or, by default, from labgrid pl
 A place fits a board when it matches exactly one serial resource (labgrid exports every serial port,
 ``NetworkSerialPort``, ``RawSerialPort`` or ``USBSerialPort``, as a ``NetworkSerialPort``) and its
 ``board`` tag, if any, names that board. The serial URL is ``socket://host:port`` (protocol ``raw``)
-or ``rfc2217://host:port`` (ser2net), which ``serial.serial_for_url`` opens like a local port.
+or ``rfc2217://host:port?ign_set_control`` (ser2net), which ``serial.serial_for_url`` opens like a local port.
 """
 
 from __future__ import annotations
@@ -116,8 +116,11 @@ def candidates(snap: Snapshot, board: FarmBoard) -> list[str]:
     return sorted(n for n, p in snap.places.items() if all(p.tags.get(k) == v for k, v in board.tags.items()))
 
 
-def endpoint(snap: Snapshot, name: str, board: str) -> Endpoint:
-    """The serial endpoint of place ``name`` for ``board``; :class:`PlaceMismatch` if it does not fit."""
+def endpoint(snap: Snapshot, name: str, board: str, *, resolve: bool = True) -> Endpoint | None:
+    """The serial endpoint of place ``name`` for ``board``; :class:`PlaceMismatch` if it does not fit.
+
+    ``resolve=False`` checks the fit only: a ser2net-exported port has its TCP port only once acquired.
+    """
     place = snap.places.get(name)
     if place is None:
         raise PlaceNotFound(
@@ -144,6 +147,8 @@ def endpoint(snap: Snapshot, name: str, board: str) -> Endpoint:
             "narrow the place's match patterns"
         )
     r = serial[0]
+    if not resolve:
+        return None
     host, port = r.params.get("host"), r.params.get("port")
     proto = str(r.params.get("protocol", "rfc2217"))
     if not host or not port:
@@ -154,9 +159,11 @@ def endpoint(snap: Snapshot, name: str, board: str) -> Endpoint:
     if scheme is None:
         raise PlaceMismatch(f"place {name}: serial protocol {proto!r} is neither raw nor rfc2217")
     extra = r.params.get("extra") or {}
+    # ser2net does not acknowledge RFC 2217 control (DTR/RTS) requests: pyserial must not wait for them
+    query = "?ign_set_control" if scheme == "rfc2217" else ""
     return Endpoint(
         place=name,
-        url=f"{scheme}://{host}:{port}",
+        url=f"{scheme}://{host}:{port}{query}",
         exporter=r.exporter,
         host=str(extra.get("proxy") or host),
         resource=f"{r.exporter}/{r.group}/{r.cls}/{r.name}",
@@ -167,7 +174,7 @@ def check_fit(snap: Snapshot, name: str, board: str) -> None:
     """Refuse, before anything is locked, a place that cannot be this board (offline places pass)."""
     place = snap.places[name]
     if place.tags.get("board") not in (None, board) or place_resources(snap, place):
-        endpoint(snap, name, board)
+        endpoint(snap, name, board, resolve=False)
 
 
 def available(snap: Snapshot, name: str) -> bool:

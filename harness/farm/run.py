@@ -1,8 +1,8 @@
 """``farm run``: acquire places, run jobs on them in parallel, re-queue jobs of lost places, release.
 
 One worker thread per acquired place takes jobs of its board kind from a shared queue and measures
-them with the runner's own per-job code (accuracy pass, windows, store), each worker with its own
-connection to the one SQLite store. A job whose place fails under it (exporter gone, board reset,
+them with the runner's own per-job code (accuracy pass, windows, store), all through the run's one
+SQLite connection (:mod:`.sharedstore`). A job whose place fails under it (exporter gone, board reset,
 serial link dropped) goes back to the queue for another place of the same kind, at most
 ``attempts`` times in all; the store keeps one row per job key (a later success replaces a failed
 attempt). Places are released at the end, on error and on Ctrl-C (and by the labgrid bridge if this
@@ -23,7 +23,6 @@ from typing import Any
 
 from ..errors import FrugalbenchError, TargetError
 from ..runner import Progress, Runner, make_meter
-from ..store import Store
 from ..suite import Suite
 from ..sysinfo import git_revision, host_summary
 from ..variants import default_cache_dir
@@ -33,6 +32,7 @@ from .jobs import Job, expand
 from .lgsession import LabgridSession, Snapshot
 from .placed import PlacedTarget
 from .profile import Endpoint, FarmProfile, available, candidates, check_fit, endpoint
+from .sharedstore import SharedStore
 
 JOIN_S = 15.0  # how long workers get to stop after Ctrl-C before places are released anyway
 
@@ -91,6 +91,7 @@ class FarmRunner:
         self.lost: set[str] = set()
         self.endpoints: dict[str, tuple[str, Endpoint]] = {}
         self._said: tuple[str, float] = ("", 0.0)
+        self.store: SharedStore | None = None
         self.summary = FarmSummary(run_id=0)
         self._lock = threading.Lock()
 
@@ -100,7 +101,7 @@ class FarmRunner:
         old = _sigterm_as_interrupt()
         try:
             self.session = LabgridSession(self.opts.coordinator, user=self.opts.user)
-            store = Store.open(self.opts.db)
+            store = SharedStore(self.opts.db)
         except BaseException:
             if self.session is not None:
                 self.session.close()
@@ -118,7 +119,8 @@ class FarmRunner:
         state = "failed"
         queue: JobQueue | None = None
         try:
-            runner = Runner(s, store, cache=self.cache, progress=self.progress)
+            runner = Runner(s, store, cache=self.cache, progress=self.progress)  # type: ignore[arg-type]
+            self.store = store
             jobs, skipped = expand(s, runner, run_id, self.cache, self.progress)
             self.summary.skipped_already_done = skipped
             self._check_places(jobs)
@@ -216,6 +218,10 @@ class FarmRunner:
             self.say(text)
             self._said = (gist, now)
 
+    def _status_of(self, key: str) -> str | None:
+        assert self.store is not None
+        return self.store.status_of(key)
+
     def _running(self, queue: JobQueue, board: str) -> int:
         with queue.cv:
             return sum(1 for j, _ in queue.running.values() if j.board == board)
@@ -266,7 +272,7 @@ class FarmRunner:
                 or not available(snap, name)
             ):
                 continue
-            endpoint(snap, name, board)  # a misfit place is an error before anything is locked
+            endpoint(snap, name, board, resolve=False)  # a misfit place is an error before anything is locked
             t = time.perf_counter()
             try:
                 after = self.session.acquire(name)
@@ -274,6 +280,7 @@ class FarmRunner:
                 continue  # lost the race to another client
             dt = time.perf_counter() - t
             ep = endpoint(after, name, board)
+            assert ep is not None
             self.summary.acquire_s[name] = dt
             self.summary.places_used.append(name)
             self.status.place(name, state="acquired", board=board, acquire_s=round(dt, 3), **ep.provenance())
@@ -314,8 +321,9 @@ class FarmRunner:
         meter: Any = None
         done = int(self.status.data["places"].get(ep.place, {}).get("done", 0))
         job: Job | None = None
-        # sqlite3 connections belong to the thread that opened them: one store per worker
-        runner = Runner(self.suite, Store.open(self.opts.db), cache=self.cache, progress=_Notes(self.status))
+        # one SQLite connection per process (see sharedstore.py), shared by every worker
+        assert self.store is not None
+        runner = Runner(self.suite, self.store, cache=self.cache, progress=_Notes(self.status))  # type: ignore[arg-type]
         try:
             while True:
                 job = queue.take(board)
@@ -336,7 +344,7 @@ class FarmRunner:
                     target.fault = None
                     target.extra.update(farm_attempt=job.attempts, farm_places_tried=list(job.history))
                     runner._measure(run_id, job.base, job.variant, job.tab, target, meter)
-                    status = _status_of(runner.store, job.key)
+                    status = self._status_of(job.key)
                     if status == "failed" and target.fault is not None:
                         fault = target.fault
                 except (TargetError, OSError, EOFError, FrugalbenchError) as e:
@@ -382,7 +390,6 @@ class FarmRunner:
             if ep.place in self.lost and self.session is not None:
                 with contextlib.suppress(FrugalbenchError):
                     self.session.release(ep.place)
-            runner.store.close()
 
     def _healthy(self, ep: Endpoint, target: PlacedTarget | None) -> bool:
         """The place is still ours, online, and its board answers a fresh connection."""
@@ -422,7 +429,7 @@ class FarmRunner:
             queue.finish(job, requeue=True)
             return
         reason = f"failed on {job.attempts} place attempt(s) ({', '.join(job.history)}); last: {why}"
-        if _status_of(runner.store, job.key) != "failed" or lost:
+        if self._status_of(job.key) != "failed" or lost:
             with contextlib.suppress(FrugalbenchError):
                 runner._save(
                     run_id, job.base, job.variant, job.tab, None, {"status": "failed", "reason": reason}
@@ -434,7 +441,7 @@ class FarmRunner:
         self.progress.advance(f"{job.label} failed")
 
     def _count(self, job: Job, runner: Runner) -> None:
-        status = _status_of(runner.store, job.key)
+        status = self._status_of(job.key)
         with self._lock:
             if status == "failed":
                 self.summary.failed += 1
@@ -450,11 +457,6 @@ class _Notes(Progress):
 
     def note(self, text: str) -> None:
         self.status.event(text)
-
-
-def _status_of(store: Store, key: str) -> str | None:
-    row = store.conn.execute("SELECT status FROM results WHERE job_key=?", (key,)).fetchone()
-    return str(row[0]) if row else None
 
 
 def _sigterm_as_interrupt() -> Any:
