@@ -172,3 +172,20 @@ def test_ppk2_ampere_mode_uses_the_configured_supply_voltage() -> None:
         meter = Ppk2(Ppk2Config(kind="ppk2", url=srv.url, mode="ampere", voltage_v=1.8))
         trace = record(meter, 0.5)
     check_gpio(trace, prof, win, 100_000, channel=0)
+
+
+def test_slow_polled_meter_trace_covers_the_window_end() -> None:
+    """A 2 Hz meter stopped right after a window still has a reading after the window's end."""
+    prof = Profile(kind="constant", low_w=3.0, voltage_v=5.1)
+    with EmulatorServer(UmEmulator(prof, model="um34c", update_hz=2), "socket://127.0.0.1:0") as srv:
+        m = Um34c(UmConfig(kind="um34c", url=srv.url, poll_hz=2, simulated=True))
+        m.open()
+        try:
+            m.start()
+            time.sleep(0.7)
+            t_end = time.perf_counter()
+            trace = m.stop()
+        finally:
+            m.close()
+    assert trace.valid, trace.problem
+    assert trace.t_s[-1] >= t_end

@@ -313,6 +313,20 @@ class Poller:
         self._thread.start()
 
     def stop(self, join_s: float = 5.0) -> None:
+        """Stop after one more reading, so the trace covers the instant ``stop()`` was called.
+
+        Without it a slow meter (2 Hz) ends its trace before the window it measured ends, and the
+        window's energy cannot be integrated.
+        """
+        t_stop = time.perf_counter()
+        deadline = t_stop + min(join_s, 3 * self.period + 1.0)
+        while (
+            self._thread is not None
+            and self._thread.is_alive()
+            and (not self.t or self.t[-1] < t_stop)
+            and time.perf_counter() < deadline
+        ):
+            time.sleep(min(self.period / 10, 0.01))
         self._halt.set()
         if self._thread is not None:
             self._thread.join(join_s)
