@@ -234,7 +234,7 @@ class Runner:
             target.set_inputs(base.data.x_eval)
             meter.bind_target(target.info())
             row, windows = self._windows(target, meter)
-        except (TargetError, MeterError, FrugalbenchError) as e:
+        except (FrugalbenchError, OSError) as e:  # OSError: serial.SerialException, a dropped socket
             self._save(run_id, base, v, tab, target, {"status": "failed", "reason": str(e)})
             self.progress.note(f"{v.task}/{v.name} on {tab['name']} failed: {e}")
             return
@@ -270,7 +270,7 @@ class Runner:
                         energy, _ = meter.window_energy(trace, w.t_start, w.t_end, w.n)
                     except ValueError as e:  # the trace does not cover the window: re-run it
                         problem, energy = f"energy window not covered by the meter trace: {e}", None
-            except (WindowInvalid, MeterError) as e:
+            except (WindowInvalid, MeterError, OSError) as e:  # a lost link mid-window: re-run it
                 problem, w, energy = str(e), None, None
             if problem:
                 rows.append(
