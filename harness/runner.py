@@ -90,7 +90,9 @@ class Runner:
         fc = suite.carbon
         self.grid = grid_factor(fc.region, fc.grid_factor_g_per_kwh, fc.grid_factor_source)
 
-    def _job_key(self, variant: Variant, target_cfg: dict[str, Any]) -> str:
+    # --- the per-job API (used by `frugalbench run` and by the farm, so both share job keys) ---
+    def job_key(self, variant: Variant, target_cfg: dict[str, Any]) -> str:
+        """Resume key of one (variant, target) job under this suite's meter and run rules."""
         r = self.suite.run
         rules = r.model_dump(exclude={"time_budget_s"})
         return content_key(
@@ -183,10 +185,10 @@ class Runner:
         for tab in targets:
             cfg = validate_target(tab, where=f"target {tab.get('name')}")
             target = TARGETS.get(cfg.kind)(cfg)
-            pending = [(b, v) for b, vs, _ in plan for v in vs if self._job_key(v, tab) not in done]
+            pending = [(b, v) for b, vs, _ in plan for v in vs if self.job_key(v, tab) not in done]
             for base, _vs, failed in plan:
                 for name, reason in failed.items():
-                    self._save_failed(run_id, base, name, tab, f"variant build failed: {reason}")
+                    self.save_failed(run_id, base, name, tab, f"variant build failed: {reason}")
                     self.progress.advance(f"{base.task}/{name} on {tab['name']}")
             skipped = sum(len(vs) for _, vs, _ in plan) - len(pending)
             for _ in range(skipped):
@@ -196,14 +198,14 @@ class Runner:
             unavailable = TARGETS.get(cfg.kind).availability()
             if unavailable:
                 for base, v in pending:
-                    self._save(run_id, base, v, tab, None, {"status": "skipped", "reason": unavailable})
+                    self.save_result(run_id, base, v, tab, None, {"status": "skipped", "reason": unavailable})
                     self.progress.advance(f"{v.task}/{v.name} on {tab['name']}")
                 continue
             try:
                 target.open()
             except TargetError as e:
                 for base, v in pending:
-                    self._save(run_id, base, v, tab, None, {"status": "failed", "reason": str(e)})
+                    self.save_result(run_id, base, v, tab, None, {"status": "failed", "reason": str(e)})
                     self.progress.advance(f"{v.task}/{v.name} on {tab['name']}")
                 continue
             try:
@@ -212,19 +214,20 @@ class Runner:
                 try:
                     for base, v in pending:
                         self.progress.advance(f"{v.task}/{v.name} on {tab['name']}")
-                        self._measure(run_id, base, v, tab, target, meter)
+                        self.measure_job(run_id, base, v, tab, target, meter)
                 finally:
                     meter.close()
             finally:
                 target.close()
 
     # --- one job ---
-    def _measure(
+    def measure_job(
         self, run_id: int, base: Base, v: Variant, tab: dict[str, Any], target: Target, meter: Meter
     ) -> None:
+        """Measure one variant on an open target and store the result (done, skipped or failed)."""
         why = target.supports(v)
         if why:
-            self._save(run_id, base, v, tab, target, {"status": "skipped", "reason": why})
+            self.save_result(run_id, base, v, tab, target, {"status": "skipped", "reason": why})
             return
         task = next(t for t in self.suite.tasks if t.name == v.task)
         try:
@@ -235,11 +238,11 @@ class Runner:
             meter.bind_target(target.info())
             row, windows = self._windows(target, meter)
         except (FrugalbenchError, OSError) as e:  # OSError: serial.SerialException, a dropped socket
-            self._save(run_id, base, v, tab, target, {"status": "failed", "reason": str(e)})
+            self.save_result(run_id, base, v, tab, target, {"status": "failed", "reason": str(e)})
             self.progress.note(f"{v.task}/{v.name} on {tab['name']} failed: {e}")
             return
         row.update(status="done", accuracy=value)
-        self._save(run_id, base, v, tab, target, row, windows)
+        self.save_result(run_id, base, v, tab, target, row, windows)
 
     def _windows(self, target: Target, meter: Meter) -> tuple[dict[str, Any], list[WindowRow]]:
         r = self.suite.run
@@ -369,7 +372,7 @@ class Runner:
             "provenance": prov,
         }
 
-    def _save(
+    def save_result(
         self,
         run_id: int,
         base: Base,
@@ -379,6 +382,7 @@ class Runner:
         fields: dict[str, Any],
         windows: list[WindowRow] | None = None,
     ) -> None:
+        """Store one result row (and its windows) of ``v`` on target ``tab`` under its job key."""
         m = v.meta
         row = self._base_row(base, v.name, tab, target)
         fmt = {"ort": "onnx", "litert": "tflite", "tflite-runtime": "tflite"}.get(str(row["runtime"]), "onnx")
@@ -402,9 +406,10 @@ class Runner:
             variant_meta=m,
         )
         row.update(fields)
-        self.store.save_result(run_id, self._job_key(v, tab), row, windows or [])
+        self.store.save_result(run_id, self.job_key(v, tab), row, windows or [])
 
-    def _save_failed(self, run_id: int, base: Base, name: str, tab: dict[str, Any], reason: str) -> None:
+    def save_failed(self, run_id: int, base: Base, name: str, tab: dict[str, Any], reason: str) -> None:
+        """Store a variant whose build failed, with the reason."""
         row = self._base_row(base, name, tab, None)
         row.update(status="failed", reason=reason)
         key = content_key(self.suite.suite.name, base.task, name, "failed-build", tab)

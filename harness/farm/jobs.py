@@ -98,9 +98,9 @@ def expand(
     for tab in tabs:
         for base, variants, failed in plan:
             for name, reason in failed.items():
-                runner._save_failed(run_id, base, name, tab, f"variant build failed: {reason}")
+                runner.save_failed(run_id, base, name, tab, f"variant build failed: {reason}")
             for v in variants:
-                key = runner._job_key(v, tab)
+                key = runner.job_key(v, tab)
                 if key in done:
                     skipped += 1
                 else:

@@ -343,7 +343,7 @@ class FarmRunner:
                         meter.open()
                     target.fault = None
                     target.extra.update(farm_attempt=job.attempts, farm_places_tried=list(job.history))
-                    runner._measure(run_id, job.base, job.variant, job.tab, target, meter)
+                    runner.measure_job(run_id, job.base, job.variant, job.tab, target, meter)
                     status = self._status_of(job.key)
                     if status == "failed" and target.fault is not None:
                         fault = target.fault
@@ -431,7 +431,7 @@ class FarmRunner:
         reason = f"failed on {job.attempts} place attempt(s) ({', '.join(job.history)}); last: {why}"
         if self._status_of(job.key) != "failed" or lost:
             with contextlib.suppress(FrugalbenchError):
-                runner._save(
+                runner.save_result(
                     run_id, job.base, job.variant, job.tab, None, {"status": "failed", "reason": reason}
                 )
         with self._lock:
