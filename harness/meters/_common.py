@@ -98,6 +98,19 @@ def open_serial(url: str, baud: int, timeout_s: float, name: str) -> serial.Seri
     return port
 
 
+def close_streaming(
+    reader: Reader | None, port: serial.SerialBase | None, stop_cmd: bytes, *, lost: bool
+) -> None:
+    """Stop a streaming meter: halt its reader, send the stop command unless the link is lost, close."""
+    if reader is not None:
+        reader.halt()
+    if port is not None:
+        if not lost:
+            with contextlib.suppress(Exception):  # closing a dead link is fine
+                port.write(stop_cmd)
+        port.close()
+
+
 def drain_stale(port: serial.SerialBase, quiet_s: float = 0.05, max_s: float = 1.0) -> int:
     """Discard bytes left over from an earlier session; returns how many were dropped.
 

@@ -29,6 +29,7 @@ from ._common import (
     MeterProtocolError,
     Reader,
     SerialMeterConfig,
+    close_streaming,
     drain_stale,
     open_serial,
     read_some,
@@ -335,14 +336,6 @@ class Lpm01a(MarkerWindows, Meter):
         )
 
     def close(self) -> None:
-        if self._reader is not None:
-            self._reader.halt()
-            self._reader = None
-        if self.port is not None:
-            try:
-                if not self._lost:
-                    self.port.write(b"hrc\r\n")
-            except Exception:  # noqa: BLE001, S110 - closing a dead link is fine
-                pass
-            self.port.close()
-            self.port = None
+        close_streaming(self._reader, self.port, b"hrc\r\n", lost=bool(self._lost))
+        self._reader = None
+        self.port = None

@@ -30,6 +30,7 @@ from ._common import (
     MeterProtocolError,
     Reader,
     SerialMeterConfig,
+    close_streaming,
     drain_stale,
     logic_markers,
     open_serial,
@@ -355,14 +356,6 @@ class Ppk2(MarkerWindows, Meter):
         )
 
     def close(self) -> None:
-        if self._reader is not None:
-            self._reader.halt()
-            self._reader = None
-        if self.port is not None:
-            try:
-                if not self._lost:
-                    self.port.write(b"\x07")
-            except Exception:  # noqa: BLE001, S110 - closing a dead link is fine
-                pass
-            self.port.close()
-            self.port = None
+        close_streaming(self._reader, self.port, b"\x07", lost=bool(self._lost))
+        self._reader = None
+        self.port = None
