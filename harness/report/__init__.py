@@ -37,6 +37,15 @@ def _energy(j: float | None) -> str:
     return f"{j:.3g} J"
 
 
+def _md_table(header: str, rows: list[list[str]]) -> list[str]:
+    """A Markdown table; ``header`` cells end in ``>`` to right-align that column."""
+    cells = [c.strip() for c in header.split("|")]
+    names = [c.rstrip(">").strip() for c in cells]
+    rule = ["---:" if c.endswith(">") else "---" for c in cells]
+    out = ["| " + " | ".join(names) + " |", "|" + "|".join(rule) + "|"]
+    return out + ["| " + " | ".join(r) + " |" for r in rows]
+
+
 def _md_escape(s: Any) -> str:
     return _fmt(s).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
 
@@ -78,22 +87,21 @@ def markdown(
                 "",
                 f"### energy class: {cls}",
                 "",
-                "| rank | variant | technique | target | runtime | quality | quality/J | E/inference | "
-                "p50 ms | p99 ms | inf/s | gCO2e/1000 | params | MACs | bytes | break-even inf. |",
-                "|---:|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
             ]
-            for r in grp:
-                if not r["passes_gate"]:
-                    continue
-                lines.append(
-                    f"| {_fmt(r['rank'])} | {_md_escape(r['variant'])} | {_md_escape(r['technique'])} | "
-                    f"{_md_escape(r['target'])} | {_md_escape(r['runtime'])} | {_fmt(r['accuracy'])} | "
-                    f"{_fmt(r['accuracy_per_joule'], '.4g')} | {_energy(r['energy_per_inference_j'])} | "
-                    f"{_fmt(r['latency_p50_ms'], '.4f')} | {_fmt(r['latency_p99_ms'], '.4f')} | "
-                    f"{_fmt(r['throughput_ips'], '.0f')} | {_fmt(r['co2e_g_per_1000'], '.3g')} | "
-                    f"{_fmt(r['params'])} | {_fmt(r['macs'])} | {_fmt(r['model_bytes'])} | "
-                    f"{_fmt(r['breakeven_inferences'], '.3g')} |"
-                )
+            lines += _md_table(
+                "rank> | variant | technique | target | runtime | quality> | quality/J> | E/inference> | "
+                "p50 ms> | p99 ms> | inf/s> | gCO2e/1000> | params> | MACs> | bytes> | break-even inf.>",
+                [
+                    [_fmt(r["rank"]), _md_escape(r["variant"]), _md_escape(r["technique"]),
+                     _md_escape(r["target"]), _md_escape(r["runtime"]), _fmt(r["accuracy"]),
+                     _fmt(r["accuracy_per_joule"], ".4g"), _energy(r["energy_per_inference_j"]),
+                     _fmt(r["latency_p50_ms"], ".4f"), _fmt(r["latency_p99_ms"], ".4f"),
+                     _fmt(r["throughput_ips"], ".0f"), _fmt(r["co2e_g_per_1000"], ".3g"), _fmt(r["params"]),
+                     _fmt(r["macs"]), _fmt(r["model_bytes"]), _fmt(r["breakeven_inferences"], ".3g")]
+                    for r in grp
+                    if r["passes_gate"]
+                ],
+            )  # fmt: skip
             below = [r for r in grp if not r["passes_gate"]]
             if below:
                 lines += [
@@ -192,15 +200,16 @@ def _md_sections(task: str, data: ReportData, images: dict[str, str]) -> list[st
             "",
             "### Per technique (best variant, accuracy cost against the base model)",
             "",
-            "| technique | class | best | rank | quality | base | accuracy cost | E/inference |",
-            "|---|---|---|---:|---:|---:|---:|---:|",
         ]
-        for x in tech:
-            lines.append(
-                f"| {_md_escape(x['technique'])} | {_md_escape(x['energy_class'])} | {_md_escape(x['best'])} | "
-                f"{_fmt(x['rank'])} | {_fmt(x['accuracy'])} | {_fmt(x['base_accuracy'])} | "
-                f"{_fmt(x['accuracy_cost'], '.3g')} | {_energy(x['energy_per_inference_j'])} |"
-            )
+        lines += _md_table(
+            "technique | class | best | rank> | quality> | base> | accuracy cost> | E/inference>",
+            [
+                [_md_escape(x["technique"]), _md_escape(x["energy_class"]), _md_escape(x["best"]),
+                 _fmt(x["rank"]), _fmt(x["accuracy"]), _fmt(x["base_accuracy"]),
+                 _fmt(x["accuracy_cost"], ".3g"), _energy(x["energy_per_inference_j"])]
+                for x in tech
+            ],
+        )  # fmt: skip
     bud = [x for x in data.budgets if x["task"] == task]
     if bud:
         lines += [
@@ -223,15 +232,16 @@ def _md_sections(task: str, data: ReportData, images: dict[str, str]) -> list[st
             "",
             "### Use phase and embodied carbon per 1000 inferences (shown apart, never summed)",
             "",
-            "| variant@target | use phase gCO2e | class | embodied gCO2e | device kgCO2e | lifetime | duty | source |",
-            "|---|---:|---|---:|---:|---:|---:|---|",
         ]
-        for x in emb:
-            lines.append(
-                f"| {_md_escape(x['id'])} | {_fmt(x['use_g_per_1000'], '.3g')} | {_md_escape(x['use_class'])} | "
-                f"{_fmt(x['embodied_g_per_1000'], '.3g')} | {_fmt(x['embodied_kgco2e'], '.3g')} | "
-                f"{_fmt(x['lifetime_years'])} y | {_fmt(x['duty'])} | {_md_escape(x['source'])} |"
-            )
+        lines += _md_table(
+            "variant@target | use phase gCO2e> | class | embodied gCO2e> | device kgCO2e> | lifetime> | duty> | source",
+            [
+                [_md_escape(x["id"]), _fmt(x["use_g_per_1000"], ".3g"), _md_escape(x["use_class"]),
+                 _fmt(x["embodied_g_per_1000"], ".3g"), _fmt(x["embodied_kgco2e"], ".3g"),
+                 f"{_fmt(x['lifetime_years'])} y", _fmt(x["duty"]), _md_escape(x["source"])]
+                for x in emb
+            ],
+        )  # fmt: skip
     labs = [x for x in data.labels if x["task"] == task]
     if labs:
         lines += [
