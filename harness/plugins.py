@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-_PACKAGES = ("harness.layers", "harness.compress", "harness.runtimes", "harness.targets", "harness.meters")
+_PACKAGES = ("harness.ir.layers", "harness.compress", "harness.runtimes", "harness.targets", "harness.meters")
 
 
 def load_all() -> None:

@@ -241,7 +241,7 @@ def _check_plugins(path: Path, text: str, data: dict[str, Any], suite: Suite) ->
     plugins.load_all()
     from .compress.base import make_compressor
     from .meters.base import METERS
-    from .recipes import load_recipes
+    from .pipeline.recipes import load_recipes
     for i, task in enumerate(suite.tasks):
         if task.recipe:
             try:

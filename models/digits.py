@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 from sklearn.datasets import load_digits
 
-from harness.data import Dataset
-from harness.network import Network
-from harness.recipes import RECIPES, split, train_mlp
+from harness.ir.data import Dataset
+from harness.ir.network import Network
+from harness.pipeline.recipes import RECIPES, split, train_mlp
 
 
 @RECIPES.register("digits_mlp")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.data import Dataset
-from harness.network import Network
-from harness.recipes import RECIPES, train_mlp
+from harness.ir.data import Dataset
+from harness.ir.network import Network
+from harness.pipeline.recipes import RECIPES, train_mlp
 
 
 def load(seed: int = 42, num_samples: int = 5000) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -3,7 +3,7 @@
 MNIST-1D generated offline by the ``mnist1d`` package (``make_dataset``, never the download), with
 10 000 samples (8000 train / 2000 eval, 40 features, 10 classes), inputs standardised with the
 training statistics. Base model: ReLU MLP 40-1024-1024-10 trained with the NumPy Adam trainer of
-:mod:`harness.train` (best of 20 epochs on a 10 % validation split of the training rows), so the
+:mod:`harness.ir.train` (best of 20 epochs on a 10 % validation split of the training rows), so the
 1024x1024 hidden layer is where Monarch (16x fewer weights at nblocks=32), butterfly (51x) and
 low-rank separate. Reaches about 0.75 eval accuracy (seed 0); MLPs plateau near there on
 MNIST-1D, CNNs reach about 0.94, so there is room both ways.
@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.data import Dataset
-from harness.network import Network
-from harness.recipes import RECIPES
-from harness.train import train_mlp
+from harness.ir.data import Dataset
+from harness.ir.network import Network
+from harness.ir.train import train_mlp
+from harness.pipeline.recipes import RECIPES
 
 from .mnist1d import load
 

@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.layers import Dense
-from harness.layers.butterfly import Butterfly, random_butterfly
-from harness.layers.monarch import Monarch
+from harness.ir.layers import Dense
+from harness.ir.layers.butterfly import Butterfly, random_butterfly
+from harness.ir.layers.monarch import Monarch
+from harness.ir.network import Network
 from harness.mcu.build import build_firmware, toolchain_missing
 from harness.mcu.protocol import DutClient
 from harness.mcu.qemu import QemuDut, qemu_missing
-from harness.network import Network
 
 MISSING = toolchain_missing() or qemu_missing()
 needs_qemu = pytest.mark.skipif(MISSING is not None, reason=f"MCU toolchain/emulator: {MISSING}")

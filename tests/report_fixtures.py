@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.store import Store, WindowRow
+from harness.results.store import Store, WindowRow
 
 EVIL_TASK = "<script>window.__pwned=1</script>kws \"q\" & 'a'"
 EVIL_VARIANT = '<img src=x onerror="window.__pwned=2">int8&"x"'

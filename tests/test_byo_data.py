@@ -21,9 +21,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from harness import byo
+from harness.byo import task as byo
 from harness.errors import ConfigError, DatasetError
-from harness.onnx_import import NotConvertible, onnx_to_network
+from harness.ir.importers.onnx_import import NotConvertible, onnx_to_network
 
 skl2onnx = pytest.importorskip("skl2onnx")
 

@@ -16,7 +16,7 @@ from sklearn.neural_network import MLPClassifier, MLPRegressor
 from threadpoolctl import threadpool_limits
 from typer.testing import CliRunner
 
-from harness.cli import app
+from harness.cli.main import app
 from harness.suite import load_suite
 
 skl2onnx = pytest.importorskip("skl2onnx")
@@ -86,7 +86,7 @@ def test_example_suite_and_its_generator(tmp_path: Path, monkeypatch: pytest.Mon
     import importlib.util
     import shutil
 
-    from harness.byo import build
+    from harness.byo.task import build
 
     root = Path(__file__).resolve().parents[1] / "benches" / "examples"
     spec = importlib.util.spec_from_file_location("make_byo", root / "make_byo.py")

@@ -8,9 +8,9 @@ import onnxruntime as ort
 import pytest
 
 from harness.compress.posttrain import PruneWeights, SvdWeights
-from harness.data import Dataset
 from harness.errors import CompressionError
-from harness.model import Model
+from harness.ir.data import Dataset
+from harness.ir.model import Model
 
 RNG = np.random.default_rng(0)
 W1 = RNG.normal(size=(32, 48)).astype(np.float32)
@@ -90,10 +90,10 @@ def test_post_training_needs_an_onnx_file() -> None:
 
 
 def test_float_tflite_mlp_converts_back_to_the_ir() -> None:
-    from harness.export.tflite_export import network_to_tflite
-    from harness.layers import Dense
-    from harness.network import Network
-    from harness.tflite_import import tflite_to_network
+    from harness.ir.export.tflite_export import network_to_tflite
+    from harness.ir.importers.tflite_import import tflite_to_network
+    from harness.ir.layers import Dense
+    from harness.ir.network import Network
 
     net = Network([Dense(W1, B1, "relu"), Dense(W2T.T, np.zeros(10, np.float32))])
     imp = tflite_to_network(network_to_tflite(net))
@@ -106,8 +106,8 @@ def test_int8_tflite_does_not_convert() -> None:
     import importlib.util
     from pathlib import Path
 
-    from harness.onnx_import import NotConvertible
-    from harness.tflite_import import tflite_to_network
+    from harness.ir.importers.onnx_import import NotConvertible
+    from harness.ir.importers.tflite_import import tflite_to_network
 
     spec = importlib.util.find_spec("pymicro_wakeword")
     if spec is None or spec.origin is None:

@@ -21,9 +21,9 @@ from sklearn.neural_network import MLPClassifier
 from threadpoolctl import threadpool_limits
 
 from harness.errors import DatasetError
-from harness.rank import leaderboard
-from harness.runner import run_suite
-from harness.store import Store
+from harness.pipeline.runner import run_suite
+from harness.results.rank import leaderboard
+from harness.results.store import Store
 from harness.suite import load_suite
 
 skl2onnx = pytest.importorskip("skl2onnx")
@@ -181,9 +181,9 @@ def assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     )
     np.savez(d / "cancer.npz", x_eval=xb[300:], y_eval=yb[300:])
     # A user's float .tflite of the same MLP (written here with our exporter from scikit-learn's weights)
-    from harness.export.tflite_export import network_to_tflite
-    from harness.layers import Dense
-    from harness.network import Network
+    from harness.ir.export.tflite_export import network_to_tflite
+    from harness.ir.layers import Dense
+    from harness.ir.network import Network
 
     net = Network(
         [Dense(mlp.coefs_[0], mlp.intercepts_[0], "relu"), Dense(mlp.coefs_[1], mlp.intercepts_[1])]

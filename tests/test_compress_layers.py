@@ -8,11 +8,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.errors import CompressionError
-from harness.layers import Butterfly, Dense, LowRank, Monarch
-from harness.layers.butterfly import butterfly_project, check_butterfly_fits, random_butterfly
-from harness.layers.monarch import check_monarch_fits, monarch_dense, monarch_project
-from harness.network import Network
-from harness.train import fit, layer_backward, layer_params
+from harness.ir.layers import Butterfly, Dense, LowRank, Monarch
+from harness.ir.layers.butterfly import butterfly_project, check_butterfly_fits, random_butterfly
+from harness.ir.layers.monarch import check_monarch_fits, monarch_dense, monarch_project
+from harness.ir.network import Network
+from harness.ir.train import fit, layer_backward, layer_params
 
 
 @settings(max_examples=25, deadline=None)

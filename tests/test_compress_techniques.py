@@ -9,13 +9,13 @@ import onnxruntime as ort
 import pytest
 
 from harness.compress.base import COMPRESSORS, make_compressor
-from harness.data import Dataset
 from harness.errors import CompressionError, ConfigError
-from harness.layers import Butterfly, Dense, LowRank, Monarch
-from harness.model import Model
-from harness.network import Network
-from harness.recipes import build_recipe
-from harness.train import accuracy
+from harness.ir.data import Dataset
+from harness.ir.layers import Butterfly, Dense, LowRank, Monarch
+from harness.ir.model import Model
+from harness.ir.network import Network
+from harness.ir.train import accuracy
+from harness.pipeline.recipes import build_recipe
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_prune_reaches_the_sparsity_and_keeps_it_after_fine_tuning(base, sparsit
 
 
 def _fp32(model: Model) -> bytes:
-    from harness.export.onnx_export import network_to_onnx_bytes
+    from harness.ir.export.onnx_export import network_to_onnx_bytes
 
     return network_to_onnx_bytes(model.net)  # type: ignore[arg-type]
 

@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.bench import bench_model
 from harness.errors import ModelError
-from harness.export.onnx_export import network_to_onnx_bytes
-from harness.export.tflite_export import network_to_tflite
-from harness.layers import Dense
-from harness.network import Network
+from harness.ir.export.onnx_export import network_to_onnx_bytes
+from harness.ir.export.tflite_export import network_to_tflite
+from harness.ir.layers import Dense
+from harness.ir.network import Network
+from harness.pipeline.bench import bench_model
 
 
 def _wheel_file(pkg: str, rel: str) -> Path:
@@ -89,7 +89,7 @@ def test_unsupported_op_is_one_clear_line(tmp_path: Path) -> None:
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.example", 1)])
     p = tmp_path / "odd.onnx"
     p.write_bytes(m.SerializeToString())
-    r = subprocess.run([sys.executable, "-m", "harness.cli", "bench", str(p)], capture_output=True, text=True,
+    r = subprocess.run([sys.executable, "-m", "harness.cli.main", "bench", str(p)], capture_output=True, text=True,
                        env={**os.environ, "COLUMNS": "300"})
     assert r.returncode == 2
     assert "ONNX Runtime cannot load" in r.stderr and "FrobnicateXYZ" in r.stderr
@@ -97,7 +97,7 @@ def test_unsupported_op_is_one_clear_line(tmp_path: Path) -> None:
 
 
 def test_bench_json_cli(small: tuple[Path, Path]) -> None:
-    r = subprocess.run([sys.executable, "-m", "harness.cli", "bench", str(small[0]), "--json", "--window-s", "0.05",
+    r = subprocess.run([sys.executable, "-m", "harness.cli.main", "bench", str(small[0]), "--json", "--window-s", "0.05",
                         "--windows", "2"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
@@ -105,12 +105,12 @@ def test_bench_json_cli(small: tuple[Path, Path]) -> None:
 
 
 def test_targets_and_meters_list_reasons() -> None:
-    r = subprocess.run([sys.executable, "-m", "harness.cli", "meters"], capture_output=True, text=True,
+    r = subprocess.run([sys.executable, "-m", "harness.cli.main", "meters"], capture_output=True, text=True,
                        env={**os.environ, "COLUMNS": "300"})
     assert r.returncode == 0, r.stderr
     assert "estimate" in r.stdout and "rapl" in r.stdout
     if not Path("/sys/class/powercap").exists():
         assert "/sys/class/powercap not present" in r.stdout
-    t = subprocess.run([sys.executable, "-m", "harness.cli", "targets"], capture_output=True, text=True,
+    t = subprocess.run([sys.executable, "-m", "harness.cli.main", "targets"], capture_output=True, text=True,
                        env={**os.environ, "COLUMNS": "300"})
     assert t.returncode == 0 and "target cpu" in t.stdout and "runtime ort" in t.stdout

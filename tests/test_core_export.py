@@ -7,11 +7,11 @@ import onnxruntime as ort
 import pytest
 from ai_edge_litert.interpreter import Interpreter
 
-from harness.export.onnx_export import network_to_onnx_bytes
-from harness.export.tflite_export import network_to_tflite, network_to_tflite_int8
-from harness.layers import Dense
-from harness.network import Network
-from harness.quant import QParams, calibrate, quantize_multiplier
+from harness.ir.export.onnx_export import network_to_onnx_bytes
+from harness.ir.export.tflite_export import network_to_tflite, network_to_tflite_int8
+from harness.ir.layers import Dense
+from harness.ir.network import Network
+from harness.ir.quant import QParams, calibrate, quantize_multiplier
 
 
 def _net(rng: np.random.Generator, dims: list[int]) -> Network:
@@ -64,7 +64,7 @@ def test_quantize_multiplier_reconstructs() -> None:
 
 
 def test_qparams_roundtrip_and_zero_exact() -> None:
-    from harness.quant import activation_qparams
+    from harness.ir.quant import activation_qparams
 
     qp = activation_qparams(-1.0, 3.0)
     assert isinstance(qp, QParams)

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.energy import window_energy
 from harness.errors import MeterUnavailable
+from harness.meters.energy import window_energy
 from harness.meters.rapl import RaplConfig, RaplMeter, find_domains
 
 

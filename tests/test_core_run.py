@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from harness.errors import StoreError
-from harness.rank import LEADERBOARD_KEYS
-from harness.store import SCHEMA_VERSION, Store
+from harness.results.rank import LEADERBOARD_KEYS
+from harness.results.store import SCHEMA_VERSION, Store
 
 SUITE = """
 [suite]
@@ -61,7 +61,7 @@ runtime = "litert"
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "harness.cli.main", *args], capture_output=True, text=True, cwd=cwd,
                           env={**os.environ, "COLUMNS": "200"}, timeout=600)
 
 
@@ -114,7 +114,7 @@ def test_report_formats(ran: tuple[Path, Path]) -> None:
 
 
 def test_gate_excludes_below_minimum(tmp_path: Path, ran: tuple[Path, Path]) -> None:
-    from harness.rank import leaderboard
+    from harness.results.rank import leaderboard
 
     _, db = ran
     with Store.open(db, create=False) as s:
@@ -137,7 +137,7 @@ def test_rerun_resumes_without_redoing(ran: tuple[Path, Path]) -> None:
 def test_kill_9_then_resume(tmp_path: Path) -> None:
     (tmp_path / "s.toml").write_text(SUITE.format(min_acc=0.5).replace("window_s = 0.05", "window_s = 0.3"))
     db = tmp_path / "k.sqlite"
-    p = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", "s.toml", "--db", str(db), "--no-report"],
+    p = subprocess.Popen([sys.executable, "-m", "harness.cli.main", "run", "s.toml", "--db", str(db), "--no-report"],
                          cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     n = 0
@@ -195,7 +195,7 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
 
 
 def test_missing_format_is_skipped_with_reason(tmp_path: Path) -> None:
-    from harness.model import Variant
+    from harness.ir.model import Variant
     from harness.targets.local import CpuConfig, CpuTarget
 
     v = Variant("t", "v", "k", {"onnx": tmp_path / "m.onnx"}, {"technique": "svd"})

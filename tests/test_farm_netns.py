@@ -119,7 +119,7 @@ def test_two_hosts_in_two_network_namespaces(netns: tuple[str, str, str, str], t
         cmd = [
             sys.executable,
             "-m",
-            "harness.cli",
+            "harness.cli.main",
             "farm",
             "run",
             str(suite),

@@ -263,7 +263,7 @@ def test_cli_ctrl_c_releases_and_rerun_resumes(coordinator: str, host_a: EmuHost
     cmd = [
         sys.executable,
         "-m",
-        "harness.cli",
+        "harness.cli.main",
         "farm",
         "run",
         str(suite),
@@ -301,10 +301,10 @@ def test_cli_ctrl_c_releases_and_rerun_resumes(coordinator: str, host_a: EmuHost
 
 
 def _cli(args: list[str]) -> tuple[int, str, str]:
-    """Run ``frugalbench ARGS`` through harness.cli.main() here; returns (exit code, stdout, stderr)."""
+    """Run ``frugalbench ARGS`` through harness.cli.main.main() here; returns (exit code, stdout, stderr)."""
     import io
 
-    from harness import cli
+    from harness.cli import main as cli
 
     out, err = io.StringIO(), io.StringIO()
     argv = sys.argv

@@ -25,7 +25,7 @@ from harness.farm.profile import (
     load_farm_profile,
     place_resources,
 )
-from harness.runner import Progress
+from harness.pipeline.runner import Progress
 from harness.suite import Suite
 
 BOARD = "qemu-mps2-an386"

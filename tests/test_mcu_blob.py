@@ -8,11 +8,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from mcu_support import KINDS, random_model
 
-from harness.layers import Dense
-from harness.layers.lowrank import LowRank
+from harness.ir.layers import Dense
+from harness.ir.layers.lowrank import LowRank
+from harness.ir.network import Network
+from harness.ir.quant import quantize_weights
 from harness.mcu import blob, reference
-from harness.network import Network
-from harness.quant import quantize_weights
 
 
 @settings(max_examples=60, deadline=None)

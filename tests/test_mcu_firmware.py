@@ -234,7 +234,7 @@ def test_dut_start_command_serves_a_board_until_ctrl_c(tmp_path: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    cmd = [sys.executable, "-c", "from harness.cli import main; main()", "dut", "start", "--port", str(port)]
+    cmd = [sys.executable, "-c", "from harness.cli.main import main; main()", "dut", "start", "--port", str(port)]
     child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 60

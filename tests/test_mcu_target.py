@@ -13,11 +13,11 @@ import pytest
 from mcu_support import needs_qemu, random_model
 
 from harness.errors import TargetError, WindowInvalid
-from harness.layers.lowrank import LowRank
+from harness.ir.layers.lowrank import LowRank
+from harness.ir.model import Variant
+from harness.ir.network import Network
 from harness.mcu import blob, reference
-from harness.mcu.simmeter import McuSimMeter, SimConfig
-from harness.model import Variant
-from harness.network import Network
+from harness.meters.mcu_sim import McuSimMeter, SimConfig
 from harness.targets import TARGETS
 from harness.targets.mcu import McuConfig, McuTarget
 

@@ -13,16 +13,16 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from harness.cli.meters import emulate_app, meters_app
 from harness.emulators.base import EmulatorServer
 from harness.emulators.ppk2 import Ppk2Emulator
 from harness.emulators.profile import Profile
 from harness.errors import MeterUnavailable, WindowInvalid
 from harness.meters.base import Marker, Trace
-from harness.meters.cli import emulate_app, meters_app
 from harness.meters.nvml import Nvml, NvmlConfig, probe
 from harness.meters.pi5_pmic import Pi5Pmic, PmicConfig
 from harness.meters.um34c import Um34c, UmConfig
-from harness.windows import MIN_WINDOW_S, energy_between, gpio_bounds, gpio_window, host_window
+from harness.meters.windows import MIN_WINDOW_S, energy_between, gpio_bounds, gpio_window, host_window
 
 
 # --- NVML ---------------------------------------------------------------------------------------
@@ -224,7 +224,7 @@ def test_meters_record_writes_csv(tmp_path: Path) -> None:
 def test_emulate_meter_command_serves_a_real_port() -> None:
     assert emulate_app.registered_commands
     proc = subprocess.Popen(
-        [sys.executable, "-m", "harness.meters.cli", "emulate", "meter", "um34c", "--url", "socket://127.0.0.1:0",
+        [sys.executable, "-m", "harness.cli.meters", "emulate", "meter", "um34c", "--url", "socket://127.0.0.1:0",
          "--profile", "constant", "--low-w", "2.0", "--voltage-v", "5.0", "--set", "model=um25c"],
         stdout=subprocess.PIPE, text=True, env={"COLUMNS": "200", "PATH": ""},
     )  # fmt: skip
@@ -246,7 +246,7 @@ def test_emulate_meter_command_serves_a_real_port() -> None:
 def test_example_meter_profiles_validate(profile: Path) -> None:
     import tomllib
 
-    from harness.meters.cli import build_meter
+    from harness.cli.meters import build_meter
 
     table = tomllib.loads(profile.read_text())["meter"]
     meter = build_meter(table.pop("kind"), table)

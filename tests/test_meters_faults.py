@@ -27,7 +27,7 @@ from harness.meters.lpm01a import Lpm01a, Lpm01aConfig
 from harness.meters.otii import Otii, OtiiConfig
 from harness.meters.ppk2 import Ppk2, Ppk2Config
 from harness.meters.um34c import Um34c, UmConfig
-from harness.windows import gpio_window, host_window
+from harness.meters.windows import gpio_window, host_window
 
 PROF = Profile(kind="square", low_w=0.002, high_w=0.02, dt=0.01, windows=[(0.05, 0.5)])
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from report_fixtures import _row, make_db, rows
 from typer.testing import CliRunner
 
-from harness.cli import app
+from harness.cli.main import app
 from harness.report.compare import (
     IMPROVEMENT,
     NO_CI,

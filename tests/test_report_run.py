@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from harness.cli import app
+from harness.cli.main import app
 
 SUITE = """
 [suite]

@@ -11,12 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from report_fixtures import EVIL_TASK, make_db, rows
 
-from harness.carbon import grid_factor
 from harness.errors import ConfigError
 from harness.report import FORMATS, render_db
 from harness.report.embodied import EmbodiedProfile, _boavizta_data_dir, boavizta_iot_kg, load_profiles
 from harness.report.label import short, svg_label, write_labels
 from harness.report.sections import from_db
+from harness.results.carbon import grid_factor
 
 
 @pytest.fixture
@@ -192,7 +192,7 @@ def test_embodied_parser_accepts_or_explains(fields: dict[str, str]) -> None:
 
 
 def test_grid_table_builder_converts_and_keeps_provenance(tmp_path: Path) -> None:
-    from harness.carbon_data import LB_PER_MWH_TO_G_PER_KWH, build_table
+    from harness.results.carbon_data import LB_PER_MWH_TO_G_PER_KWH, build_table
 
     infra = tmp_path / "data" / "private_infra"
     (infra / "2023").mkdir(parents=True)
@@ -291,9 +291,9 @@ def test_any_name_stays_text_in_html(task: str, variant: str, target: str) -> No
 
     from report_fixtures import _row
 
-    from harness.rank import leaderboard
     from harness.report.html import to_html
-    from harness.store import RESULT_COLUMNS
+    from harness.results.rank import leaderboard
+    from harness.results.store import RESULT_COLUMNS
 
     raw = _row(task, variant, "int8", target)
     r = {k: raw.get(k) for k in RESULT_COLUMNS} | {"id": 1, "run_id": 1, "created": 0.0}

@@ -22,9 +22,9 @@ from harness.agent import AGENT_FILE
 from harness.agent import board_agent as ba
 from harness.agent.client import AgentClient, AgentError, LinkLostError, b64, decode_f32, encode_f32
 from harness.errors import ConfigError, FrugalbenchError
-from harness.export.onnx_export import network_to_onnx_bytes
-from harness.layers import Dense
-from harness.network import Network
+from harness.ir.export.onnx_export import network_to_onnx_bytes
+from harness.ir.layers import Dense
+from harness.ir.network import Network
 from harness.suite import validate_target
 from harness.targets.ssh import SshConfig, throttle_flags, window_throttled
 

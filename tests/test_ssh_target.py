@@ -25,12 +25,12 @@ import pytest
 
 from harness.agent import agent_sha256
 from harness.errors import ConfigError, TargetError, WindowInvalid
-from harness.export.onnx_export import network_to_onnx_bytes
-from harness.export.tflite_export import network_to_tflite, network_to_tflite_int8
-from harness.layers import Dense
-from harness.model import Variant
-from harness.network import Network
-from harness.quant import calibrate
+from harness.ir.export.onnx_export import network_to_onnx_bytes
+from harness.ir.export.tflite_export import network_to_tflite, network_to_tflite_int8
+from harness.ir.layers import Dense
+from harness.ir.model import Variant
+from harness.ir.network import Network
+from harness.ir.quant import calibrate
 from harness.targets.base import TARGETS
 from harness.targets.ssh import SshConfig, SshTarget
 
@@ -446,7 +446,7 @@ def _toml(value: Any) -> str:
 def test_suite_end_to_end_through_cli(sshd: Sshd, tmp_path: Path, model_cache: Path) -> None:
     """`frugalbench run SUITE` with the Pi 5 profile pointed at the localhost sshd: same kind of results
     as the local CPU target, the same accuracy, and provenance naming the board."""
-    from harness.store import Store
+    from harness.results.store import Store
 
     overrides = {**sshd.entry(tmp_path / "board"), "cores": [0], "pmic": False}
     ssh_entry = "\n".join(f"{k} = {_toml(v)}" for k, v in overrides.items())
@@ -537,8 +537,8 @@ def test_runner_reruns_a_window_whose_link_dropped(sshd: Sshd, tmp_path: Path, m
     """
     import shlex
 
-    from harness.runner import run_suite
-    from harness.store import Store
+    from harness.pipeline.runner import run_suite
+    from harness.results.store import Store
     from harness.suite import load_suite
 
     count, agent_pid = tmp_path / "pmic-count", tmp_path / "agent-pid"
@@ -596,8 +596,8 @@ def test_board_meter_from_profile_measures_the_window(sshd: Sshd, tmp_path: Path
     emu_mod = pytest.importorskip("harness.emulators.um34c")
     from harness.emulators.base import EmulatorServer
     from harness.emulators.profile import Profile
-    from harness.energy import window_energy
-    from harness.runner import make_meter
+    from harness.meters.energy import window_energy
+    from harness.pipeline.runner import make_meter
 
     watts = 3.0
     emulator = emu_mod.UmEmulator(profile=Profile(kind="constant", low_w=watts, voltage_v=5.1))
@@ -627,7 +627,7 @@ def test_board_check_command(sshd: Sshd, tmp_path: Path) -> None:
     """`frugalbench board check PROFILE --host ...` reports the board, or the actionable error."""
     from typer.testing import CliRunner
 
-    from harness.cli import app
+    from harness.cli.main import app
 
     e = sshd.entry(tmp_path / "board")
     args = ["board", "check", "boards/raspberry-pi-5.toml", "--host", e["host"], "--port", str(e["port"])]

@@ -22,13 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.layers import Butterfly, Dense, Monarch
-from harness.layers.butterfly import random_butterfly
+from harness.ir.layers import Butterfly, Dense, Monarch
+from harness.ir.layers.butterfly import random_butterfly
+from harness.ir.network import Network
 from harness.mcu import blob, reference
 from harness.mcu.build import build_firmware
 from harness.mcu.protocol import DutClient
 from harness.mcu.qemu import QemuDut
-from harness.network import Network
 
 MODEL_ADDR = 0x20200000  # FB_MODEL_ADDR of boards/firmware/boards/qemu-mps2-an386
 SHIFT = 0

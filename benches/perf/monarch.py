@@ -23,14 +23,14 @@ import numpy as np
 import onnxruntime as ort
 from ai_edge_litert.interpreter import Interpreter
 
-from harness.export.onnx_export import network_to_onnx_bytes
-from harness.export.tflite_export import network_to_tflite, network_to_tflite_int8
-from harness.layers import Butterfly, Dense, Layer, LowRank, Monarch
-from harness.layers.butterfly import random_butterfly
-from harness.layers.monarch import ONNX_FORMS
-from harness.network import Network
-from harness.quant import calibrate
-from harness.train import calibrate_inner
+from harness.ir.export.onnx_export import network_to_onnx_bytes
+from harness.ir.export.tflite_export import network_to_tflite, network_to_tflite_int8
+from harness.ir.layers import Butterfly, Dense, Layer, LowRank, Monarch
+from harness.ir.layers.butterfly import random_butterfly
+from harness.ir.layers.monarch import ONNX_FORMS
+from harness.ir.network import Network
+from harness.ir.quant import calibrate
+from harness.ir.train import calibrate_inner
 
 
 def _median_us(fn, seconds: float) -> float:  # type: ignore[no-untyped-def]

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.export.onnx_export import network_to_onnx_bytes
-from harness.export.tflite_export import network_to_tflite
-from harness.model import Variant
-from harness.recipes import build_recipe
+from harness.ir.export.onnx_export import network_to_onnx_bytes
+from harness.ir.export.tflite_export import network_to_tflite
+from harness.ir.model import Variant
+from harness.pipeline.recipes import build_recipe
 from harness.targets.local import CpuConfig, CpuTarget
 
 

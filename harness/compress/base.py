@@ -14,9 +14,9 @@ from typing import Any, ClassVar
 
 from pydantic import ConfigDict, ValidationError, create_model
 
-from ..data import Dataset
 from ..errors import ConfigError
-from ..model import Model
+from ..ir.data import Dataset
+from ..ir.model import Model
 from ..registry import Registry
 
 COMPRESSORS: Registry[type[Compressor]] = Registry("technique")

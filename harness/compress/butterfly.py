@@ -1,7 +1,7 @@
 """Butterfly factorisation (log2 n sparse factors, Dao et al. 2019): projection, then fine-tuning.
 
-Each selected square power-of-two dense layer becomes a :class:`harness.layers.Butterfly` whose
-twiddles come from our hierarchical projection (:func:`harness.layers.butterfly.butterfly_project`),
+Each selected square power-of-two dense layer becomes a :class:`harness.ir.layers.Butterfly` whose
+twiddles come from our hierarchical projection (:func:`harness.ir.layers.butterfly.butterfly_project`),
 then the whole network is fine-tuned. The projection alone loses most of a trained layer (relative
 error > 0.9 at n >= 256, see the reference notes), so fine-tuning is not optional here. Layers that
 are not square powers of two are skipped with ``layers="hidden"`` (listed in the history) and raise
@@ -17,8 +17,8 @@ from __future__ import annotations
 from typing import Literal
 
 from ..errors import CompressionError
-from ..layers import Butterfly, Layer
-from ..layers.butterfly import check_butterfly_fits
+from ..ir.layers import Butterfly, Layer
+from ..ir.layers.butterfly import check_butterfly_fits
 from .base import COMPRESSORS
 from .lowrank import RefitCompressor, dense_weight, require_fine_tuning
 

@@ -17,12 +17,12 @@ from typing import Literal
 import numpy as np
 import onnx
 
-from ..data import Dataset
 from ..errors import CompressionError
-from ..export.onnx_export import network_to_onnx_bytes
-from ..export.tflite_export import network_to_tflite_dynamic, network_to_tflite_int8
-from ..model import Model
-from ..quant import calibrate
+from ..ir.data import Dataset
+from ..ir.export.onnx_export import network_to_onnx_bytes
+from ..ir.export.tflite_export import network_to_tflite_dynamic, network_to_tflite_int8
+from ..ir.model import Model
+from ..ir.quant import calibrate
 from .base import COMPRESSORS, Compressor
 
 log = logging.getLogger(__name__)

@@ -19,13 +19,13 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..data import Dataset
 from ..errors import CompressionError
-from ..layers import Dense, Layer, LowRank
-from ..layers.monarch import check_monarch_fits
-from ..model import Model
-from ..network import Network
-from ..train import accuracy, calibrate_inner, fit, model_stats, select_layers, training_data
+from ..ir.data import Dataset
+from ..ir.layers import Dense, Layer, LowRank
+from ..ir.layers.monarch import check_monarch_fits
+from ..ir.model import Model
+from ..ir.network import Network
+from ..ir.train import accuracy, calibrate_inner, fit, model_stats, select_layers, training_data
 from .base import COMPRESSORS, Compressor
 
 
@@ -157,7 +157,7 @@ def monarch_budget(layer: Layer, nblocks: int | None, name: str) -> int:
 
 
 def butterfly_budget(layer: Layer, name: str) -> int:
-    from ..layers.butterfly import check_butterfly_fits
+    from ..ir.layers.butterfly import check_butterfly_fits
 
     check_butterfly_fits(name, layer.in_dim, layer.out_dim)
     n = layer.in_dim

@@ -1,13 +1,13 @@
 """Monarch factorisation (Dao et al. 2022): closed-form projection of dense layers, then fine-tuning.
 
-Each selected dense layer ``in x out`` becomes a :class:`harness.layers.Monarch` with ``nblocks``
+Each selected dense layer ``in x out`` becomes a :class:`harness.ir.layers.Monarch` with ``nblocks``
 blocks in each factor (``nblocks`` must divide both sizes; default: the common divisor nearest
 ``sqrt(max(in, out))``, i.e. ``b`` for a ``b*b``-wide layer). With ``layers="hidden"`` (default)
 layers whose sizes share no divisor are skipped and listed in the history; a layer named
 explicitly, or an ``nblocks`` that does not fit, raises :class:`CompressionError` with the block
 counts that would work.
 
-``onnx_form`` picks the ONNX node layout of the layer (see :data:`harness.layers.monarch.ONNX_FORMS`;
+``onnx_form`` picks the ONNX node layout of the layer (see :data:`harness.ir.layers.monarch.ONNX_FORMS`;
 ``benches/perf/monarch.py`` times them): the arithmetic and the TFLite graph are the same.
 """
 
@@ -16,8 +16,8 @@ from __future__ import annotations
 from typing import Literal
 
 from ..errors import CompressionError
-from ..layers import Layer, Monarch
-from ..layers.monarch import check_monarch_fits
+from ..ir.layers import Layer, Monarch
+from ..ir.layers.monarch import check_monarch_fits
 from .base import COMPRESSORS
 from .lowrank import RefitCompressor, dense_weight, require_fine_tuning
 

@@ -7,7 +7,7 @@
 * ``int8-litert``: LiteRT's own quantizer (``litert-quantizer``) on a ``.tflite`` file, calibrated on
   the task's calibration rows (``static``: int8 weights and activations; ``dynamic``: int8 weights).
 
-When the model has the IR (a recipe, or a user's ONNX that :mod:`harness.onnx_import` converted),
+When the model has the IR (a recipe, or a user's ONNX that :mod:`harness.ir.importers.onnx_import` converted),
 pruning and SVD rewrite its dense layers, so ONNX, ``.tflite`` and MCU files all follow; otherwise
 they rewrite the ONNX file's initializers and only ONNX targets run the variant.
 """
@@ -26,11 +26,11 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ..data import Dataset
 from ..errors import CompressionError
-from ..layers import Dense
-from ..model import Model
-from ..network import Network
+from ..ir.data import Dataset
+from ..ir.layers import Dense
+from ..ir.model import Model
+from ..ir.network import Network
 from .base import COMPRESSORS, Compressor
 
 log = logging.getLogger(__name__)
@@ -179,7 +179,7 @@ class SvdWeights(Compressor):
             if r is None:
                 new_nodes.append(n)
                 continue
-            from ..layers.lowrank import svd_factors
+            from ..ir.layers.lowrank import svd_factors
 
             u, v = svd_factors(w, r)
             un, hid = f"{w_name}__svd_u", f"{w_name}__svd_h"
@@ -204,8 +204,8 @@ class SvdWeights(Compressor):
         return model.with_(files={"onnx": m.SerializeToString()}, act_q=None, history=[*model.history, entry])
 
     def _on_net(self, model: Model, net0: Network) -> Model:
-        from ..layers.lowrank import LowRank
-        from ..train import calibrate_inner
+        from ..ir.layers.lowrank import LowRank
+        from ..ir.train import calibrate_inner
 
         layers: list[Any] = []
         before = after = 0
@@ -260,7 +260,7 @@ class Int8Litert(Compressor):
 
         raw = model.files.get("tflite")
         if raw is None and model.net is not None:
-            from ..export.tflite_export import network_to_tflite
+            from ..ir.export.tflite_export import network_to_tflite
 
             raw = network_to_tflite(model.net)
         if raw is None:

@@ -13,12 +13,12 @@ import time
 
 import numpy as np
 
-from ..data import Dataset
 from ..errors import CompressionError
-from ..layers import Dense
-from ..model import Model
-from ..network import Network
-from ..train import accuracy, fit, training_data
+from ..ir.data import Dataset
+from ..ir.layers import Dense
+from ..ir.model import Model
+from ..ir.network import Network
+from ..ir.train import accuracy, fit, training_data
 from .base import COMPRESSORS, Compressor
 from .lowrank import finish
 

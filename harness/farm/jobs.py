@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, FrugalbenchError
-from ..model import Variant
-from ..runner import Progress, Runner, host_meter
+from ..ir.model import Variant
+from ..pipeline.runner import Progress, Runner, host_meter
+from ..pipeline.variants import Base, build_variant, load_base
 from ..suite import Suite, validate_target
-from ..variants import Base, build_variant, load_base
 
 FARM_KINDS = ("mcu",)
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ProtocolError, WindowInvalid
-from ..model import Variant
+from ..ir.model import Variant
 from ..suite import validate_target
 from ..targets.base import TARGETS, Target, Window
 from .profile import Endpoint

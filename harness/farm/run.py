@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FrugalbenchError, TargetError
-from ..runner import Progress, Runner, make_meter
+from ..pipeline.runner import Progress, Runner, make_meter
+from ..pipeline.variants import default_cache_dir
 from ..suite import Suite
 from ..sysinfo import git_revision, host_summary
-from ..variants import default_cache_dir
 from .errors import CoordinatorUnreachable, NoFreePlace, PlaceHeld
 from .jobqueue import JobQueue, StatusFile
 from .jobs import Job, expand

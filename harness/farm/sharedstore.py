@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ..store import Store, WindowRow
+from ..results.store import Store, WindowRow
 
 
 class SharedStore:

@@ -1,7 +1,7 @@
 """NumPy interpreter of the MCU blob, bit-exact with the firmware's C kernels.
 
 Every layer accumulates in int64 (the firmware's int32 never overflows: the exporter checks it)
-and requantises with :func:`harness.mcu.blob.requantize`, the same single-rounding arithmetic as
+and requantises with :func:`harness.mcu.blob.codec.requantize`, the same single-rounding arithmetic as
 ``fb_requant`` in ``boards/firmware/src/kernels.h``.
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .blob import (
+from .blob.codec import (
     ARGMAX,
     BSR4,
     BUTTERFLY,
@@ -25,7 +25,7 @@ from .blob import (
     read_blob,
     requantize,
 )
-from .structured import butterfly_forward, monarch_forward
+from .blob.factored import butterfly_forward, monarch_forward
 
 LayerRunner = Callable[[QLayer, np.ndarray], np.ndarray]
 RUNNERS: dict[int, LayerRunner] = {}

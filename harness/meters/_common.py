@@ -188,7 +188,7 @@ def sampled_trace(
     """A meter-clock trace of uniformly sampled power: sample ``i`` averages ``[i/r, (i+1)/r)``.
 
     ``t_s`` holds sample centres. ``extra['edges_energy_j']`` holds the cumulative energy at the sample
-    edges ``i/r`` so marker windows integrate exactly (see :mod:`harness.windows`).
+    edges ``i/r`` so marker windows integrate exactly (see :mod:`harness.meters.windows`).
     """
     p = np.asarray(power_w, dtype=np.float64)
     t = (np.arange(len(p)) + 0.5) / rate_hz
@@ -275,7 +275,7 @@ class MarkerWindows:
 
     def window_energy(self, trace: Trace, t_start: float, t_end: float, n: int) -> tuple[float, str]:
         from ..errors import WindowInvalid
-        from ..windows import energy_between, gpio_window
+        from .windows import energy_between, gpio_window
 
         choice = self.marker_choice()
         ch = self.marker_channel()

@@ -109,7 +109,7 @@ class Meter(ABC):
         Default: host-clock alignment, integrating the trace between the window's host timestamps.
         Meters with in-stream markers (GPIO events) or a model of their own override it.
         """
-        from ..energy import window_energy
+        from .energy import window_energy
 
         return window_energy(trace, t_start, t_end), "host-clock"
 

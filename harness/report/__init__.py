@@ -9,8 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..rank import LEADERBOARD_KEYS, fronts
 from ..registry import Registry
+from ..results.rank import LEADERBOARD_KEYS, fronts
 
 if TYPE_CHECKING:
     from .sections import ReportData

@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..carbon import J_PER_KWH
 from ..metrics import HIGHER_IS_BETTER
-from ..rank import fronts, leaderboard
+from ..results.carbon import J_PER_KWH
+from ..results.rank import fronts, leaderboard
 from .embodied import Profiles, load_profiles
 
 GRADES = ("A", "B", "C", "D", "E")
@@ -343,7 +343,7 @@ def from_board(board: list[dict[str, Any]], skipped: list[dict[str, Any]] | None
 
 def from_db(db: str | Path, run_id: int | None = None, embodied: str | Path | None = None) -> ReportData:
     """Read a results database (and an optional embodied-carbon profile file) into report rows."""
-    from ..store import Store
+    from ..results.store import Store
 
     with Store.open(db, create=False) as store:
         results = store.results(run_id=run_id)

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from ..model import Variant
+from ..ir.model import Variant
 from ..registry import Registry
 
 TARGETS: Registry[type[Target]] = Registry("target kind")

@@ -10,7 +10,7 @@ import numpy as np
 from pydantic import Field
 
 from ..errors import TargetError
-from ..model import Variant
+from ..ir.model import Variant
 from ..runtimes import RUNTIMES, Runtime
 from ..sysinfo import host_summary
 from .base import TARGETS, Target, TargetConfig, Window

@@ -22,11 +22,11 @@ import numpy as np
 from pydantic import Field
 
 from ..errors import ProtocolError, StateError, TargetError, WindowInvalid
-from ..mcu import simmeter
-from ..mcu.blob import BlobError, QModel, read_blob, supported_kinds, unsupported_layers, variant_blob
+from ..ir.model import Variant
+from ..meters import mcu_sim as simmeter
+from ..mcu.blob.codec import BlobError, QModel, read_blob, supported_kinds, unsupported_layers, variant_blob
 from ..mcu.board import BoardProfile, load_board
 from ..mcu.protocol import DutClient, DutReset, Extensions
-from ..model import Variant
 from .base import TARGETS, Target, TargetConfig, Window
 
 log = logging.getLogger(__name__)
@@ -195,7 +195,7 @@ class McuTarget(Target):
                     return np.asarray(z["x_calib"], dtype=np.float32)
         raise TargetError(
             f"variant {variant.name!r} has no MCU blob and no calibration data was found; "
-            "call set_calibration(x_calib) or export one with harness.mcu.blob.variant_blob"
+            "call set_calibration(x_calib) or export one with harness.mcu.blob.codec.variant_blob"
         )
 
     def check_budget(self, blob: bytes, qm: QModel) -> None:

@@ -25,7 +25,7 @@ from pydantic import Field, model_validator
 
 from ..agent.client import AgentClient, AgentError, ClockSample, LinkLostError
 from ..errors import StateError, TargetError, WindowInvalid
-from ..model import Variant
+from ..ir.model import Variant
 from .base import TARGETS, Target, TargetConfig, Window
 
 if TYPE_CHECKING:

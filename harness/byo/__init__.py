@@ -1,0 +1,1 @@
+"""Bring your own model and dataset: inspection, preparation, dataset readers, starter suites."""

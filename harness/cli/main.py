@@ -1,0 +1,220 @@
+"""The ``frugalbench`` command line. Errors print one line without a traceback unless ``--debug``."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ..errors import FrugalbenchError
+from .board import board_app
+from .compare import compare_command, label_command
+from .dut import dut_app
+from .farm import farm_app
+from .init import init_task
+from .meters import emulate_app, meters_app
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_enable=False)
+console = Console(stderr=True)
+_state = {"debug": False}
+
+DEFAULT_SUITE = Path("benches/quick.toml")
+
+
+@app.callback()
+def _main(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False) -> None:
+    """frugalbench: accuracy per joule for inference on CPUs, Raspberry Pis and microcontrollers."""
+    _state["debug"] = debug
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+
+
+def _rich_progress(progress: Progress) -> Any:
+    """Adapter from the runner's progress callbacks to a rich progress bar."""
+    from ..pipeline.runner import Progress as RunnerProgress
+
+    class _RichProgress(RunnerProgress):
+        def __init__(self, p: Progress) -> None:
+            self.p = p
+            self.task: Any = None
+
+        def phase(self, name: str, total: int) -> None:
+            self.task = self.p.add_task(name, total=total, label="")
+
+        def advance(self, label: str) -> None:
+            self.p.update(self.task, advance=1, label=label)
+
+        def note(self, text: str) -> None:
+            self.p.console.print(f"[yellow]{text}[/]")
+
+    return _RichProgress(progress)
+
+
+@app.command()
+def run(
+    suite: Annotated[Path, typer.Argument(help="suite file")] = DEFAULT_SUITE,
+    db: Annotated[Path, typer.Option(help="SQLite results file (re-running resumes)")] = Path(
+        "results.sqlite"
+    ),
+    cache: Annotated[Path | None, typer.Option(help="model cache (default ~/.cache/frugalbench)")] = None,
+    target: Annotated[list[str] | None, typer.Option(help="run only these targets of the suite")] = None,
+    report: Annotated[bool, typer.Option(help="print the leaderboard at the end")] = True,
+) -> None:
+    """Run a suite (resumable) and print the leaderboard."""
+    from ..pipeline.runner import run_suite
+    from ..suite import load_suite
+
+    s = load_suite(suite)
+    cols = (
+        TextColumn("{task.description:>8}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[label]}"),
+    )
+    with Progress(*cols, console=console, transient=False) as p:
+        run_id = run_suite(s, db, cache=cache, progress=_rich_progress(p), targets=target)
+    console.print(f"run {run_id} stored in {db}")
+    if report:
+        typer.echo(_render(db, "md", None))
+
+
+def _render(
+    db: Path, fmt: str, run_id: int | None, output: Path | None = None, embodied: Path | None = None
+) -> str:
+    from ..report import FORMATS, render_db
+
+    FORMATS.get(fmt)  # unknown format: a clear error listing the known ones
+    return render_db(db, fmt, run_id, output=output, embodied=embodied)
+
+
+@app.command()
+def report(
+    db: Annotated[Path, typer.Option(help="SQLite results file")] = Path("results.sqlite"),
+    format: Annotated[str, typer.Option("--format", "-f", help="md, csv, json or html")] = "md",
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="write to FILE instead of stdout")
+    ] = None,
+    run_id: Annotated[int | None, typer.Option(help="only this run")] = None,
+    embodied: Annotated[Path | None, typer.Option(help="embodied-carbon profile (TOML, per target)")] = None,
+) -> None:
+    """Print the leaderboard of a results database (md with -o also writes PNG plots beside it)."""
+    text = _render(db, format, run_id, output, embodied)
+    if output:
+        output.write_text(text, encoding="utf-8")
+        console.print(f"wrote {output}")
+    else:
+        typer.echo(text, nl=False)
+
+
+@app.command()
+def bench(
+    model: Annotated[Path, typer.Argument(help=".onnx or .tflite file")],
+    runtime: Annotated[str | None, typer.Option(help="ort or litert (default: by extension)")] = None,
+    threads: Annotated[int, typer.Option(min=1)] = 1,
+    batch: Annotated[int, typer.Option(min=1)] = 1,
+    window_s: Annotated[float, typer.Option(help="seconds per timed window")] = 1.0,
+    windows: Annotated[int, typer.Option(min=1)] = 5,
+    shape: Annotated[
+        list[str] | None, typer.Option(help="NAME=1x512: dims of an input with dynamic dims")
+    ] = None,
+    value: Annotated[
+        list[str] | None, typer.Option(help="NAME=16000: feed a constant (e.g. a sample rate)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Benchmark any model file: latency p50/p90/p99, throughput, size, parameters, MACs."""
+    from ..pipeline.bench import bench_model, parse_overrides
+
+    r = bench_model(
+        model,
+        runtime=runtime,
+        threads=threads,
+        batch=batch,
+        window_s=window_s,
+        windows=windows,
+        shapes=parse_overrides(shape, what="shape"),
+        values=parse_overrides(value, what="value"),
+    )
+    if as_json:
+        typer.echo(json.dumps(dataclasses.asdict(r), indent=1))
+        return
+    t = Table(title=f"{r.model} on {r.runtime_version}, {r.threads} thread(s), batch {r.batch}")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    for k, v in [
+        ("latency p50 (ms)", f"{r.latency_ms['p50']:.4f}"),
+        ("latency p90 (ms)", f"{r.latency_ms['p90']:.4f}"),
+        ("latency p99 (ms)", f"{r.latency_ms['p99']:.4f}"),
+        ("95% CI of median (±%)", f"{100 * r.latency_ci_rel:.2f}"),
+        ("throughput (inf/s)", f"{r.throughput_ips:.1f}"),
+        ("model bytes", str(r.model_bytes)),
+        ("parameters", str(r.params) if r.params is not None else "unknown"),
+        ("MACs", str(r.macs) if r.macs is not None else "not computable (dynamic shapes or control flow)"),
+        ("inputs", ", ".join(f"{i['name']} {i['shape']} {i['dtype']}" for i in r.inputs)),
+        ("inferences", str(r.n_inferences)),
+    ]:
+        t.add_row(k, v)
+    Console().print(t)
+
+
+def _availability_table(title: str, rows: list[tuple[str, str | None]]) -> None:
+    t = Table(title=title)
+    t.add_column("name")
+    t.add_column("status")
+    for name, why in rows:
+        t.add_row(name, "[green]available[/]" if why is None else f"[red]unavailable[/]: {why}")
+    Console().print(t)
+
+
+@app.command()
+def targets() -> None:
+    """List target kinds and runtimes, and why unavailable ones are unavailable."""
+    from ..plugins import load_all
+    from ..runtimes import RUNTIMES
+    from ..targets import TARGETS
+
+    load_all()
+    rows = [(f"target {n}", TARGETS.get(n).availability()) for n in TARGETS.names()]
+    rows += [
+        (f"runtime {n} ({RUNTIMES.get(n).version()})", RUNTIMES.get(n).available()) for n in RUNTIMES.names()
+    ]
+    _availability_table("targets", rows)
+
+
+app.add_typer(meters_app, name="meters")  # list (availability per driver, ports, board URLs) + record
+app.add_typer(emulate_app, name="emulate")
+app.command("init-task")(init_task)  # starter suite for a user's model + dataset (harness/cli/init.py)
+app.add_typer(dut_app, name="dut")  # dut start --board qemu-mps2-an386
+app.add_typer(farm_app, name="farm")  # farm run SUITE --coordinator HOST:PORT, farm status (labgrid)
+app.add_typer(board_app, name="board")  # board check PROFILE: SSH, host key, agent, runtime (harness/agent)
+
+
+app.command("compare")(compare_command)
+app.command("label")(label_command)
+
+
+def main() -> None:
+    try:
+        app()
+    except FrugalbenchError as e:
+        if _state["debug"]:
+            raise
+        console.print(f"[bold red]error:[/] {e}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        console.print("interrupted: finished results are stored; re-run the same command to resume")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Importers: ONNX and float TFLite graphs converted into the IR."""

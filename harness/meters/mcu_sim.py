@@ -1,0 +1,122 @@
+"""``mcu-sim``: simulated energy for an emulated MCU from its icount instruction counts.
+
+Model (stated in every result): ``E = instructions x CPI x P_run / f_clk`` with the named MCU's run
+power and clock from the board profile's ``[energy]`` table (e.g. STM32L4R5ZI, 32.9 mW at 120 MHz).
+Class ``simulated``: never ranked against measured energy. The MCU target publishes each window's
+instruction count here (:func:`publish`); the meter turns the ones inside its start/stop into a trace.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pydantic import Field
+
+from ..errors import MeterError
+from .base import METERS, Meter, MeterConfig, MeterInfo, Trace
+
+
+@dataclass(frozen=True)
+class SimWindow:
+    t_start: float
+    t_end: float
+    instructions: float
+    joules_per_instruction: float
+    model: str
+
+
+_LEDGER: list[SimWindow] = []
+_LOCK = threading.Lock()
+
+
+def publish(w: SimWindow) -> None:
+    """Called by the MCU target after each timed window under an emulator."""
+    with _LOCK:
+        _LEDGER.append(w)
+        del _LEDGER[:-1000]
+
+
+def _between(t0: float, t1: float) -> list[SimWindow]:
+    with _LOCK:
+        return [w for w in _LEDGER if w.t_start >= t0 and w.t_end <= t1]
+
+
+class SimConfig(MeterConfig):
+    joules_per_instruction: float | None = Field(
+        None, gt=0, description="override the board profile's energy model (J per instruction)"
+    )
+
+
+@METERS.register("mcu-sim")
+class McuSimMeter(Meter):
+    """Simulated energy of an emulated MCU (see module docstring)."""
+
+    name = "mcu-sim"
+    Config = SimConfig
+    config: SimConfig
+
+    def __init__(self, config: SimConfig) -> None:  # type: ignore[override]
+        super().__init__(config)
+        self._t0: float | None = None
+        self.model = "set by the MCU target (bind_target)"
+
+    def open(self) -> None:
+        pass
+
+    def bind_target(self, target_info: dict[str, Any]) -> None:
+        self.model = str(target_info.get("energy_model") or self.model)
+
+    def start(self) -> None:
+        self._t0 = time.perf_counter()
+
+    def stop(self) -> Trace:
+        if self._t0 is None:
+            raise MeterError("mcu-sim: stop() without start()")
+        t0, t1 = self._t0, time.perf_counter()
+        self._t0 = None
+        wins = _between(t0, t1)
+        if not wins:
+            return Trace(
+                t_s=np.array([t0, t1]),
+                energy_j=np.zeros(2),
+                valid=False,
+                problem="mcu-sim: no emulated MCU window was published; use it with an emulated mcu target",
+            )
+        ts, es, e = [t0], [0.0], 0.0
+        for w in wins:  # cumulative energy: flat between windows, linear inside each window
+            ts += [w.t_start, w.t_end]
+            es += [e, e + self._jpi(w) * w.instructions]
+            e = es[-1]
+        ts.append(t1)
+        es.append(e)
+        return Trace(
+            t_s=np.array(ts),
+            energy_j=np.array(es),
+            rate_hz=None,
+            extra={"windows": [(w.t_start, w.t_end, w.instructions) for w in wins]},
+        )
+
+    def _jpi(self, w: SimWindow) -> float:
+        return self.config.joules_per_instruction or w.joules_per_instruction
+
+    def window_energy(self, trace: Trace, t_start: float, t_end: float, n: int) -> tuple[float, str]:
+        for a, b, instr in trace.extra.get("windows", []):
+            if a == t_start and b == t_end:
+                w = next(x for x in _between(a, b) if x.t_start == a and x.t_end == b)
+                return self._jpi(w) * instr, "icount"
+        raise MeterError("mcu-sim: no published window matches these timestamps")
+
+    def info(self) -> MeterInfo:
+        return MeterInfo(
+            energy_class="simulated",
+            model=f"mcu-sim: {self.model}",
+            boundary="MCU core (modelled from instruction counts)",
+            rate_hz=None,
+            accuracy="a model: QEMU -icount instructions, not Cortex-M4 cycles; CPI assumed",
+            marker_method="none",
+            note="simulated energy; not comparable with measured classes",
+        )

@@ -1,0 +1,433 @@
+"""Run a suite: base models → variants → each target: accuracy pass, timed windows with energy → store.
+
+Resumable: each (task, variant, target, meter, rules) job has a key; finished keys are skipped.
+Windows repeat until the 95 % CI half-width of the median latency is within the suite's target, or
+``max_windows``, or the time budget. A window the meter or target marks invalid is re-run (at most
+``MAX_RETRIES`` times) and never stored as good.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import metrics
+from ..errors import FrugalbenchError, MeterError, MeterUnavailable, TargetError, WindowInvalid
+from ..ir.model import Variant, content_key
+from ..meters.base import METERS, Meter
+from ..plugins import load_all
+from ..results.carbon import grid_factor
+from ..results.store import Store, WindowRow
+from ..stats import median_ci, percentiles, rel_half_width
+from ..suite import Suite, validate_meter, validate_target
+from ..sysinfo import git_revision, host_summary
+from ..targets.base import TARGETS, Target
+from .variants import Base, build_variant, default_cache_dir, load_base
+
+log = logging.getLogger(__name__)
+MAX_RETRIES = 3
+
+
+class CarbonBudgetExceeded(FrugalbenchError):
+    """The suite's carbon budget was exceeded (results are stored; the run is marked over-budget)."""
+
+
+class Progress:
+    """Callbacks the CLI turns into progress bars; the default does nothing."""
+
+    def phase(self, name: str, total: int) -> None: ...
+    def advance(self, label: str) -> None: ...
+    def note(self, text: str) -> None: ...
+
+
+def make_meter(table: dict[str, Any], target: Target | None) -> Meter:
+    """The suite's meter; ``auto`` = the target's board meter, else RAPL if readable, else an estimate."""
+    if table.get("kind", "auto") == "auto":
+        board = target.default_meter() if target is not None else None
+        if board:
+            table = board
+        elif METERS.get("rapl").availability() is None:
+            table = {"kind": "rapl"}
+        else:
+            table = {"kind": "estimate"}
+    cfg = validate_meter(table, where="meter", registry=METERS)
+    return METERS.get(cfg.kind)(cfg)
+
+
+def host_meter() -> Meter:
+    """What measures work done on this host (compression, fine-tuning): RAPL or an estimate."""
+    import os
+
+    if METERS.get("rapl").availability() is None:
+        return make_meter({"kind": "rapl"}, None)
+    m = make_meter({"kind": "estimate", "cores": os.cpu_count() or 1}, None)
+    return m
+
+
+class Runner:
+    """Runs one suite into one store."""
+
+    def __init__(
+        self,
+        suite: Suite,
+        store: Store,
+        *,
+        cache: Path | None = None,
+        progress: Progress | None = None,
+        targets: list[str] | None = None,
+    ) -> None:
+        load_all()
+        self.suite = suite
+        self.store = store
+        self.cache = cache or default_cache_dir()
+        self.progress = progress or Progress()
+        self.only_targets = targets
+        fc = suite.carbon
+        self.grid = grid_factor(fc.region, fc.grid_factor_g_per_kwh, fc.grid_factor_source)
+
+    # --- the per-job API (used by `frugalbench run` and by the farm, so both share job keys) ---
+    def job_key(self, variant: Variant, target_cfg: dict[str, Any]) -> str:
+        """Resume key of one (variant, target) job under this suite's meter and run rules."""
+        r = self.suite.run
+        rules = r.model_dump(exclude={"time_budget_s"})
+        return content_key(
+            self.suite.suite.name,
+            variant.task,
+            variant.name,
+            variant.key,
+            target_cfg,
+            self.suite.meter,
+            rules,
+        )
+
+    def run(self) -> int:
+        s = self.suite
+        run_id = self.store.begin_run(
+            s.suite.name,
+            str(s.path or ""),
+            s.model_dump(mode="json", exclude={"path"}),
+            str(host_summary()["host"]),
+            git_revision(),
+        )
+        status = "failed"
+        try:
+            self._run(run_id)
+            status = "done"
+            over = self._over_budget(run_id)
+            if over:
+                status = "over-budget"
+                raise CarbonBudgetExceeded(over)
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        finally:
+            self.store.end_run(run_id, status)
+        return run_id
+
+    def _over_budget(self, run_id: int) -> str | None:
+        """The suite's carbon budget for the run's measured inferences (all classes summed, as stated)."""
+        budget = self.suite.carbon.budget_g
+        if budget is None:
+            return None
+        joules = sum(
+            (r["energy_per_inference_j"] or 0.0) * (r["n_inferences"] or 0)
+            for r in self.store.results(run_id=run_id, status="done")
+        )
+        grams = joules / 3.6e6 * self.suite.carbon.pue * self.grid.g_per_kwh
+        if grams <= budget:
+            return None
+        return (
+            f"carbon budget exceeded: this run's measured inferences emitted {grams:.3g} gCO2e "
+            f"(energy of all classes summed) against carbon.budget_g = {budget:g}; results are stored. "
+            "Raise the budget or shorten windows / drop variants."
+        )
+
+    def _targets(self) -> list[dict[str, Any]]:
+        tabs = self.suite.targets
+        if self.only_targets:
+            names = {t["name"] for t in tabs}
+            missing = sorted(set(self.only_targets) - names)
+            if missing:
+                raise FrugalbenchError(f"no target named {missing} in the suite (targets: {sorted(names)})")
+            tabs = [t for t in tabs if t["name"] in self.only_targets]
+        return tabs
+
+    def _run(self, run_id: int) -> None:
+        s = self.suite
+        done = self.store.finished_jobs()
+        production = host_meter()
+        production.open()
+        plan: list[tuple[Base, list[Variant], dict[str, str]]] = []
+        n_variants = sum(len(s.variants_for(t.name)) for t in s.tasks)
+        self.progress.phase("models", n_variants + len(s.tasks))
+        for task in s.tasks:
+            base = load_base(task, self.cache)
+            self.progress.advance(f"base {task.name}")
+            variants, failed = [], {}
+            for spec in s.variants_for(task.name):
+                try:
+                    variants.append(build_variant(base, spec, self.cache, production))
+                except FrugalbenchError as e:
+                    failed[spec.name] = str(e)
+                    self.progress.note(f"variant {task.name}/{spec.name} failed: {e}")
+                self.progress.advance(f"{task.name}/{spec.name}")
+            plan.append((base, variants, failed))
+        production.close()
+
+        targets = self._targets()
+        jobs = sum(len(v) + len(f) for _, v, f in plan) * len(targets)
+        self.progress.phase("measure", jobs)
+        for tab in targets:
+            cfg = validate_target(tab, where=f"target {tab.get('name')}")
+            target = TARGETS.get(cfg.kind)(cfg)
+            pending = [(b, v) for b, vs, _ in plan for v in vs if self.job_key(v, tab) not in done]
+            for base, _vs, failed in plan:
+                for name, reason in failed.items():
+                    self.save_failed(run_id, base, name, tab, f"variant build failed: {reason}")
+                    self.progress.advance(f"{base.task}/{name} on {tab['name']}")
+            skipped = sum(len(vs) for _, vs, _ in plan) - len(pending)
+            for _ in range(skipped):
+                self.progress.advance("already done")
+            if not pending:
+                continue
+            unavailable = TARGETS.get(cfg.kind).availability()
+            if unavailable:
+                for base, v in pending:
+                    self.save_result(run_id, base, v, tab, None, {"status": "skipped", "reason": unavailable})
+                    self.progress.advance(f"{v.task}/{v.name} on {tab['name']}")
+                continue
+            try:
+                target.open()
+            except TargetError as e:
+                for base, v in pending:
+                    self.save_result(run_id, base, v, tab, None, {"status": "failed", "reason": str(e)})
+                    self.progress.advance(f"{v.task}/{v.name} on {tab['name']}")
+                continue
+            try:
+                meter = make_meter(dict(s.meter), target)
+                meter.open()
+                try:
+                    for base, v in pending:
+                        self.progress.advance(f"{v.task}/{v.name} on {tab['name']}")
+                        self.measure_job(run_id, base, v, tab, target, meter)
+                finally:
+                    meter.close()
+            finally:
+                target.close()
+
+    # --- one job ---
+    def measure_job(
+        self, run_id: int, base: Base, v: Variant, tab: dict[str, Any], target: Target, meter: Meter
+    ) -> None:
+        """Measure one variant on an open target and store the result (done, skipped or failed)."""
+        why = target.supports(v)
+        if why:
+            self.save_result(run_id, base, v, tab, target, {"status": "skipped", "reason": why})
+            return
+        task = next(t for t in self.suite.tasks if t.name == v.task)
+        try:
+            target.load(v)
+            out = target.predict(base.data.x_eval)
+            value = metrics.score(task.metric, out, base.data.y_eval, task.metric_params)
+            target.set_inputs(base.data.x_eval)
+            meter.bind_target(target.info())
+            row, windows = self._windows(target, meter)
+        except (FrugalbenchError, OSError) as e:  # OSError: serial.SerialException, a dropped socket
+            self.save_result(run_id, base, v, tab, target, {"status": "failed", "reason": str(e)})
+            self.progress.note(f"{v.task}/{v.name} on {tab['name']} failed: {e}")
+            return
+        row.update(status="done", accuracy=value)
+        self.save_result(run_id, base, v, tab, target, row, windows)
+
+    def _windows(self, target: Target, meter: Meter) -> tuple[dict[str, Any], list[WindowRow]]:
+        r = self.suite.run
+        info = meter.info()
+        p_idle = None
+        if r.idle_s > 0:
+            meter.start()
+            t0 = time.perf_counter()
+            time.sleep(r.idle_s)
+            t1 = time.perf_counter()
+            p_idle = meter.window_energy(meter.stop(), t0, t1, 1)[0] / (t1 - t0)
+        rows: list[WindowRow] = []
+        good: list[tuple[Any, float | None]] = []
+        deadline = time.monotonic() + r.time_budget_s
+        retries = 0
+        ci = float("inf")
+        while len(good) < r.max_windows:
+            problem = ""
+            try:
+                meter.start()
+                w = target.window(r.window_s, warmup_s=r.warmup_s if not rows else 0.0)
+                trace = meter.stop()
+                if not trace.valid or trace.dropped:
+                    problem = trace.problem or f"{trace.dropped} samples dropped"
+                    energy = None
+                else:
+                    try:
+                        energy, _ = meter.window_energy(trace, w.t_start, w.t_end, w.n)
+                    except ValueError as e:  # the trace does not cover the window: re-run it
+                        problem, energy = f"energy window not covered by the meter trace: {e}", None
+            except (WindowInvalid, MeterError, OSError) as e:  # a lost link mid-window: re-run it
+                problem, w, energy = str(e), None, None
+            if problem:
+                rows.append(
+                    WindowRow(
+                        len(rows),
+                        w.n if w else 0,
+                        (w.t_end - w.t_start) if w else 0.0,
+                        w.dut_s if w else None,
+                        None,
+                        None,
+                        False,
+                        problem,
+                    )
+                )
+                retries += 1
+                if retries > MAX_RETRIES:
+                    raise TargetError(f"{retries} invalid windows in a row, last: {problem}")
+                continue
+            retries = 0
+            assert w is not None
+            p50w = float(np.median(w.latencies_s))
+            rows.append(
+                WindowRow(
+                    len(rows),
+                    w.n,
+                    w.t_end - w.t_start,
+                    w.dut_s,
+                    p50w,
+                    energy,
+                    True,
+                    "",
+                    {"instr_per_inference": w.instr_per_inference, **w.extra},
+                )
+            )
+            good.append((w, energy))
+            if len(good) >= r.min_windows:
+                meds = np.array([float(np.median(g.latencies_s)) for g, _ in good])
+                ci = rel_half_width(*median_ci(meds, seed=r.seed))
+                if ci <= r.ci_target or time.monotonic() > deadline:
+                    break
+        lat = np.concatenate([g.latencies_s for g, _ in good])
+        pct = percentiles(lat)
+        n_total = sum(g.n for g, _ in good)
+        # Throughput per window from the DUT clock; median over windows.
+        thr = float(np.median([g.n / g.dut_s for g, _ in good if g.dut_s > 0]))
+        e_per = [e / g.n for g, e in good if e is not None]
+        e_med, e_lo, e_hi = median_ci(np.array(e_per), seed=r.seed) if e_per else (None, None, None)
+        e_dyn = None
+        if p_idle is not None and e_per:
+            e_dyn = float(np.median([(e - p_idle * g.dut_s) / g.n for g, e in good if e is not None]))
+        instr = [g.instr_per_inference for g, _ in good if g.instr_per_inference is not None]
+        row = {
+            "latency_p50_s": pct["p50"],
+            "latency_p90_s": pct["p90"],
+            "latency_p99_s": pct["p99"],
+            "latency_ci_rel": ci if np.isfinite(ci) else None,
+            "throughput_ips": thr,
+            "n_windows": len(good),
+            "n_inferences": n_total,
+            "energy_per_inference_j": e_med,
+            "energy_ci_rel": rel_half_width(e_med, e_lo, e_hi)
+            if e_med and e_lo is not None and e_hi is not None
+            else None,
+            "energy_dyn_j": e_dyn,
+            "p_idle_w": p_idle,
+            "energy_class": info.energy_class,
+            "marker_method": info.marker_method,
+            "meter": info.model,
+            "boundary": info.boundary,
+            "instr_per_inference": float(np.median(instr)) if instr else None,
+        }
+        return row, rows
+
+    def _base_row(
+        self, base: Base, variant_name: str, tab: dict[str, Any], target: Target | None
+    ) -> dict[str, Any]:
+        task = next(t for t in self.suite.tasks if t.name == base.task)
+        prov: dict[str, Any] = {"target_config": tab, "git_rev": git_revision(), "date": time.time()}
+        if target is not None:
+            try:
+                prov.update(target.info())
+            except FrugalbenchError as e:
+                prov["info_error"] = str(e)
+        return {
+            "suite": self.suite.suite.name,
+            "task": base.task,
+            "variant": variant_name,
+            "target": tab["name"],
+            "target_kind": tab.get("kind"),
+            "runtime": tab.get("runtime", prov.get("runtime")),
+            "metric": task.metric,
+            "min_accuracy": task.min_accuracy,
+            "pue": self.suite.carbon.pue,
+            "grid_g_per_kwh": self.grid.g_per_kwh,
+            "grid_source": self.grid.source,
+            "provenance": prov,
+        }
+
+    def save_result(
+        self,
+        run_id: int,
+        base: Base,
+        v: Variant,
+        tab: dict[str, Any],
+        target: Target | None,
+        fields: dict[str, Any],
+        windows: list[WindowRow] | None = None,
+    ) -> None:
+        """Store one result row (and its windows) of ``v`` on target ``tab`` under its job key."""
+        m = v.meta
+        row = self._base_row(base, v.name, tab, target)
+        fmt = {"ort": "onnx", "litert": "tflite", "tflite-runtime": "tflite"}.get(str(row["runtime"]), "onnx")
+        if tab.get("kind") == "mcu":
+            fmt = "blob"
+        sizes, gz = m.get("model_bytes", {}), m.get("model_bytes_gz", {})
+        row.update(
+            variant_key=v.key,
+            technique=m.get("technique"),
+            params=m.get("params"),
+            macs=m.get("macs"),
+            model_bytes=sizes.get(fmt)
+            or row["provenance"].get("model_blob_bytes")
+            or next(iter(sizes.values()), None),
+            model_bytes_gz=gz.get(fmt) if fmt == "blob" else (gz.get(fmt) or next(iter(gz.values()), None)),
+            fine_tuned=int(bool(m.get("fine_tuned"))),
+            epochs=m.get("epochs"),
+            produce_s=m.get("produce_s"),
+            produce_j=m.get("produce_j"),
+            produce_energy_class=m.get("produce_energy_class"),
+            variant_meta=m,
+        )
+        row.update(fields)
+        self.store.save_result(run_id, self.job_key(v, tab), row, windows or [])
+
+    def save_failed(self, run_id: int, base: Base, name: str, tab: dict[str, Any], reason: str) -> None:
+        """Store a variant whose build failed, with the reason."""
+        row = self._base_row(base, name, tab, None)
+        row.update(status="failed", reason=reason)
+        key = content_key(self.suite.suite.name, base.task, name, "failed-build", tab)
+        self.store.save_result(run_id, key, row, [])
+
+
+def run_suite(
+    suite: Suite,
+    db: Path,
+    *,
+    cache: Path | None = None,
+    progress: Progress | None = None,
+    targets: list[str] | None = None,
+) -> int:
+    """Run ``suite`` into the SQLite file ``db``; returns the run id."""
+    with Store.open(db) as store:
+        return Runner(suite, store, cache=cache, progress=progress, targets=targets).run()
+
+
+__all__ = ["MeterUnavailable", "Progress", "Runner", "host_meter", "make_meter", "run_suite"]
+_ = Callable

@@ -1,0 +1,223 @@
+"""Base models and their variants, built once and cached on disk by a hash of everything that shapes them.
+
+Cache layout (default ``~/.cache/frugalbench``, or ``$FRUGALBENCH_CACHE``)::
+
+    base/<key>/{net.npz, data.npz, meta.json}
+    variants/<key>/{model.onnx, model.tflite, net.npz, meta.json}
+
+Directories are written under a temporary name and renamed, so a killed build never leaves a
+half-written entry.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import inspect
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..compress.base import COMPRESSORS, make_compressor
+from ..errors import CompressionError, FrugalbenchError
+from ..ir.data import Dataset
+from ..ir.export.onnx_export import network_to_onnx_bytes
+from ..ir.export.tflite_export import network_to_tflite
+from ..ir.model import Model, Variant, content_key
+from ..ir.network import Network
+from ..meters.base import Meter
+from ..suite import Task, VariantSpec
+from .recipes import build_recipe, recipe_source
+
+EXT = {"onnx": "model.onnx", "tflite": "model.tflite", "blob": "model.blob"}
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("FRUGALBENCH_CACHE")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "frugalbench"
+
+
+@dataclass
+class Base:
+    """A task's base model and dataset."""
+
+    task: str
+    key: str
+    model: Model
+    data: Dataset
+
+
+def _save_dataset(path: Path, ds: Dataset) -> None:
+    arrays = {k: getattr(ds, k) for k in ("x_eval", "y_eval", "x_calib", "x_train", "y_train")}
+    np.savez(path, **{k: v for k, v in arrays.items() if v is not None})
+
+
+def _load_dataset(path: Path, name: str, meta: dict[str, Any]) -> Dataset:
+    z = np.load(path, allow_pickle=False)
+    get = lambda k: z[k] if k in z.files else None  # noqa: E731
+    return Dataset(
+        name,
+        z["x_eval"],
+        z["y_eval"],
+        z["x_calib"],
+        get("x_train"),
+        get("y_train"),
+        n_classes=meta.get("n_classes"),
+        meta=meta.get("data_meta", {}),
+    )
+
+
+def _commit_dir(tmp: Path, final: Path) -> None:
+    if final.exists():  # another process finished first: keep theirs
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
+    tmp.rename(final)
+
+
+def load_base(task: Task, cache: Path) -> Base:
+    """Build (or load from cache) the base model of ``task``."""
+    if task.recipe is None:
+        from ..byo import task as byo  # user model file + dataset file (bring your own)
+
+        return byo.load_base(task, cache)
+    key = content_key(
+        "base", task.recipe, task.recipe_params, task.seed, recipe_source(task.recipe), __version__
+    )
+    d = cache / "base" / key
+    if not (d / "meta.json").exists():
+        net, ds = build_recipe(task.recipe, task.seed, task.recipe_params)
+        tmp = d.with_name(f".{key}.{os.getpid()}")
+        tmp.mkdir(parents=True, exist_ok=True)
+        net.save(tmp / "net.npz")
+        _save_dataset(tmp / "data.npz", ds)
+        (tmp / "meta.json").write_text(
+            json.dumps({"n_classes": ds.n_classes, "data_meta": ds.meta}, default=str)
+        )
+        _commit_dir(tmp, d)
+    meta = json.loads((d / "meta.json").read_text())
+    net = Network.load(d / "net.npz")
+    return Base(task.name, key, Model(net=net), _load_dataset(d / "data.npz", task.name, meta))
+
+
+def _finalize(model: Model) -> dict[str, bytes]:
+    """Every runnable format we can derive: float exports of the IR unless a step wrote its own."""
+    files = dict(model.files)
+    if model.net is not None and not any(h.get("technique") == "int8" for h in model.history):
+        files.setdefault("onnx", network_to_onnx_bytes(model.net))
+        files.setdefault("tflite", network_to_tflite(model.net))
+    return files
+
+
+def _describe(model: Model, files: dict[str, bytes]) -> dict[str, Any]:
+    net = model.net
+    epochs = sum(int(h.get("epochs") or 0) for h in model.history)
+    return {
+        "technique": model.technique,
+        "steps": model.history,
+        "fine_tuned": model.fine_tuned,
+        "epochs": epochs,
+        "params": net.n_params() if net is not None else None,
+        "macs": net.macs() if net is not None else None,
+        "architecture": net.describe() if net is not None else None,
+        "model_bytes": {fmt: len(b) for fmt, b in files.items()},
+        "model_bytes_gz": {fmt: len(gzip.compress(b, 9)) for fmt, b in files.items()},
+    }
+
+
+def build_variant(base: Base, spec: VariantSpec, cache: Path, meter: Meter | None = None) -> Variant:
+    """Apply the spec's compression chain to the base model (cached); time and meter the production."""
+    chain = spec.chain
+    sources = [inspect.getsource(COMPRESSORS.get(t)) for t, _ in chain] + [_code_digest()]
+    key = content_key("variant", base.key, chain, sources, __version__)
+    d = cache / "variants" / key
+    if not (d / "meta.json").exists():
+        model = base.model
+        t0 = time.perf_counter()
+        if meter is not None:
+            meter.start()
+        try:
+            for tech, params in chain:
+                comp = make_compressor(tech, params, where=f"variant {spec.name!r}: ")
+                if comp.needs_net and model.net is None:
+                    why = base.data.meta.get("ir", "no network")
+                    raise CompressionError(
+                        f"technique {tech!r} rewrites layers, but task {base.task!r} has no convertible "
+                        f"network ({why}); use post-training techniques (int8, prune-weights, svd-weights)"
+                    )
+                if comp.needs_training and base.data.x_train is None:
+                    raise CompressionError(
+                        f"technique {tech!r} fine-tunes, but task {base.task!r} has no x_train/y_train"
+                    )
+                model = comp.fit_transform(model, base.data)
+        finally:
+            trace = meter.stop() if meter is not None else None
+        produce_s = time.perf_counter() - t0
+        produce_j, produce_class = None, None
+        if meter is not None and trace is not None and trace.valid and len(trace.t_s) >= 2:
+            from ..meters.energy import window_energy
+
+            produce_j = window_energy(trace, float(trace.t_s[0]), float(trace.t_s[-1]))
+            produce_class = meter.info().energy_class
+        files = _finalize(model)
+        meta = {
+            "task": base.task,
+            "name": spec.name,
+            "base_key": base.key,
+            **_describe(model, files),
+            "produce_s": produce_s,
+            "produce_j": produce_j,
+            "produce_energy_class": produce_class,
+        }
+        tmp = d.with_name(f".{key}.{os.getpid()}")
+        tmp.mkdir(parents=True, exist_ok=True)
+        for fmt, data in files.items():
+            (tmp / EXT[fmt]).write_bytes(data)
+        if model.net is not None:
+            model.net.save(tmp / "net.npz")
+        (tmp / "meta.json").write_text(json.dumps(meta, default=_json_default, indent=1))
+        _commit_dir(tmp, d)
+    return load_variant(d, base.task, spec.name)
+
+
+@functools.cache
+def _code_digest() -> str:
+    """Hash of the code every variant depends on (the IR package and the compressors),
+    so that changing any of it rebuilds cached variants instead of reusing stale ones."""
+    pkg = Path(__file__).resolve().parents[1]
+    files = sorted([*(pkg / "ir").rglob("*.py"), *(pkg / "compress").glob("*.py")])
+    return hashlib.sha256(b"".join(p.read_bytes() for p in files if p.exists())).hexdigest()[:16]
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def load_variant(d: Path, task: str, name: str) -> Variant:
+    meta = json.loads((d / "meta.json").read_text())
+    files = {fmt: d / fn for fmt, fn in EXT.items() if (d / fn).exists()}
+    net_path = d / "net.npz"
+    return Variant(
+        task=task,
+        name=name,
+        key=d.name,
+        files=files,
+        meta=meta,
+        net_path=net_path if net_path.exists() else None,
+    )
+
+
+__all__ = ["Base", "FrugalbenchError", "build_variant", "default_cache_dir", "load_base", "load_variant"]

@@ -1,0 +1,270 @@
+"""SQLite results store (WAL): one row per result with full provenance, windows beside it.
+
+A result is written in one transaction after all its windows are measured, so an interruption
+(Ctrl-C, kill -9) never leaves a half result; resume skips job keys already ``done`` or ``skipped``.
+
+# schema history:
+#   1  runs, results, windows, meta(schema_version)
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import StoreError
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    suite TEXT NOT NULL, suite_path TEXT, started REAL NOT NULL, finished REAL,
+    status TEXT NOT NULL, git_rev TEXT, host TEXT, settings TEXT
+);
+CREATE TABLE IF NOT EXISTS results (
+    id INTEGER PRIMARY KEY,
+    job_key TEXT NOT NULL UNIQUE,
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    suite TEXT NOT NULL, task TEXT NOT NULL, variant TEXT NOT NULL, variant_key TEXT,
+    technique TEXT, target TEXT NOT NULL, target_kind TEXT, runtime TEXT,
+    status TEXT NOT NULL CHECK (status IN ('done', 'skipped', 'failed')), reason TEXT,
+    metric TEXT, min_accuracy REAL, accuracy REAL, base_accuracy REAL,
+    latency_p50_s REAL, latency_p90_s REAL, latency_p99_s REAL, latency_ci_rel REAL,
+    throughput_ips REAL, n_windows INTEGER, n_inferences INTEGER,
+    energy_per_inference_j REAL, energy_ci_rel REAL, energy_dyn_j REAL, p_idle_w REAL,
+    energy_class TEXT, marker_method TEXT, meter TEXT, boundary TEXT,
+    instr_per_inference REAL,
+    params INTEGER, macs INTEGER, model_bytes INTEGER, model_bytes_gz INTEGER,
+    fine_tuned INTEGER, epochs INTEGER,
+    produce_s REAL, produce_j REAL, produce_energy_class TEXT,
+    pue REAL, grid_g_per_kwh REAL, grid_source TEXT,
+    provenance TEXT, variant_meta TEXT,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS windows (
+    result_id INTEGER NOT NULL REFERENCES results(id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL, n INTEGER NOT NULL, seconds REAL NOT NULL, dut_s REAL,
+    latency_p50_s REAL, energy_j REAL, valid INTEGER NOT NULL, problem TEXT, extra TEXT
+);
+CREATE INDEX IF NOT EXISTS results_task ON results(task);
+"""
+
+RESULT_COLUMNS = (
+    "suite",
+    "task",
+    "variant",
+    "variant_key",
+    "technique",
+    "target",
+    "target_kind",
+    "runtime",
+    "status",
+    "reason",
+    "metric",
+    "min_accuracy",
+    "accuracy",
+    "base_accuracy",
+    "latency_p50_s",
+    "latency_p90_s",
+    "latency_p99_s",
+    "latency_ci_rel",
+    "throughput_ips",
+    "n_windows",
+    "n_inferences",
+    "energy_per_inference_j",
+    "energy_ci_rel",
+    "energy_dyn_j",
+    "p_idle_w",
+    "energy_class",
+    "marker_method",
+    "meter",
+    "boundary",
+    "instr_per_inference",
+    "params",
+    "macs",
+    "model_bytes",
+    "model_bytes_gz",
+    "fine_tuned",
+    "epochs",
+    "produce_s",
+    "produce_j",
+    "produce_energy_class",
+    "pue",
+    "grid_g_per_kwh",
+    "grid_source",
+    "provenance",
+    "variant_meta",
+)
+
+
+@dataclass
+class WindowRow:
+    idx: int
+    n: int
+    seconds: float
+    dut_s: float | None
+    latency_p50_s: float | None
+    energy_j: float | None
+    valid: bool
+    problem: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Store:
+    """The results database. Open with :meth:`open`; refuses files of a newer schema untouched."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+
+    @classmethod
+    def open(cls, path: str | Path, *, create: bool = True) -> Store:
+        path = Path(path)
+        if not path.exists() and not create:
+            raise StoreError(f"database {path} not found; run `frugalbench run SUITE --db {path}` first")
+        # No open()/close() of the file ourselves: closing any descriptor of a database file drops the
+        # POSIX locks SQLite holds on it through other connections of this process.
+        try:
+            conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            version = cls._version(conn)
+            if version is not None and version > SCHEMA_VERSION:
+                conn.close()
+                raise StoreError(
+                    f"{path} uses results schema v{version}, newer than this frugalbench (v{SCHEMA_VERSION}); "
+                    "upgrade frugalbench (`pip install -U frugalbench`) to read it. The file was not modified."
+                )
+            if not create and version is None:
+                conn.close()
+                raise StoreError(f"{path} holds no frugalbench results")
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            if version is None:
+                conn.executescript(_SCHEMA)  # idempotent; meta last, so a crash here just re-runs it
+                with _tx(conn):
+                    conn.execute(
+                        "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+                    )
+        except sqlite3.DatabaseError as e:
+            if "not a database" in str(e):
+                raise StoreError(f"{path} is not an SQLite database; pass another --db path") from None
+            raise StoreError(f"cannot open results database {path}: {e}") from None
+        return cls(conn, path)
+
+    @staticmethod
+    def _version(conn: sqlite3.Connection) -> int | None:
+        has = conn.execute("SELECT name FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
+        if not has:
+            return None
+        row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        return int(row[0]) if row else None
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- runs ---
+    def begin_run(
+        self, suite: str, suite_path: str, settings: dict[str, Any], host: str, git_rev: str
+    ) -> int:
+        cur = self.conn.execute(
+            "INSERT INTO runs (suite, suite_path, started, status, git_rev, host, settings) "
+            "VALUES (?, ?, ?, 'running', ?, ?, ?)",
+            (suite, suite_path, time.time(), git_rev, host, json.dumps(settings, default=str)),
+        )
+        return int(cur.lastrowid or 0)
+
+    def end_run(self, run_id: int, status: str) -> None:
+        self.conn.execute("UPDATE runs SET finished=?, status=? WHERE id=?", (time.time(), status, run_id))
+
+    # --- results ---
+    def finished_jobs(self) -> set[str]:
+        rows = self.conn.execute("SELECT job_key FROM results WHERE status IN ('done', 'skipped')")
+        return {r[0] for r in rows}
+
+    def save_result(self, run_id: int, job_key: str, row: dict[str, Any], windows: list[WindowRow]) -> int:
+        """Insert (or replace a failed attempt of) one result and its windows atomically."""
+        unknown = set(row) - set(RESULT_COLUMNS)
+        if unknown:
+            raise StoreError(f"unknown result fields {sorted(unknown)}")
+        vals = {k: row.get(k) for k in RESULT_COLUMNS}
+        for k in ("provenance", "variant_meta"):
+            if vals[k] is not None and not isinstance(vals[k], str):
+                vals[k] = json.dumps(vals[k], default=str, sort_keys=True)
+        cols = ", ".join(RESULT_COLUMNS)
+        marks = ", ".join("?" for _ in RESULT_COLUMNS)
+        with _tx(self.conn):
+            self.conn.execute("DELETE FROM results WHERE job_key=? AND status='failed'", (job_key,))
+            cur = self.conn.execute(
+                f"INSERT INTO results (job_key, run_id, {cols}, created) VALUES (?, ?, {marks}, ?)",
+                (job_key, run_id, *vals.values(), time.time()),
+            )
+            rid = int(cur.lastrowid or 0)
+            self.conn.executemany(
+                "INSERT INTO windows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        rid,
+                        w.idx,
+                        w.n,
+                        w.seconds,
+                        w.dut_s,
+                        w.latency_p50_s,
+                        w.energy_j,
+                        int(w.valid),
+                        w.problem,
+                        json.dumps(w.extra, default=str),
+                    )
+                    for w in windows
+                ],
+            )
+        return rid
+
+    def results(self, *, run_id: int | None = None, status: str | None = None) -> list[dict[str, Any]]:
+        q, args = "SELECT * FROM results WHERE 1=1", list[object]()
+        if run_id is not None:
+            q += " AND run_id=?"
+            args.append(run_id)
+        if status is not None:
+            q += " AND status=?"
+            args.append(status)
+        out = []
+        for r in self.conn.execute(q + " ORDER BY id", args):
+            d = dict(r)
+            for k in ("provenance", "variant_meta"):
+                d[k] = json.loads(d[k]) if d[k] else {}
+            out.append(d)
+        return out
+
+    def windows(self, result_id: int) -> list[dict[str, Any]]:
+        return [
+            dict(r)
+            for r in self.conn.execute("SELECT * FROM windows WHERE result_id=? ORDER BY idx", (result_id,))
+        ]
+
+    def runs(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.conn.execute("SELECT * FROM runs ORDER BY id")]
+
+
+@contextmanager
+def _tx(conn: sqlite3.Connection) -> Iterator[None]:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
