@@ -7,12 +7,11 @@ shift per channel, as in TFLite's ``QuantizeMultiplier``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
-
-from .network import Network
 
 
 @dataclass(frozen=True)
@@ -101,7 +100,20 @@ def quantize_multiplier(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return q.astype(np.int32), exp.astype(np.int32)
 
 
-def calibrate(net: Network, x: np.ndarray) -> list[QParams]:
+class Calibratable(Protocol):
+    """What :func:`calibrate` needs of a network (:class:`harness.ir.network.Network` is one).
+
+    A protocol, not an import: this module is plain arithmetic under the IR, and the layers and
+    exporters above it import it.
+    """
+
+    @property
+    def layers(self) -> Sequence[object]: ...
+
+    def activations(self, x: np.ndarray) -> list[np.ndarray]: ...
+
+
+def calibrate(net: Calibratable, x: np.ndarray) -> list[QParams]:
     """Activation parameters for the network input and every layer output (min/max over ``x``).
 
     Layers with internal tensors (Monarch, butterfly, low-rank) also record their own ranges here
