@@ -16,7 +16,8 @@ from harness.errors import TargetError, WindowInvalid
 from harness.ir.layers.lowrank import LowRank
 from harness.ir.model import Variant
 from harness.ir.network import Network
-from harness.mcu import blob, reference
+from harness.mcu import reference
+from harness.mcu.blob import codec
 from harness.meters.mcu_sim import McuSimMeter, SimConfig
 from harness.targets import TARGETS
 from harness.targets.mcu import McuConfig, McuTarget
@@ -35,7 +36,7 @@ def data() -> tuple[Network, np.ndarray, np.ndarray, bytes]:
     net, _ = random_model("dense-wide", rng)
     x_calib = rng.normal(size=(64, net.in_dim)).astype(np.float32)
     x_eval = rng.normal(size=(300, net.in_dim)).astype(np.float32)
-    return net, x_calib, x_eval, blob.export_blob(net, x_calib)
+    return net, x_calib, x_eval, codec.export_blob(net, x_calib)
 
 
 @pytest.fixture(scope="module")
@@ -87,8 +88,8 @@ def test_variant_without_blob_is_exported_from_its_network(target: McuTarget, da
     assert target.supports(v) is None
     target.set_calibration(x_calib)
     target.load(v)
-    assert target.blob == blob.variant_blob(v, x_calib)  # the runner's export gives the same bytes
-    assert blob.read_blob(target.blob).model_id == "t"  # the task name becomes the EEMBC model id
+    assert target.blob == codec.variant_blob(v, x_calib)  # the runner's export gives the same bytes
+    assert codec.read_blob(target.blob).model_id == "t"  # the task name becomes the EEMBC model id
     assert np.array_equal(target.predict(x_eval), reference.predict(b, x_eval))
 
 
