@@ -20,7 +20,7 @@ from .. import metrics
 from ..errors import FrugalbenchError, MeterError, MeterUnavailable, TargetError, WindowInvalid
 from ..ir.model import Variant, content_key
 from ..meters.base import METERS, Meter
-from ..plugins import load_all
+from ..registry import load_all
 from ..results.carbon import grid_factor
 from ..results.store import Store, WindowRow
 from ..stats import median_ci, percentiles, rel_half_width

@@ -23,10 +23,10 @@ from pydantic import Field
 
 from ..errors import ProtocolError, StateError, TargetError, WindowInvalid
 from ..ir.model import Variant
-from ..meters import mcu_sim as simmeter
 from ..mcu.blob.codec import BlobError, QModel, read_blob, supported_kinds, unsupported_layers, variant_blob
 from ..mcu.board import BoardProfile, load_board
 from ..mcu.protocol import DutClient, DutReset, Extensions
+from ..meters import mcu_sim as simmeter
 from .base import TARGETS, Target, TargetConfig, Window
 
 log = logging.getLogger(__name__)
