@@ -62,13 +62,13 @@ def _own_package(name: str, path: Path) -> str:
 
 
 def _resolve(package: str, level: int, module: str | None) -> str:
-    base = package.split(".")
-    if level > 1:
-        if level - 1 >= len(base):
-            raise AssertionError(f"relative import beyond the top package from {package!r}")
-        base = base[: len(base) - (level - 1)]
+    """The absolute module named by ``from <level dots><module> import ...`` inside ``package``."""
     if level == 0:
         return module or ""
+    base = package.split(".")
+    if level - 1 >= len(base):
+        raise AssertionError(f"relative import beyond the top package from {package!r}")
+    base = base[: len(base) - (level - 1)]
     return ".".join(base + ([module] if module else []))
 
 
@@ -156,10 +156,32 @@ def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return [c for c in strongly_connected(graph) if len(c) > 1 or c[0] in graph.get(c[0], ())]
 
 
+def shortest_cycle(start: str, graph: dict[str, set[str]]) -> list[str]:
+    """A shortest import path from ``start`` back to itself (breadth first), ``[start, ..., start]``."""
+    parent: dict[str, str] = {}
+    frontier = [start]
+    while frontier:
+        nxt: list[str] = []
+        for node in frontier:
+            for dep in sorted(graph.get(node, ())):
+                if dep == start:
+                    path = [node]
+                    while path[-1] != start:
+                        path.append(parent[path[-1]])
+                    return [start, *reversed(path[:-1]), start] if node != start else [start, start]
+                if dep not in parent:
+                    parent[dep] = node
+                    nxt.append(dep)
+        frontier = nxt
+    return []
+
+
 def _describe(component: list[str], graph: dict[str, set[str]]) -> str:
     inside = set(component)
-    edges = [f"    {a} -> {b}" for a in component for b in sorted(graph[a] & inside)]
-    return "cycle among " + ", ".join(component) + ":\n" + "\n".join(edges)
+    sub = {a: graph[a] & inside for a in component}
+    edges = [f"    {a} -> {b}" for a in component for b in sorted(sub[a])]
+    example = " -> ".join(shortest_cycle(component[0], sub))
+    return f"cycle among {', '.join(component)}\n  e.g. {example}\n  all edges inside it:\n" + "\n".join(edges)
 
 
 def test_no_import_cycles() -> None:
@@ -177,6 +199,9 @@ def test_cycle_detection_can_fail() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"d"}, "e": {"a"}}
     assert sorted(import_cycles(graph)) == [["a", "b", "c"], ["d"]]
     assert import_cycles({"a": {"b"}, "b": set()}) == []
+    assert shortest_cycle("a", graph) == ["a", "b", "c", "a"]
+    assert shortest_cycle("d", graph) == ["d", "d"]
+    assert shortest_cycle("e", graph) == []
 
 
 def test_edge_rules(tmp_path: Path) -> None:
@@ -205,14 +230,38 @@ def test_edge_rules(tmp_path: Path) -> None:
     assert import_cycles(graph) == [["harness.pkg", "harness.pkg.a", "harness.pkg.b"]]
 
 
+def init_docstring_problem(text: str) -> str | None:
+    """Why a package ``__init__.py`` does not start with a one-line description, or None if it does.
+
+    The docstring's first line is that description (a sentence ending in a period); more lines may
+    follow after a blank line, as PEP 257 lays out a summary and a body.
+    """
+    doc = ast.get_docstring(ast.parse(text), clean=False)
+    if not doc:
+        return "start with a docstring saying in one line what lives in this folder"
+    first, _, rest = doc.partition("\n")
+    if not first.strip() or first != first.strip():
+        return "put the one-line description on the docstring's first line"
+    if not first.endswith("."):
+        return "end the one-line description with a period"
+    if rest and not rest.startswith("\n"):
+        return "keep the description to one line, then a blank line before any more text"
+    return None
+
+
 @pytest.mark.parametrize("init", sorted(ROOT.rglob("__init__.py")), ids=lambda p: str(p.relative_to(ROOT.parent)))
 def test_package_init_says_what_lives_there(init: Path) -> None:
-    doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8")), clean=False)
-    assert doc, f"{init}: start with a one-line docstring saying what lives in this folder"
-    first, _, rest = doc.partition("\n")
-    assert first.strip() and first == first.strip(), f"{init}: the docstring's first line is its summary"
-    assert first.endswith("."), f"{init}: the summary line is a sentence ending with a period"
-    assert not rest or rest.startswith("\n"), f"{init}: the summary is one line, then a blank line"
+    problem = init_docstring_problem(init.read_text(encoding="utf-8"))
+    assert problem is None, f"{init}: {problem}"
+
+
+def test_init_docstring_check_can_fail() -> None:
+    assert init_docstring_problem('"""Layers of the IR."""\nfrom . import a\n') is None
+    assert init_docstring_problem('"""Layers of the IR.\n\nMore words.\n"""\n') is None
+    assert init_docstring_problem("from . import a\n") is not None
+    assert init_docstring_problem('"""\nLayers of the IR.\n"""\n') is not None
+    assert init_docstring_problem('"""Layers of the IR,\nspread over two lines."""\n') is not None
+    assert init_docstring_problem('"""Layers of the IR"""\n') is not None
 
 
 def test_top_level_is_small() -> None:
@@ -221,3 +270,12 @@ def test_top_level_is_small() -> None:
     assert not extra, f"modules directly in harness/ outside the allowed set {sorted(TOP_LEVEL)}: {extra}"
     missing = sorted(TOP_LEVEL - top)
     assert not missing, f"allowed top-level modules that no longer exist (update TOP_LEVEL): {missing}"
+
+
+def test_plugin_packages_exist() -> None:
+    """:func:`harness.registry.load_all` names its packages as strings; each must be a package here."""
+    from harness.registry import PLUGIN_PACKAGES
+
+    modules = _modules()
+    missing = [p for p in PLUGIN_PACKAGES if p not in modules or modules[p].name != "__init__.py"]
+    assert not missing, f"PLUGIN_PACKAGES in harness/registry.py names packages that do not exist: {missing}"
