@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..registry import Registry
-from ..results.rank import LEADERBOARD_KEYS, fronts
+from ..results.rank import LEADERBOARD_KEYS, BoardRow, fronts
+from ..results.record import Result
 
 if TYPE_CHECKING:
     from .sections import ReportData
 
-FORMATS: Registry[Callable[[list[dict[str, Any]], list[dict[str, Any]]], str]] = Registry("report format")
+FORMATS: Registry[Callable[[list[BoardRow], list[Result]], str]] = Registry("report format")
 
 
 def _fmt(x: Any, spec: str = ".4g") -> str:
@@ -52,8 +53,8 @@ def _md_escape(s: Any) -> str:
 
 @FORMATS.register("md")
 def markdown(
-    board: list[dict[str, Any]],
-    skipped: list[dict[str, Any]],
+    board: list[BoardRow],
+    skipped: list[Result],
     data: ReportData | None = None,
     images: dict[str, str] | None = None,
 ) -> str:
@@ -150,14 +151,14 @@ def markdown(
         lines += ["", "## Not measured", ""]
         for r in skipped:
             lines.append(
-                f"- {_md_escape(r['task'])}/{_md_escape(r['variant'])} on {_md_escape(r['target'])}: "
-                f"{r['status']}: {_md_escape(r['reason'])}"
+                f"- {_md_escape(r.task)}/{_md_escape(r.variant)} on {_md_escape(r.target)}: "
+                f"{r.status}: {_md_escape(r.reason)}"
             )
     return "\n".join(lines) + "\n"
 
 
 @FORMATS.register("json")
-def to_json(board: list[dict[str, Any]], skipped: list[dict[str, Any]]) -> str:
+def to_json(board: list[BoardRow], skipped: list[Result]) -> str:
     return json.dumps(
         [{k: v for k, v in r.items() if k != "provenance"} | {"provenance": r["provenance"]} for r in board],
         indent=1,
@@ -166,10 +167,10 @@ def to_json(board: list[dict[str, Any]], skipped: list[dict[str, Any]]) -> str:
 
 
 @FORMATS.register("csv")
-def to_csv(board: list[dict[str, Any]], skipped: list[dict[str, Any]]) -> str:
+def to_csv(board: list[BoardRow], skipped: list[Result]) -> str:
     buf = io.StringIO()
     keys = [*LEADERBOARD_KEYS] + [
-        k for k in (board[0] if board else {}) if k not in LEADERBOARD_KEYS and k != "provenance"
+        k for k in (list(board[0]) if board else []) if k not in LEADERBOARD_KEYS and k != "provenance"
     ]
     w = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
     w.writeheader()

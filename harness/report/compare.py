@@ -15,6 +15,7 @@ from html import escape
 from typing import Any
 
 from ..metrics import HIGHER_IS_BETTER, passes
+from ..results.record import Result
 
 REGRESSION, IMPROVEMENT, WITHIN, NO_CI, NOT_COMPARABLE, UNCHANGED = (
     "regression",
@@ -39,8 +40,8 @@ class Change:
     verdict: str
 
 
-def _key(r: dict[str, Any]) -> tuple[str, str, str]:
-    return (r["task"], r["variant"], r["target"])
+def _key(r: Result) -> tuple[str, str, str]:
+    return (r.task, r.variant, r.target)
 
 
 def judge_lower_better(
@@ -62,12 +63,10 @@ def _rel(old: float | None, new: float | None) -> float | None:
     return None if not old or new is None else (new - old) / old
 
 
-def compare(
-    old: list[dict[str, Any]], new: list[dict[str, Any]], *, accuracy_tolerance: float = 0.0
-) -> list[dict[str, Any]]:
+def compare(old: list[Result], new: list[Result], *, accuracy_tolerance: float = 0.0) -> list[dict[str, Any]]:
     """Rows per matched result with a :class:`Change` per metric, plus added/removed results."""
-    o = {_key(r): r for r in old if r["status"] == "done"}
-    n = {_key(r): r for r in new if r["status"] == "done"}
+    o = {_key(r): r for r in old if r.status == "done"}
+    n = {_key(r): r for r in new if r.status == "done"}
     rows: list[dict[str, Any]] = []
     for k in sorted(set(o) | set(n)):
         a, b = o.get(k), n.get(k)
@@ -83,49 +82,38 @@ def compare(
             row["regression"] = False
             rows.append(row)
             continue
-        metric = b["metric"] or "accuracy"
+        metric = b.metric or "accuracy"
         hib = HIGHER_IS_BETTER.get(metric, True)
         acc_v = NOT_COMPARABLE
-        if a["accuracy"] is not None and b["accuracy"] is not None:
-            worse = (a["accuracy"] - b["accuracy"]) if hib else (b["accuracy"] - a["accuracy"])
-            lost_gate = passes(metric, a["accuracy"], a["min_accuracy"]) and not passes(
-                metric, b["accuracy"], b["min_accuracy"]
-            )
+        if a.accuracy is not None and b.accuracy is not None:
+            worse = (a.accuracy - b.accuracy) if hib else (b.accuracy - a.accuracy)
+            lost_gate = _passes(metric, a) and not _passes(metric, b)
             acc_v = (
                 REGRESSION
                 if (worse > accuracy_tolerance or lost_gate)
                 else (IMPROVEMENT if -worse > accuracy_tolerance else UNCHANGED)
             )
         row["changes"].append(
-            Change(
-                metric, a["accuracy"], b["accuracy"], _rel(a["accuracy"], b["accuracy"]), None, None, acc_v
-            )
+            Change(metric, a.accuracy, b.accuracy, _rel(a.accuracy, b.accuracy), None, None, acc_v)
         )
-        la, lb = a["latency_p50_s"], b["latency_p50_s"]
+        la, lb = a.latency.p50_s, b.latency.p50_s
+        ca, cb = a.latency.ci_rel, b.latency.ci_rel
         row["changes"].append(
-            Change(
-                "latency_p50_s",
-                la,
-                lb,
-                _rel(la, lb),
-                a["latency_ci_rel"],
-                b["latency_ci_rel"],
-                judge_lower_better(la, lb, a["latency_ci_rel"], b["latency_ci_rel"]),
-            )
+            Change("latency_p50_s", la, lb, _rel(la, lb), ca, cb, judge_lower_better(la, lb, ca, cb))
         )
-        ea, eb = a["energy_per_inference_j"], b["energy_per_inference_j"]
-        ev = (
-            judge_lower_better(ea, eb, a["energy_ci_rel"], b["energy_ci_rel"])
-            if a["energy_class"] == b["energy_class"]
-            else NOT_COMPARABLE
-        )
-        row["changes"].append(
-            Change("energy_per_inference_j", ea, eb, _rel(ea, eb), a["energy_ci_rel"], b["energy_ci_rel"], ev)
-        )
-        row["energy_class"] = (a["energy_class"], b["energy_class"])
+        ea, eb = a.energy.per_inference_j, b.energy.per_inference_j
+        ca, cb = a.energy.ci_rel, b.energy.ci_rel
+        same_class = a.energy.measurement_class == b.energy.measurement_class
+        ev = judge_lower_better(ea, eb, ca, cb) if same_class else NOT_COMPARABLE
+        row["changes"].append(Change("energy_per_inference_j", ea, eb, _rel(ea, eb), ca, cb, ev))
+        row["energy_class"] = (a.energy.measurement_class, b.energy.measurement_class)
         row["regression"] = any(c.verdict == REGRESSION for c in row["changes"])
         rows.append(row)
     return rows
+
+
+def _passes(metric: str, r: Result) -> bool:
+    return r.min_accuracy is not None and passes(metric, r.accuracy, r.min_accuracy)
 
 
 def _v(x: float | None, metric: str) -> str:
