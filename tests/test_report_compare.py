@@ -10,7 +10,6 @@ from report_fixtures import make_db, record, rows
 from typer.testing import CliRunner
 
 from harness.cli.main import app
-from harness.results.record import Result
 from harness.report.compare import (
     IMPROVEMENT,
     NO_CI,
@@ -21,6 +20,7 @@ from harness.report.compare import (
     compare,
     judge_lower_better,
 )
+from harness.results.record import Result
 
 runner = CliRunner()
 

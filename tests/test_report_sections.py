@@ -287,9 +287,8 @@ _NAME = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, ma
 @settings(deadline=None, max_examples=60)
 @given(task=_NAME, variant=_NAME, target=_NAME)
 def test_any_name_stays_text_in_html(task: str, variant: str, target: str) -> None:
-    from html.parser import HTMLParser
-
     from dataclasses import replace
+    from html.parser import HTMLParser
 
     from report_fixtures import record
 
