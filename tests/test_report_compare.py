@@ -27,7 +27,7 @@ runner = CliRunner()
 
 def _verdicts(old: Result, new: Result) -> dict[str, str]:
     (r,) = compare([old], [new])
-    return {c.metric: c.verdict for c in r["changes"]}
+    return {c.metric: c.verdict for c in r.changes}
 
 
 def test_change_within_the_ci_is_not_a_regression() -> None:
@@ -68,9 +68,9 @@ def test_accuracy_drop_and_lost_minimum() -> None:
     (r,) = compare(
         [old], [record("t", "v", "int8", "cpu-ort", acc=0.949, min_acc=0.9)], accuracy_tolerance=0.005
     )
-    assert r["changes"][0].verdict == UNCHANGED and not r["regression"]
+    assert r.changes[0].verdict == UNCHANGED and not r.regression
     (r,) = compare([old], [record("t", "v", "int8", "cpu-ort", acc=0.899, min_acc=0.9)], accuracy_tolerance=0.5)
-    assert r["changes"][0].verdict == REGRESSION  # fell below the task's minimum
+    assert r.changes[0].verdict == REGRESSION  # fell below the task's minimum
 
 
 @given(a=st.floats(1e-9, 1.0), b=st.floats(1e-9, 1.0), ca=st.floats(0, 0.5), cb=st.floats(0, 0.5))
