@@ -494,7 +494,7 @@ board = {_toml(str(board))}
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     with Store.open(db, create=False) as store:
-        rows = {r["target"]: r for r in store.results()}
+        rows = {r.target: r.columns() for r in store.results()}  # records as their stored columns
         assert set(rows) == {"cpu", "pi5"}
         cpu, pi = rows["cpu"], rows["pi5"]
         assert cpu["status"] == pi["status"] == "done", (cpu.get("reason"), pi.get("reason"))
@@ -572,7 +572,7 @@ def test_runner_reruns_a_window_whose_link_dropped(sshd: Sshd, tmp_path: Path, m
     run_suite(load_suite(suite), db, cache=model_cache)
     assert agent_pid.exists(), "the link was never dropped"
     with Store.open(db, create=False) as store:
-        (row,) = store.results()
+        (row,) = [r.columns() for r in store.results()]
         assert row["status"] == "done", row.get("reason")
         wins = store.windows(row["id"])
         assert [w["valid"] for w in wins] == [0, 1]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from ..ir.model import Variant, content_key
 from ..meters.base import METERS, Meter
 from ..registry import load_all
 from ..results.carbon import grid_factor
+from ..results.record import Carbon, Energy, Latency, ModelFacts, Production, Result, Status, measured
 from ..results.store import Store, WindowRow
 from ..stats import median_ci, percentiles, rel_half_width
 from ..suite import Suite, validate_meter, validate_target
@@ -135,7 +137,7 @@ class Runner:
         if budget is None:
             return None
         joules = sum(
-            (r["energy_per_inference_j"] or 0.0) * (r["n_inferences"] or 0)
+            (r.energy.per_inference_j or 0.0) * (r.latency.n_inferences or 0)
             for r in self.store.results(run_id=run_id, status="done")
         )
         grams = joules / 3.6e6 * self.suite.carbon.pue * self.grid.g_per_kwh
@@ -198,14 +200,14 @@ class Runner:
             unavailable = TARGETS.get(cfg.kind).availability()
             if unavailable:
                 for base, v in pending:
-                    self.save_result(run_id, base, v, tab, None, {"status": "skipped", "reason": unavailable})
+                    self.save_result(run_id, base, v, tab, None, status="skipped", reason=unavailable)
                     self.progress.advance(f"{v.task}/{v.name} on {tab['name']}")
                 continue
             try:
                 target.open()
             except TargetError as e:
                 for base, v in pending:
-                    self.save_result(run_id, base, v, tab, None, {"status": "failed", "reason": str(e)})
+                    self.save_result(run_id, base, v, tab, None, status="failed", reason=str(e))
                     self.progress.advance(f"{v.task}/{v.name} on {tab['name']}")
                 continue
             try:
@@ -227,7 +229,7 @@ class Runner:
         """Measure one variant on an open target and store the result (done, skipped or failed)."""
         why = target.supports(v)
         if why:
-            self.save_result(run_id, base, v, tab, target, {"status": "skipped", "reason": why})
+            self.save_result(run_id, base, v, tab, target, status="skipped", reason=why)
             return
         task = next(t for t in self.suite.tasks if t.name == v.task)
         try:
@@ -238,11 +240,22 @@ class Runner:
             meter.bind_target(target.info())
             row, windows = self._windows(target, meter)
         except (FrugalbenchError, OSError) as e:  # OSError: serial.SerialException, a dropped socket
-            self.save_result(run_id, base, v, tab, target, {"status": "failed", "reason": str(e)})
+            self.save_result(run_id, base, v, tab, target, status="failed", reason=str(e))
             self.progress.note(f"{v.task}/{v.name} on {tab['name']} failed: {e}")
             return
-        row.update(status="done", accuracy=value)
-        self.save_result(run_id, base, v, tab, target, row, windows)
+        latency, energy = measured(row)
+        self.save_result(
+            run_id,
+            base,
+            v,
+            tab,
+            target,
+            status="done",
+            accuracy=value,
+            latency=latency,
+            energy=energy,
+            windows=windows,
+        )
 
     def _windows(self, target: Target, meter: Meter) -> tuple[dict[str, Any], list[WindowRow]]:
         r = self.suite.run
@@ -347,9 +360,18 @@ class Runner:
         }
         return row, rows
 
-    def _base_row(
-        self, base: Base, variant_name: str, tab: dict[str, Any], target: Target | None
-    ) -> dict[str, Any]:
+    def _record(
+        self,
+        run_id: int,
+        job_key: str,
+        base: Base,
+        variant_name: str,
+        tab: dict[str, Any],
+        target: Target | None,
+        status: Status,
+        reason: str | None,
+    ) -> Result:
+        """The identity, task, carbon factors and provenance of one result (nothing measured yet)."""
         task = next(t for t in self.suite.tasks if t.name == base.task)
         prov: dict[str, Any] = {"target_config": tab, "git_rev": git_revision(), "date": time.time()}
         if target is not None:
@@ -357,20 +379,22 @@ class Runner:
                 prov.update(target.info())
             except FrugalbenchError as e:
                 prov["info_error"] = str(e)
-        return {
-            "suite": self.suite.suite.name,
-            "task": base.task,
-            "variant": variant_name,
-            "target": tab["name"],
-            "target_kind": tab.get("kind"),
-            "runtime": tab.get("runtime", prov.get("runtime")),
-            "metric": task.metric,
-            "min_accuracy": task.min_accuracy,
-            "pue": self.suite.carbon.pue,
-            "grid_g_per_kwh": self.grid.g_per_kwh,
-            "grid_source": self.grid.source,
-            "provenance": prov,
-        }
+        return Result(
+            suite=self.suite.suite.name,
+            task=base.task,
+            variant=variant_name,
+            target=tab["name"],
+            status=status,
+            reason=reason,
+            target_kind=tab.get("kind"),
+            runtime=tab.get("runtime", prov.get("runtime")),
+            metric=task.metric,
+            min_accuracy=task.min_accuracy,
+            carbon=Carbon(self.suite.carbon.pue, self.grid.g_per_kwh, self.grid.source),
+            provenance=prov,
+            run_id=run_id,
+            job_key=job_key,
+        )
 
     def save_result(
         self,
@@ -379,41 +403,51 @@ class Runner:
         v: Variant,
         tab: dict[str, Any],
         target: Target | None,
-        fields: dict[str, Any],
+        *,
+        status: Status,
+        reason: str | None = None,
+        accuracy: float | None = None,
+        latency: Latency | None = None,
+        energy: Energy | None = None,
         windows: list[WindowRow] | None = None,
-    ) -> None:
-        """Store one result row (and its windows) of ``v`` on target ``tab`` under its job key."""
+    ) -> Result:
+        """Store one result (and its windows) of ``v`` on target ``tab`` under its job key; returns it."""
         m = v.meta
-        row = self._base_row(base, v.name, tab, target)
-        fmt = {"ort": "onnx", "litert": "tflite", "tflite-runtime": "tflite"}.get(str(row["runtime"]), "onnx")
+        rec = self._record(run_id, self.job_key(v, tab), base, v.name, tab, target, status, reason)
+        fmt = {"ort": "onnx", "litert": "tflite", "tflite-runtime": "tflite"}.get(str(rec.runtime), "onnx")
         if tab.get("kind") == "mcu":
             fmt = "blob"
         sizes, gz = m.get("model_bytes", {}), m.get("model_bytes_gz", {})
-        row.update(
+        rec = replace(
+            rec,
             variant_key=v.key,
             technique=m.get("technique"),
-            params=m.get("params"),
-            macs=m.get("macs"),
-            model_bytes=sizes.get(fmt)
-            or row["provenance"].get("model_blob_bytes")
-            or next(iter(sizes.values()), None),
-            model_bytes_gz=gz.get(fmt) if fmt == "blob" else (gz.get(fmt) or next(iter(gz.values()), None)),
-            fine_tuned=int(bool(m.get("fine_tuned"))),
-            epochs=m.get("epochs"),
-            produce_s=m.get("produce_s"),
-            produce_j=m.get("produce_j"),
-            produce_energy_class=m.get("produce_energy_class"),
+            accuracy=accuracy,
+            latency=latency or Latency(),
+            energy=energy or Energy(),
+            model=ModelFacts(
+                params=m.get("params"),
+                macs=m.get("macs"),
+                model_bytes=sizes.get(fmt)
+                or rec.provenance.get("model_blob_bytes")
+                or next(iter(sizes.values()), None),
+                model_bytes_gz=gz.get(fmt)
+                if fmt == "blob"
+                else (gz.get(fmt) or next(iter(gz.values()), None)),
+                fine_tuned=bool(m.get("fine_tuned")),
+                epochs=m.get("epochs"),
+            ),
+            production=Production(m.get("produce_s"), m.get("produce_j"), m.get("produce_energy_class")),
             variant_meta=m,
         )
-        row.update(fields)
-        self.store.save_result(run_id, self.job_key(v, tab), row, windows or [])
+        rec = replace(rec, id=self.store.save_result(rec, windows or []))
+        return rec
 
-    def save_failed(self, run_id: int, base: Base, name: str, tab: dict[str, Any], reason: str) -> None:
-        """Store a variant whose build failed, with the reason."""
-        row = self._base_row(base, name, tab, None)
-        row.update(status="failed", reason=reason)
+    def save_failed(self, run_id: int, base: Base, name: str, tab: dict[str, Any], reason: str) -> Result:
+        """Store a variant whose build failed, with the reason; returns the stored record."""
         key = content_key(self.suite.suite.name, base.task, name, "failed-build", tab)
-        self.store.save_result(run_id, key, row, [])
+        rec = self._record(run_id, key, base, name, tab, None, "failed", reason)
+        return replace(rec, id=self.store.save_result(rec, []))
 
 
 def run_suite(

@@ -11,6 +11,8 @@ import json
 from html import escape
 from typing import Any
 
+from ..results.rank import BoardRow
+from ..results.record import Result
 from .cells import energy_text
 from .label import file_stem, svg_label
 from .plots import colour_map, svg_plot
@@ -116,7 +118,7 @@ def _cls(c: str | None) -> str:
     return f'<span class="cls cls-{escape(c)}">{escape(c)}</span>'
 
 
-def _provenance(r: dict[str, Any]) -> str:
+def _provenance(r: BoardRow) -> str:
     items: list[tuple[str, Any]] = [
         ("runtime", f"{r['runtime']} {r['runtime_version'] or ''}".strip()),
         ("ISA", ", ".join(r["isa"]) if isinstance(r["isa"], list) else r["isa"]),
@@ -171,7 +173,7 @@ BOARD_COLS = (
 )
 
 
-def _board_table(task: str, rows: list[dict[str, Any]], fits: dict[str, bool | None], kind: str) -> str:
+def _board_table(task: str, rows: list[BoardRow], fits: dict[str, bool | None], kind: str) -> str:
     head = "".join(
         f'<th class="{"" if k == "prov" else "sortable"}" data-key="{k}"{"" if k == "prov" else TAB}>'
         f"{escape(lab)}</th>"
@@ -406,8 +408,7 @@ def render(data: ReportData) -> str:
         parts.append('<section class="task"><h2>Not measured</h2><ul>')
         for r in data.skipped:
             parts.append(
-                f"<li>{_t(r['task'])}/{_t(r['variant'])} on {_t(r['target'])}: {_t(r['status'])}: "
-                f"{_t(r['reason'])}</li>"
+                f"<li>{_t(r.task)}/{_t(r.variant)} on {_t(r.target)}: {_t(r.status)}: {_t(r.reason)}</li>"
             )
         parts.append("</ul></section>")
     parts.append("</main><footer>")
@@ -426,8 +427,6 @@ def render(data: ReportData) -> str:
     return "\n".join(parts)
 
 
-def to_html(
-    board: list[dict[str, Any]], skipped: list[dict[str, Any]], data: ReportData | None = None
-) -> str:
+def to_html(board: list[BoardRow], skipped: list[Result], data: ReportData | None = None) -> str:
     """HTML renderer with the registry's signature; the richer rows come in ``data`` when available."""
     return render(data if data is not None else from_board(board, skipped))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..results.rank import fronts
+from ..results.rank import BoardRow, fronts
+from ..results.record import Result
 from .cells import cell, energy_text
 
 if TYPE_CHECKING:
@@ -25,8 +26,8 @@ def _md_escape(s: Any) -> str:
 
 
 def markdown(
-    board: list[dict[str, Any]],
-    skipped: list[dict[str, Any]],
+    board: list[BoardRow],
+    skipped: list[Result],
     data: ReportData | None = None,
     images: dict[str, str] | None = None,
 ) -> str:
@@ -123,8 +124,8 @@ def markdown(
         lines += ["", "## Not measured", ""]
         for r in skipped:
             lines.append(
-                f"- {_md_escape(r['task'])}/{_md_escape(r['variant'])} on {_md_escape(r['target'])}: "
-                f"{r['status']}: {_md_escape(r['reason'])}"
+                f"- {_md_escape(r.task)}/{_md_escape(r.variant)} on {_md_escape(r.target)}: "
+                f"{r.status}: {_md_escape(r.reason)}"
             )
     return "\n".join(lines) + "\n"
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import Any
 
-from ..results.rank import LEADERBOARD_KEYS
+from ..results.rank import LEADERBOARD_KEYS, BoardRow
+from ..results.record import Result
 
 
-def to_json(board: list[dict[str, Any]], skipped: list[dict[str, Any]]) -> str:
+def to_json(board: list[BoardRow], skipped: list[Result]) -> str:
     return json.dumps(
         [{k: v for k, v in r.items() if k != "provenance"} | {"provenance": r["provenance"]} for r in board],
         indent=1,
@@ -18,10 +18,10 @@ def to_json(board: list[dict[str, Any]], skipped: list[dict[str, Any]]) -> str:
     )
 
 
-def to_csv(board: list[dict[str, Any]], skipped: list[dict[str, Any]]) -> str:
+def to_csv(board: list[BoardRow], skipped: list[Result]) -> str:
     buf = io.StringIO()
     keys = [*LEADERBOARD_KEYS] + [
-        k for k in (board[0] if board else {}) if k not in LEADERBOARD_KEYS and k != "provenance"
+        k for k in (list(board[0]) if board else []) if k not in LEADERBOARD_KEYS and k != "provenance"
     ]
     w = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
     w.writeheader()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..registry import Registry
+from ..results.rank import BoardRow
+from ..results.record import Result
 from .html import to_html
 from .markdown import markdown, plot_key
 from .records import to_csv, to_json
@@ -14,7 +16,7 @@ from .records import to_csv, to_json
 if TYPE_CHECKING:
     from .sections import ReportData
 
-FORMATS: Registry[Callable[[list[dict[str, Any]], list[dict[str, Any]]], str]] = Registry("report format")
+FORMATS: Registry[Callable[[list[BoardRow], list[Result]], str]] = Registry("report format")
 FORMATS.register("md")(markdown)
 FORMATS.register("json")(to_json)
 FORMATS.register("csv")(to_csv)
