@@ -26,8 +26,9 @@ from ..results.store import Store, WindowRow
 from ..stats import median_ci, percentiles, rel_half_width
 from ..suite import Suite, validate_meter, validate_target
 from ..sysinfo import git_revision, host_summary
+from ..targets.artefact import Artefact
 from ..targets.base import TARGETS, Target
-from .variants import Base, build_variant, default_cache_dir, load_base
+from .variants import Base, build_variant, default_cache_dir, load_base, produce_artefact
 
 log = logging.getLogger(__name__)
 MAX_RETRIES = 3
@@ -231,7 +232,7 @@ class Runner:
             return
         task = next(t for t in self.suite.tasks if t.name == v.task)
         try:
-            target.load(v)
+            target.load(v, produce_artefact(base, v, target.artefact, self.cache))
             out = target.predict(base.data.x_eval)
             value = metrics.score(task.metric, out, base.data.y_eval, task.metric_params)
             target.set_inputs(base.data.x_eval)
@@ -264,6 +265,7 @@ class Runner:
             try:
                 meter.start()
                 w = target.window(r.window_s, warmup_s=r.warmup_s if not rows else 0.0)
+                meter.observe(w)
                 trace = meter.stop()
                 if not trace.valid or trace.dropped:
                     problem = trace.problem or f"{trace.dropped} samples dropped"
@@ -385,9 +387,10 @@ class Runner:
         """Store one result row (and its windows) of ``v`` on target ``tab`` under its job key."""
         m = v.meta
         row = self._base_row(base, v.name, tab, target)
-        fmt = {"ort": "onnx", "litert": "tflite", "tflite-runtime": "tflite"}.get(str(row["runtime"]), "onnx")
-        if tab.get("kind") == "mcu":
-            fmt = "blob"
+        art = (
+            target or TARGETS.get(tab["kind"])(validate_target(tab, where=f"target {tab['name']}"))
+        ).artefact
+        fmt = art.value
         sizes, gz = m.get("model_bytes", {}), m.get("model_bytes_gz", {})
         row.update(
             variant_key=v.key,
@@ -397,7 +400,9 @@ class Runner:
             model_bytes=sizes.get(fmt)
             or row["provenance"].get("model_blob_bytes")
             or next(iter(sizes.values()), None),
-            model_bytes_gz=gz.get(fmt) if fmt == "blob" else (gz.get(fmt) or next(iter(gz.values()), None)),
+            model_bytes_gz=gz.get(fmt)
+            if art is Artefact.MCU_BLOB
+            else (gz.get(fmt) or next(iter(gz.values()), None)),
             fine_tuned=int(bool(m.get("fine_tuned"))),
             epochs=m.get("epochs"),
             produce_s=m.get("produce_s"),
