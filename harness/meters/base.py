@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from ..registry import Registry
+
+if TYPE_CHECKING:
+    from ..targets.base import Window
 
 METERS: Registry[type[Meter]] = Registry("meter")
 
@@ -102,6 +105,10 @@ class Meter(ABC):
 
     def bind_target(self, target_info: dict[str, Any]) -> None:
         """Learn about the target it measures (threads, board); estimators use it. Default: nothing."""
+
+    def observe(self, window: Window) -> None:
+        """Called with each timed window the target returned, before ``stop()``. Default: nothing;
+        meters that price the window from what the DUT reports (``mcu-sim``) record it here."""
 
     def window_energy(self, trace: Trace, t_start: float, t_end: float, n: int) -> tuple[float, str]:
         """Energy (J) of one timed window and the marker method used.

@@ -28,8 +28,9 @@ from ..results.store import Store, WindowRow
 from ..stats import median_ci, percentiles, rel_half_width
 from ..suite import Suite, validate_meter, validate_target
 from ..sysinfo import git_revision, host_summary
+from ..targets.artefact import Artefact
 from ..targets.base import TARGETS, Target
-from .variants import Base, build_variant, default_cache_dir, load_base
+from .variants import Base, build_variant, default_cache_dir, load_base, produce_artefact
 
 log = logging.getLogger(__name__)
 MAX_RETRIES = 3
@@ -233,7 +234,7 @@ class Runner:
             return
         task = next(t for t in self.suite.tasks if t.name == v.task)
         try:
-            target.load(v)
+            target.load(v, produce_artefact(base, v, target.artefact, self.cache))
             out = target.predict(base.data.x_eval)
             value = metrics.score(task.metric, out, base.data.y_eval, task.metric_params)
             target.set_inputs(base.data.x_eval)
@@ -277,6 +278,7 @@ class Runner:
             try:
                 meter.start()
                 w = target.window(r.window_s, warmup_s=r.warmup_s if not rows else 0.0)
+                meter.observe(w)
                 trace = meter.stop()
                 if not trace.valid or trace.dropped:
                     problem = trace.problem or f"{trace.dropped} samples dropped"
@@ -414,9 +416,10 @@ class Runner:
         """Store one result (and its windows) of ``v`` on target ``tab`` under its job key; returns it."""
         m = v.meta
         rec = self._record(run_id, self.job_key(v, tab), base, v.name, tab, target, status, reason)
-        fmt = {"ort": "onnx", "litert": "tflite", "tflite-runtime": "tflite"}.get(str(rec.runtime), "onnx")
-        if tab.get("kind") == "mcu":
-            fmt = "blob"
+        art = (
+            target or TARGETS.get(tab["kind"])(validate_target(tab, where=f"target {tab['name']}"))
+        ).artefact
+        fmt = art.value
         sizes, gz = m.get("model_bytes", {}), m.get("model_bytes_gz", {})
         rec = replace(
             rec,
@@ -432,7 +435,7 @@ class Runner:
                 or rec.provenance.get("model_blob_bytes")
                 or next(iter(sizes.values()), None),
                 model_bytes_gz=gz.get(fmt)
-                if fmt == "blob"
+                if art is Artefact.MCU_BLOB
                 else (gz.get(fmt) or next(iter(gz.values()), None)),
                 fine_tuned=bool(m.get("fine_tuned")),
                 epochs=m.get("epochs"),

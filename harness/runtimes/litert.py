@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError
-from .base import RUNTIMES, Runtime
+from .base import RUNTIMES, InputSpec, Runtime
 
 
 def _interpreter_cls() -> tuple[Any, str]:
@@ -83,6 +83,16 @@ class LiteRtRuntime(Runtime):
     @property
     def input_shape(self) -> tuple[int | None, ...]:
         return self._shape
+
+    @property
+    def input_dtype(self) -> np.dtype:
+        return np.dtype(self._dtype)
+
+    @property
+    def input_specs(self) -> list[InputSpec]:
+        """One input; an integer (quantised) input is fed as float32, quantised by :meth:`run`."""
+        dt = self.input_dtype
+        return [InputSpec("input", self._shape, np.dtype(np.float32) if dt.kind in "iu" else dt)]
 
     def _cast(self, x: np.ndarray) -> np.ndarray:
         if self._dtype in (np.int8, np.uint8) and x.dtype.kind == "f":
