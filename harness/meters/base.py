@@ -102,11 +102,15 @@ class Meter(ABC):
         samples or does not cover the window. Errors of the link (MeterError, WindowInvalid) propagate.
         """
         if not trace.valid or trace.dropped:
-            return timed_window(trace, window, None, "none", trace.problem or f"{trace.dropped} samples dropped")
+            return timed_window(
+                trace, window, None, "none", trace.problem or f"{trace.dropped} samples dropped"
+            )
         try:
             e, method = self.window_energy(trace, window.t_start, window.t_end, window.n)
         except ValueError as exc:  # the trace does not cover the window
-            return timed_window(trace, window, None, "none", f"energy window not covered by the meter trace: {exc}")
+            return timed_window(
+                trace, window, None, "none", f"energy window not covered by the meter trace: {exc}"
+            )
         return timed_window(trace, window, e, method)
 
     def close(self) -> None:

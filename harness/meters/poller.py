@@ -56,7 +56,9 @@ class Poller:
         self._active = True
         t_first = time.perf_counter()
         if self._poll_once():
-            self._thread = threading.Thread(target=self._run, args=(t_first,), daemon=True, name=f"{self.what}-poll")
+            self._thread = threading.Thread(
+                target=self._run, args=(t_first,), daemon=True, name=f"{self.what}-poll"
+            )
             self._thread.start()
 
     def stop(self, join_s: float = 5.0) -> None:

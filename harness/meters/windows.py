@@ -33,7 +33,7 @@ class EnergyWindow:
     method: str  # "gpio", "host-clock", or a meter's own ("icount")
     t0: float
     t1: float
-    n_samples: int | None  # samples inside the window; None where the window's edges are not on the trace's clock
+    n_samples: int | None  # samples inside the window; None if its edges are not on the trace's clock
     dropped: int
     valid: bool
     problem: str = ""
