@@ -19,10 +19,10 @@ from harness.emulators.ppk2 import Ppk2Emulator
 from harness.emulators.profile import Profile
 from harness.errors import MeterUnavailable, WindowInvalid
 from harness.meters.base import Marker, Trace
+from harness.meters.energy import window_energy
 from harness.meters.nvml import Nvml, NvmlConfig, probe
 from harness.meters.pi5_pmic import Pi5Pmic, PmicConfig
 from harness.meters.um34c import Um34c, UmConfig
-from harness.meters.energy import window_energy
 from harness.meters.windows import MIN_WINDOW_S, gpio_bounds, gpio_window, host_window
 
 
