@@ -3,24 +3,23 @@
 Model (stated in every result): ``E = instructions x CPI x P_run / f_clk`` with the named MCU's run
 power and clock from the board profile's ``[energy]`` table (e.g. STM32L4R5ZI, 32.9 mW at 120 MHz).
 Class ``simulated``: never ranked against measured energy. Each timed window of the MCU target
-carries its instruction count and energy model (``Window.simulated``); the runner hands the window
-to :meth:`McuSimMeter.observe`, and ``stop()`` turns the windows observed since ``start()`` into a trace.
+carries its instruction count and energy model (``TimedWindow.simulated``); ``end_window`` records the window
+(:meth:`McuSimMeter.observe`), and ``stop()`` turns the windows observed since ``start()`` into a trace.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from pydantic import Field
 
 from ..errors import MeterError
 from .base import METERS, Meter, MeterConfig, MeterInfo, Trace
-
-if TYPE_CHECKING:
-    from ..targets.base import Window
+from .trace import TimedWindow
+from .windows import EnergyWindow
 
 
 @dataclass(frozen=True)
@@ -63,13 +62,18 @@ class McuSimMeter(Meter):
         self._t0 = time.perf_counter()
         self._seen = []
 
-    def observe(self, window: Window) -> None:
+    def observe(self, window: TimedWindow) -> None:
         """Record a window that carries simulated-energy information (others are ignored)."""
         sim = window.simulated
         if sim is not None:
             self._seen.append(
                 SimWindow(window.t_start, window.t_end, sim.instructions, sim.joules_per_instruction)
             )
+
+    def end_window(self, window: TimedWindow) -> EnergyWindow:
+        """Record ``window`` (its simulated energy comes with it), then stop and price it."""
+        self.observe(window)
+        return super().end_window(window)
 
     def stop(self) -> Trace:
         if self._t0 is None:

@@ -1,9 +1,8 @@
 """Run a suite: base models → variants → each target: accuracy pass, timed windows with energy → store.
 
 Resumable: each (task, variant, target, meter, rules) job has a key; finished keys are skipped.
-Windows repeat until the 95 % CI half-width of the median latency is within the suite's target, or
-``max_windows``, or the time budget. A window the meter or target marks invalid is re-run (at most
-``MAX_RETRIES`` times) and never stored as good.
+The timed windows of a job (idle, warm-up, windows until the median's CI meets the target, invalid
+windows re-run) are :func:`harness.pipeline.measure.measure`.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .. import metrics
-from ..errors import FrugalbenchError, MeterError, MeterUnavailable, TargetError, WindowInvalid
+from ..errors import FrugalbenchError, MeterUnavailable, TargetError
 from ..ir.model import Variant, content_key
 from ..meters.base import METERS, Meter
 from ..registry import load_all
@@ -30,10 +29,10 @@ from ..suite import Suite, validate_meter, validate_target
 from ..sysinfo import git_revision, host_summary
 from ..targets.artefact import Artefact
 from ..targets.base import TARGETS, Target
+from .measure import measure
 from .variants import Base, build_variant, default_cache_dir, load_base, produce_artefact
 
 log = logging.getLogger(__name__)
-MAX_RETRIES = 3
 
 
 class CarbonBudgetExceeded(FrugalbenchError):
@@ -261,74 +260,9 @@ class Runner:
     def _windows(self, target: Target, meter: Meter) -> tuple[dict[str, Any], list[WindowRow]]:
         r = self.suite.run
         info = meter.info()
-        p_idle = None
-        if r.idle_s > 0:
-            meter.start()
-            t0 = time.perf_counter()
-            time.sleep(r.idle_s)
-            t1 = time.perf_counter()
-            p_idle = meter.window_energy(meter.stop(), t0, t1, 1)[0] / (t1 - t0)
-        rows: list[WindowRow] = []
-        good: list[tuple[Any, float | None]] = []
-        deadline = time.monotonic() + r.time_budget_s
-        retries = 0
-        ci = float("inf")
-        while len(good) < r.max_windows:
-            problem = ""
-            try:
-                meter.start()
-                w = target.window(r.window_s, warmup_s=r.warmup_s if not rows else 0.0)
-                meter.observe(w)
-                trace = meter.stop()
-                if not trace.valid or trace.dropped:
-                    problem = trace.problem or f"{trace.dropped} samples dropped"
-                    energy = None
-                else:
-                    try:
-                        energy, _ = meter.window_energy(trace, w.t_start, w.t_end, w.n)
-                    except ValueError as e:  # the trace does not cover the window: re-run it
-                        problem, energy = f"energy window not covered by the meter trace: {e}", None
-            except (WindowInvalid, MeterError, OSError) as e:  # a lost link mid-window: re-run it
-                problem, w, energy = str(e), None, None
-            if problem:
-                rows.append(
-                    WindowRow(
-                        len(rows),
-                        w.n if w else 0,
-                        (w.t_end - w.t_start) if w else 0.0,
-                        w.dut_s if w else None,
-                        None,
-                        None,
-                        False,
-                        problem,
-                    )
-                )
-                retries += 1
-                if retries > MAX_RETRIES:
-                    raise TargetError(f"{retries} invalid windows in a row, last: {problem}")
-                continue
-            retries = 0
-            assert w is not None
-            p50w = float(np.median(w.latencies_s))
-            rows.append(
-                WindowRow(
-                    len(rows),
-                    w.n,
-                    w.t_end - w.t_start,
-                    w.dut_s,
-                    p50w,
-                    energy,
-                    True,
-                    "",
-                    {"instr_per_inference": w.instr_per_inference, **w.extra},
-                )
-            )
-            good.append((w, energy))
-            if len(good) >= r.min_windows:
-                meds = np.array([float(np.median(g.latencies_s)) for g, _ in good])
-                ci = rel_half_width(*median_ci(meds, seed=r.seed))
-                if ci <= r.ci_target or time.monotonic() > deadline:
-                    break
+        m = measure(target, meter, r)
+        p_idle, rows, ci = m.p_idle_w, m.rows, m.ci_rel
+        good = [(w, ew.e_win_j) for w, ew in m.good]
         lat = np.concatenate([g.latencies_s for g, _ in good])
         pct = percentiles(lat)
         n_total = sum(g.n for g, _ in good)

@@ -10,6 +10,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from ..ir.model import Variant
+from ..meters.trace import SimulatedEnergy
 from ..registry import Registry
 from .artefact import Artefact, ArtefactFile
 
@@ -22,19 +23,6 @@ class TargetConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     name: str
     kind: str
-
-
-@dataclass(frozen=True)
-class SimulatedEnergy:
-    """What an emulated DUT did in a window, for simulated energy (meter ``mcu-sim``).
-
-    ``instructions`` counted by the emulator (QEMU ``-icount``) over the whole window, priced at
-    ``joules_per_instruction`` from the board profile's energy model, which ``model`` describes.
-    """
-
-    instructions: float
-    joules_per_instruction: float
-    model: str
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ and caches (the target never builds a model). Each blob is checked against the b
 it is sent, uploaded to RAM with the binary bulk extension (CRC32), then ``predict()`` runs the eval
 set on the device in batches and ``window()`` runs ``infer N 0`` windows. A reset (boot banner) or a
 stall makes the window invalid. Under an emulator each window carries its instruction count and
-energy model (:class:`~harness.targets.base.SimulatedEnergy`), from which the ``mcu-sim`` meter
+energy model (:class:`~harness.meters.trace.SimulatedEnergy`), from which the ``mcu-sim`` meter
 prices it.
 """
 
