@@ -315,3 +315,16 @@ def test_csv_parser_round_trips(rows: list[tuple[list[float], int, str]]) -> Non
     np.testing.assert_array_equal(got["x_eval"], np.array([f for f, _ in ev], np.float64))
     np.testing.assert_array_equal(got["y_eval"], [y for _, y in ev])
     assert ("x_train" in got) == any(s == "train" for _, _, s in rows)
+
+
+def test_byo_does_not_import_the_pipeline() -> None:
+    """Imports point down: the pipeline uses byo, never the reverse (a fresh interpreter sees it)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, harness.byo.task, harness.byo.starter; "
+        "print([m for m in sys.modules if m.startswith(('harness.pipeline', 'harness.cli'))])"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert r.stdout.strip() == "[]", r.stdout

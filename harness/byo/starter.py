@@ -21,7 +21,7 @@ import numpy as np
 from .. import metrics
 from ..errors import ConfigError
 from .datasets import load_arrays
-from .execute import run_onnx, run_tflite
+from .execute import run_file
 from .inspect import ModelInfo, TensorInfo, data_input, fmt_shape, inspect_model, n_outputs, scored_output
 from .spec import InputSpec
 from .task import build
@@ -63,10 +63,9 @@ def baseline(task: Any) -> tuple[float, dict[str, Any]]:
     ds, model = b.data, b.model
     if model.net is not None:
         out = model.net.forward(ds.x_eval)
-    elif "onnx" in model.files:
-        out = run_onnx(model.files["onnx"], ds.x_eval)
     else:
-        out = run_tflite(model.files["tflite"], ds.x_eval)
+        fmt = "onnx" if "onnx" in model.files else "tflite"
+        out = run_file(fmt, model.files[fmt], ds.x_eval)
     return metrics.score(task.metric, out, ds.y_eval, task.metric_params), {
         **ds.meta,
         "train": ds.x_train is not None,
