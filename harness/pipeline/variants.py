@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
+from ..byo.task import build as build_byo
 from ..compress.base import COMPRESSORS, make_compressor
 from ..errors import CompressionError, FrugalbenchError, ModelError
 from ..ir.data import Dataset
@@ -93,10 +94,9 @@ def _commit_dir(tmp: Path, final: Path) -> None:
 
 def load_base(task: Task, cache: Path) -> Base:
     """Build (or load from cache) the base model of ``task``."""
-    if task.recipe is None:
-        from ..byo import task as byo  # user model file + dataset file (bring your own)
-
-        return byo.load_base(task, cache)
+    if task.recipe is None:  # user model file + dataset file (bring your own): checked and loaded, not cached
+        b = build_byo(task)
+        return Base(task.name, b.key, b.model, b.data)
     key = content_key(
         "base", task.recipe, task.recipe_params, task.seed, recipe_source(task.recipe), __version__
     )

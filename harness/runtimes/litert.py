@@ -55,6 +55,17 @@ class LiteRtRuntime(Runtime):
             return str(e)
         return None
 
+    @classmethod
+    def tensor_details(cls, path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The input and output tensor details (name, shape, shape_signature, dtype, quantization) of a
+        ``.tflite`` file, read without allocating its tensors."""
+        interpreter, _ = _interpreter_cls()
+        try:
+            it = interpreter(model_path=str(path))
+        except (ValueError, RuntimeError) as e:
+            raise ModelError(f"LiteRT cannot read {path}: {str(e).splitlines()[0][:200]}") from None
+        return list(it.get_input_details()), list(it.get_output_details())
+
     def __init__(self, path: Path, *, threads: int, batch: int) -> None:
         cls, _ = _interpreter_cls()
         try:
