@@ -196,7 +196,7 @@ def record(
     write_trace_csv(
         trace, output, {"meter": info.model, "class": info.energy_class, "boundary": info.boundary}
     )
-    from ..meters.windows import cumulative
+    from ..meters.energy import cumulative
 
     _, e = cumulative(trace) if len(trace.t_s) > 1 else (None, np.zeros(1))
     status = "[green]valid[/]" if trace.valid else f"[red]invalid[/]: {trace.problem}"
