@@ -178,11 +178,7 @@ def conv_multipliers(s_in: float, s_w: np.ndarray, s_out: float) -> tuple[np.nda
     """Per-channel requantisation multiplier and shift as TFLite's ``PopulateConvolutionQuantizationParams``
     computes them: float32 scales (as stored) multiplied in double, ``s_in * s_w[c] / s_out``."""
     f32 = np.float32
-    real = (
-        np.float64(f32(s_in))
-        * np.asarray(s_w, dtype=f32).astype(np.float64)
-        / np.float64(f32(s_out))
-    )
+    real = np.float64(f32(s_in)) * np.asarray(s_w, dtype=f32).astype(np.float64) / np.float64(f32(s_out))
     return quantize_multiplier_tflite(real)
 
 

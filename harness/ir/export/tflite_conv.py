@@ -182,7 +182,11 @@ def _depthwise(
     y = g.tensor("dw", _window_out(g, x, w.shape[1:3], stride, pad, c, "depthwise_conv2d"), dtype, q=q)
     opt = depthwise_conv2d_options(stride, pad, act)
     g.op(
-        tfl.BuiltinOperator.DEPTHWISE_CONV_2D, [x, wt, bt], [y], tfl.BuiltinOptions.DepthwiseConv2DOptions, opt
+        tfl.BuiltinOperator.DEPTHWISE_CONV_2D,
+        [x, wt, bt],
+        [y],
+        tfl.BuiltinOptions.DepthwiseConv2DOptions,
+        opt,
     )
     return y
 
@@ -312,7 +316,11 @@ def conv1d_dynamic(
 ) -> int:
     """Dynamic-range Conv1D, as :func:`conv1d`."""
     return _conv1d(
-        g, x, w_oki, None, lambda x4, w: conv2d_dynamic(g, x4, w, b, stride=(1, stride), padding=padding, act=act)
+        g,
+        x,
+        w_oki,
+        None,
+        lambda x4, w: conv2d_dynamic(g, x4, w, b, stride=(1, stride), padding=padding, act=act),
     )
 
 
