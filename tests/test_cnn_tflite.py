@@ -174,11 +174,11 @@ def _lsb(a: np.ndarray, b: np.ndarray) -> int:
 CONV_CASES = [(1, "same", None), (2, "same", "relu"), (1, "valid", "relu6"), (2, "valid", None)]
 
 
-def _conv_weights(seed: int, depthwise: bool) -> tuple[np.ndarray, np.ndarray]:
+def _conv_weights(seed: int, depthwise: bool, gain: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     if depthwise:
-        return rng.normal(0, 0.5, (1, 3, 3, 3)), rng.normal(0, 0.2, 3)
-    return rng.normal(0, 0.3, (5, 3, 3, 3)), rng.normal(0, 0.2, 5)
+        return gain * rng.normal(0, 0.5, (1, 3, 3, 3)), rng.normal(0, 0.2, 3)
+    return gain * rng.normal(0, 0.3, (5, 3, 3, 3)), rng.normal(0, 0.2, 5)
 
 
 # Float
@@ -189,7 +189,8 @@ def _conv_weights(seed: int, depthwise: bool) -> tuple[np.ndarray, np.ndarray]:
 def test_float_conv_and_depthwise_match_numpy(
     stride: int, pad: str, act: str | None, depthwise: bool
 ) -> None:
-    w, b = _conv_weights(stride * 7 + len(pad), depthwise)
+    # relu6 cases get outputs well above 6, so that the upper clamp matters
+    w, b = _conv_weights(stride * 7 + len(pad), depthwise, 8.0 if act == "relu6" else 1.0)
     x = _x(1)
     op = tc.depthwise_conv2d if depthwise else tc.conv2d
     model = _float_model(lambda g, t: op(g, t, w, b, stride=stride, padding=pad, act=act))
@@ -242,7 +243,8 @@ def test_float_mean_reshape_add_conv1d_match_numpy() -> None:
 def test_int8_conv_and_depthwise_match_tflite_integer_arithmetic(
     stride: int, pad: str, act: str | None, depthwise: bool
 ) -> None:
-    w, b = _conv_weights(stride * 7 + len(pad), depthwise)
+    # relu6 cases get outputs well above 6, so that the upper clamp matters
+    w, b = _conv_weights(stride * 7 + len(pad), depthwise, 8.0 if act == "relu6" else 1.0)
     x = _x(7)
     s = (stride, stride)
     fref = (dw_ref if depthwise else conv_ref)(x, w, b, s, pad, None)
@@ -266,7 +268,7 @@ def test_int8_conv_stores_the_spec_quantisation() -> None:
         w, b = _conv_weights(1, depthwise)
         op = tc.depthwise_conv2d_int8 if depthwise else tc.conv2d_int8
         model = _int8_model(lambda g, t: op(g, t, w, b, qin, qin), qin)  # noqa: B023
-        it = Interpreter(model_content=model, experimental_preserve_all_tensors=True)
+        it = Interpreter(model_content=model)
         details = {d["index"]: d for d in it.get_tensor_details()}
         wd = next(d for d in details.values() if d["name"].startswith("w_"))
         bd = next(d for d in details.values() if d["name"].startswith("b_"))
@@ -411,8 +413,8 @@ def test_int8_chain_tracks_float_end_to_end() -> None:
         out = _run(model, [x], ref=use_ref)
         assert out.shape == y.shape
         err = np.abs(out - y).max()
-        # a few output steps of error through five requantised ops
-        assert err < 6 * float(q5.scale), (err, float(q5.scale))
+        # a few output steps of error through six requantised ops (measured: 1.5 default, 2.1 reference)
+        assert err < 4 * float(q5.scale), (err, float(q5.scale))
         assert err > 0  # it is integer arithmetic, not a float pass
 
 

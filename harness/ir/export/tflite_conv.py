@@ -25,6 +25,10 @@ differs. Dynamic-range twins exist for the ops with weights (:func:`conv2d_dynam
 :func:`depthwise_conv2d_dynamic`, :func:`conv1d_dynamic`): int8 per-channel weights, float
 activations; the other ops have no weights, so their float builder is their dynamic-range export.
 
+A layer that receives the IR's flat ``(B, H*W*C)`` batch reshapes first, e.g.
+``x = reshape(g, x, [-1, H, W, C])`` (``reshape_int8(g, x, [-1, H, W, C], qin)`` in int8; free at run
+time), and flattens its output the same way; global pooling (:func:`mean_hw`) already returns ``(B, C)``.
+
 Layouts: ``conv2d`` weights are ``(out, kh, kw, in)`` (OHWI), ``depthwise_conv2d`` weights are
 ``(1, kh, kw, channels)`` (depth multiplier 1), ``conv1d`` weights are ``(out, k, in)`` on an input
 ``(B, L, C)`` and become a height-1 CONV_2D between two RESHAPEs. ``act`` is ``None``, ``"relu"`` or
