@@ -377,6 +377,17 @@ def test_dynamic_range_conv_tracks_float(depthwise: bool) -> None:
     assert np.abs(out - ref).max() > 0  # it did quantise
 
 
+def test_dynamic_range_conv1d_tracks_float() -> None:
+    rng = np.random.default_rng(20)
+    w, bias = rng.normal(0, 0.3, (4, 5, 3)), rng.normal(0, 0.1, 4)
+    xs = _x(21, (2, 16, 3))
+    model = _float_model(lambda g, t: tc.conv1d_dynamic(g, t, w, bias, stride=2, padding="valid"), (2, 16, 3))
+    ref = conv_ref(xs[:, None], w[:, None], bias, (1, 2), "valid", None)[:, 0]
+    out = _run(model, [xs])
+    assert out.shape == ref.shape == (2, 6, 4)
+    assert 0 < np.abs(out - ref).max() < 0.05 * np.abs(ref).max()
+
+
 # Chain
 
 
