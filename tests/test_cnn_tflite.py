@@ -453,3 +453,9 @@ def test_builders_reject_bad_shapes_with_a_fix() -> None:
         tc.conv2d(g, x, np.zeros((4, 3, 3, 3)), np.zeros(4), act="gelu")
     with pytest.raises(ValueError, match="reshape it first"):
         tc.conv1d(g, x, np.zeros((4, 3, 3)), np.zeros(4))
+    q1, q2 = activation_qparams(-1, 1), activation_qparams(-2, 2)
+    xq = g.tensor("xq", [-1, 8, 8, 3], np.int8, q=q1)
+    with pytest.raises(ValueError, match="act_q"):
+        tc.conv2d_int8(g, xq, np.ones((4, 3, 3, 3)), np.zeros(4), q2, q2)
+    with pytest.raises(ValueError, match="act_q"):
+        tc.mean_hw_int8(g, x, q1, q1)  # a float tensor

@@ -135,6 +135,7 @@ def conv2d_int8(
     act: str | None = None,
 ) -> int:
     """int8 CONV_2D: per-output-channel weights (quantized dimension 0), int32 bias."""
+    _expect_q(g, x, qin, "conv2d_int8")
     w = np.asarray(w_ohwi, dtype=np.float64)
     qw, wq, qb = quantize_conv(w, b, float(qin.scale), axis=0)
     wt = g.const("w", qw, wq)
@@ -224,6 +225,7 @@ def depthwise_conv2d_int8(
     act: str | None = None,
 ) -> int:
     """int8 DEPTHWISE_CONV_2D: per-channel weights (quantized dimension 3), int32 bias."""
+    _expect_q(g, x, qin, "depthwise_conv2d_int8")
     w = np.asarray(w_1hwc, dtype=np.float64)
     qw, wq, qb = quantize_conv(w, b, float(qin.scale), axis=3)
     wt = g.const("w", qw, wq)
@@ -260,6 +262,16 @@ def _conv1d(g: TfliteGraph, x: int, w_oki: np.ndarray, q: QParams | None, run: A
     y4 = run(x4, np.asarray(w_oki)[:, None, :, :])
     _, _, n_out, c_out = g.shape(y4)
     return _reshape(g, y4, [b, n_out, c_out], _tensor_q(g, y4))
+
+
+def _expect_q(g: TfliteGraph, x: int, q: QParams, what: str) -> None:
+    """Refuse an int8 builder call whose ``q`` is not what tensor ``x`` carries (a wiring mistake)."""
+    have = _tensor_q(g, x)
+    if have is None or not _same_q(have, q):
+        raise ValueError(
+            f"{what}: input tensor {g.sub.tensors[x].name} is quantised as {have}, not as the given {q}; "
+            "pass the parameters of the previous layer's output (act_q[i] of calibrate)"
+        )
 
 
 def _tensor_q(g: TfliteGraph, x: int) -> QParams | None:
@@ -299,6 +311,7 @@ def conv1d_int8(
     act: str | None = None,
 ) -> int:
     """int8 Conv1D (per-output-channel weights), as :func:`conv1d`."""
+    _expect_q(g, x, qin, "conv1d_int8")
     return _conv1d(
         g,
         x,
@@ -388,6 +401,7 @@ def max_pool2d_int8(
     act: str | None = None,
 ) -> int:
     """int8 MAX_POOL_2D; the op keeps ``qin`` (spec), a QUANTIZE follows when ``qout`` differs."""
+    _expect_q(g, x, qin, "max_pool2d_int8")
     y = _pool(g, tfl.BuiltinOperator.MAX_POOL_2D, x, qin, pool, stride, padding, act)
     return requantize(g, y, qin, qout)
 
@@ -404,6 +418,7 @@ def avg_pool2d_int8(
     act: str | None = None,
 ) -> int:
     """int8 AVERAGE_POOL_2D; the op keeps ``qin`` (spec), a QUANTIZE follows when ``qout`` differs."""
+    _expect_q(g, x, qin, "avg_pool2d_int8")
     y = _pool(g, tfl.BuiltinOperator.AVERAGE_POOL_2D, x, qin, pool, stride, padding, act)
     return requantize(g, y, qin, qout)
 
@@ -423,7 +438,7 @@ def mean_hw(g: TfliteGraph, x: int) -> int:
 
 def mean_hw_int8(g: TfliteGraph, x: int, qin: QParams, qout: QParams) -> int:
     """int8 global average pooling (MEAN requantises to its own ``qout``); ``qin`` is the input's."""
-    del qin  # carried by tensor x; kept in the signature for symmetry with the other int8 builders
+    _expect_q(g, x, qin, "mean_hw_int8")
     return _mean(g, x, np.int8, qout)
 
 
@@ -439,7 +454,8 @@ def add_int8(
     g: TfliteGraph, a: int, b: int, qa: QParams, qb: QParams, qout: QParams, *, act: str | None = None
 ) -> int:
     """int8 ADD: each input keeps its own parameters (``qa``, ``qb`` are theirs), output ``qout``."""
-    del qa, qb  # carried by tensors a and b
+    _expect_q(g, a, qa, "add_int8")
+    _expect_q(g, b, qb, "add_int8")
     return _add(g, a, b, np.int8, qout, act)
 
 
@@ -474,6 +490,7 @@ def reshape(g: TfliteGraph, x: int, shape: list[int]) -> int:
 
 def reshape_int8(g: TfliteGraph, x: int, shape: list[int], qin: QParams, qout: QParams | None = None) -> int:
     """int8 RESHAPE (output keeps ``qin``; a QUANTIZE follows when ``qout`` differs)."""
+    _expect_q(g, x, qin, "reshape_int8")
     return requantize(g, _reshape(g, x, list(shape), qin), qin, qout)
 
 
