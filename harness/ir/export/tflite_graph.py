@@ -2,6 +2,8 @@
 
 Float layers use ``fully_connected``, int8 ones ``fully_connected_int8`` (per-channel symmetric weights,
 int32 biases), dynamic-range ones ``fully_connected_hybrid``; other ops go through the generic ``op``.
+The option factories at the end (``conv2d_options`` …) are what the convolutional builders in
+:mod:`.tflite_conv` hand to ``op``; per-channel quantisation goes through :class:`QParams` with ``axis``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,29 @@ def _qp(q: QParams | None) -> tfl.QuantizationParametersT | None:
     p.zeroPoint = [int(z) for z in np.atleast_1d(q.zero_point)]
     p.quantizedDimension = int(q.axis)
     return p
+
+
+FUSED_ACTIVATIONS = {
+    None: tfl.ActivationFunctionType.NONE,
+    "relu": tfl.ActivationFunctionType.RELU,
+    "relu6": tfl.ActivationFunctionType.RELU6,
+}
+
+PADDINGS = {"same": tfl.Padding.SAME, "valid": tfl.Padding.VALID}
+
+
+def fused_activation(act: str | None) -> int:
+    """The ``ActivationFunctionType`` of ``None``, ``"relu"`` or ``"relu6"``."""
+    if act not in FUSED_ACTIVATIONS:
+        raise ValueError(f"unknown fused activation {act!r}: use one of {list(FUSED_ACTIVATIONS)}")
+    return FUSED_ACTIVATIONS[act]
+
+
+def padding(pad: str) -> int:
+    """The ``Padding`` of ``"same"`` or ``"valid"``."""
+    if pad not in PADDINGS:
+        raise ValueError(f"unknown padding {pad!r}: use 'same' or 'valid'")
+    return PADDINGS[pad]
 
 
 class TfliteGraph:
@@ -95,6 +120,11 @@ class TfliteGraph:
         o.builtinOptionsType = options_type
         o.builtinOptions = options
         self.sub.operators.append(o)
+
+    def shape(self, x: int) -> list[int]:
+        """Shape of tensor ``x``, with ``-1`` for a dynamic batch."""
+        src = self.sub.tensors[x]
+        return list(src.shapeSignature if src.shapeSignature is not None else src.shape)
 
     def out_like(self, x: int, n: int, dtype: Any, q: QParams | None = None) -> int:
         """A new activation tensor with the batch dim of ``x`` and ``n`` features."""
@@ -170,3 +200,56 @@ class TfliteGraph:
         b = flatbuffers.Builder(1024)
         b.Finish(self.model.Pack(b), file_identifier=b"TFL3")
         return bytes(b.Output())
+
+
+# Builtin options of the convolutional ops (see :mod:`.tflite_conv`)
+
+
+def conv2d_options(stride: tuple[int, int], pad: str, act: str | None) -> tfl.Conv2DOptionsT:
+    o = tfl.Conv2DOptionsT()
+    o.padding = padding(pad)
+    o.strideH, o.strideW = int(stride[0]), int(stride[1])
+    o.dilationHFactor = o.dilationWFactor = 1
+    o.fusedActivationFunction = fused_activation(act)
+    return o
+
+
+def depthwise_conv2d_options(
+    stride: tuple[int, int], pad: str, act: str | None, depth_multiplier: int = 1
+) -> tfl.DepthwiseConv2DOptionsT:
+    o = tfl.DepthwiseConv2DOptionsT()
+    o.padding = padding(pad)
+    o.strideH, o.strideW = int(stride[0]), int(stride[1])
+    o.depthMultiplier = int(depth_multiplier)
+    o.dilationHFactor = o.dilationWFactor = 1
+    o.fusedActivationFunction = fused_activation(act)
+    return o
+
+
+def pool2d_options(
+    pool: tuple[int, int], stride: tuple[int, int], pad: str, act: str | None
+) -> tfl.Pool2DOptionsT:
+    o = tfl.Pool2DOptionsT()
+    o.padding = padding(pad)
+    o.strideH, o.strideW = int(stride[0]), int(stride[1])
+    o.filterHeight, o.filterWidth = int(pool[0]), int(pool[1])
+    o.fusedActivationFunction = fused_activation(act)
+    return o
+
+
+def add_options(act: str | None) -> tfl.AddOptionsT:
+    o = tfl.AddOptionsT()
+    o.fusedActivationFunction = fused_activation(act)
+    return o
+
+
+def reshape_options(new_shape: list[int]) -> tfl.ReshapeOptionsT:
+    o = tfl.ReshapeOptionsT()
+    o.newShape = [int(d) for d in new_shape]
+    return o
+
+
+def reducer_options(keep_dims: bool) -> tfl.ReducerOptionsT:
+    o = tfl.ReducerOptionsT()
+    o.keepDims = bool(keep_dims)
+    return o
