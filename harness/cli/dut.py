@@ -15,6 +15,7 @@ from ..mcu.build import build_firmware
 from ..mcu.qemu import QemuDut
 from ..meters import mcu_sim  # noqa: F401  (registers the mcu-sim meter for every CLI command)
 
+
 def _ctrl_c_stops() -> None:
     """Make Ctrl-C (SIGINT) raise KeyboardInterrupt here, as this command promises.
 

@@ -21,12 +21,12 @@ import serial
 
 from ..errors import MeterError, ProtocolError, StateError
 from ._common import (
-    measurement_class,
     MarkerChoice,
     MarkerWindows,
     MeterProtocolError,
     SerialMeterConfig,
     drain_stale,
+    measurement_class,
     open_serial,
     read_some,
     sampled_trace,

@@ -25,7 +25,6 @@ import serial
 
 from ..errors import ConfigError, MeterError, StateError
 from ._common import (
-    measurement_class,
     MarkerChoice,
     MarkerWindows,
     MeterProtocolError,
@@ -34,6 +33,7 @@ from ._common import (
     close_streaming,
     drain_stale,
     logic_markers,
+    measurement_class,
     open_serial,
     read_some,
     resolve_url,
