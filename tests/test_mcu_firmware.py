@@ -186,8 +186,13 @@ def test_model_built_into_flash_serves_a_plain_eembc_host(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
 def test_qemu_dies_with_its_python_on_ctrl_c_or_kill(elf: Path, sig: int) -> None:
+    # The child stands for a user's Python program that stops on Ctrl-C: it starts with SIGINT at its
+    # default even when this test runs with SIGINT ignored (nohup, CI runners), as a terminal gives it.
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD.format(elf=str(elf))], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", CHILD.format(elf=str(elf))],
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=_default_sigint,
     )
     try:
         qemu_pid = int(child.stdout.readline())  # type: ignore[union-attr]
@@ -200,6 +205,14 @@ def test_qemu_dies_with_its_python_on_ctrl_c_or_kill(elf: Path, sig: int) -> Non
         assert not _alive(qemu_pid)
     finally:
         child.kill()
+
+
+def _default_sigint() -> None:  # runs in the child between fork and exec
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _ignore_sigint() -> None:  # runs in the child between fork and exec
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 CHILD = """
@@ -236,7 +249,10 @@ def test_dut_start_command_serves_a_board_until_ctrl_c(tmp_path: Path) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     cmd = [sys.executable, "-c", "from harness.cli.main import main; main()", "dut", "start", "--port", str(port)]
-    child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # started as a background job is (nohup, CI runners): SIGINT ignored; `dut start` still stops on it
+    child = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=_ignore_sigint
+    )
     try:
         deadline = time.monotonic() + 60
         while True:  # the CLI imports, builds (up to date) and starts QEMU

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 
-from harness.emulators.base import EmulatorServer
+from harness.emulators.base import EmulatorServer, Faults
 from harness.emulators.fnb58 import FakeHid
 from harness.emulators.ina2xx import InaEmulator
 from harness.emulators.joulescope import FakeDriver
@@ -17,6 +18,7 @@ from harness.emulators.otii import OtiiEmulator
 from harness.emulators.ppk2 import Ppk2Emulator
 from harness.emulators.profile import Profile
 from harness.emulators.um34c import UmEmulator
+from harness.errors import FrugalbenchError, WindowInvalid
 from harness.meters.base import Meter, Trace
 from harness.meters.fnb58 import Fnb58, FnbConfig
 from harness.meters.ina2xx import Ina226, InaConfig
@@ -26,6 +28,9 @@ from harness.meters.otii import Otii, OtiiConfig
 from harness.meters.ppk2 import Ppk2, Ppk2Config
 from harness.meters.um34c import Um34c, UmConfig
 from harness.meters.windows import gpio_window, host_window
+from harness.pipeline.measure import measure
+from harness.suite import RunRules
+from harness.targets.base import Window
 
 TOL = 1e-3
 KINDS = ["constant", "square", "random"]
@@ -189,3 +194,46 @@ def test_slow_polled_meter_trace_covers_the_window_end() -> None:
             m.close()
     assert trace.valid, trace.problem
     assert trace.t_s[-1] >= t_end
+
+
+class SleepTarget:
+    """A target whose window is ``n`` inferences of nothing: the meter sees the profile's power."""
+
+    def window(self, window_s: float, warmup_s: float = 0.0) -> Window:
+        t0 = time.perf_counter()
+        time.sleep(window_s)
+        t1 = time.perf_counter()
+        return Window(n=10, t_start=t0, t_end=t1, latencies_s=np.full(10, (t1 - t0) / 10), dut_s=t1 - t0)
+
+
+def test_um34c_idle_window_of_a_cpu_job_is_covered_and_measured() -> None:
+    """``idle_s = 1.0`` with a 2 Hz UM34C (the window loop of a CPU job): P_idle is the profile's
+    power, not a 'window not covered by the trace' error."""
+    prof = Profile(kind="constant", low_w=2.5, voltage_v=5.1)
+    rules = RunRules(warmup_s=0.0, window_s=0.6, min_windows=1, max_windows=1, idle_s=1.0)
+    with EmulatorServer(UmEmulator(prof, model="um34c", update_hz=2)) as srv:
+        m = Um34c(UmConfig(kind="um34c", url=srv.url, poll_hz=2))
+        m.open()
+        try:
+            result = measure(SleepTarget(), m, rules)  # type: ignore[arg-type]
+        finally:
+            m.close()
+    assert result.p_idle_w == pytest.approx(5.1 * 0.490, abs=1e-9)  # 2.5 W at 10 mV / 1 mA resolution
+    assert [r.valid for r in result.rows] == [True]
+
+
+def test_a_failed_idle_window_is_a_one_line_reason() -> None:
+    """A meter that stops answering during the idle window fails the job with one line saying why."""
+    prof = Profile(kind="constant", low_w=2.5, voltage_v=5.1)
+    rules = RunRules(warmup_s=0.0, window_s=0.3, min_windows=1, max_windows=1, idle_s=1.0)
+    emu = UmEmulator(prof, Faults(drop_at_s=0.05, stall_s=1e9), update_hz=20)
+    with EmulatorServer(emu) as srv:
+        m = Um34c(UmConfig(kind="um34c", url=srv.url, poll_hz=10, timeout_s=0.1, max_failures=3))
+        m.open()
+        try:
+            with pytest.raises(WindowInvalid) as err:
+                measure(SleepTarget(), m, rules)  # type: ignore[arg-type]
+        finally:
+            m.close()
+    assert isinstance(err.value, FrugalbenchError)  # the runner stores it as the job's failure reason
+    assert "\n" not in str(err.value) and "stopped answering" in str(err.value)

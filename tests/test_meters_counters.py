@@ -275,3 +275,12 @@ def test_record_with_a_board_profile_and_url_override(tmp_path: Path) -> None:
         )
     assert res.exit_code == 0, res.output
     assert "# boundary: MCU VDD (PPK2 VOUT)" in out.read_text().splitlines()
+
+
+def test_emulate_meter_refuses_to_impersonate_hardware() -> None:
+    """``impersonate`` is a test-only switch: from the command line it would pass an emulator off as
+    hardware and its energy as a measurement."""
+    # an unservable URL: without the refusal the command fails on the URL instead of serving forever
+    res = CliRunner().invoke(emulate_app, ["um34c", "--url", "nowhere", "--set", "impersonate=true"])
+    assert res.exit_code != 0
+    assert "test-only" in str(res.exception)

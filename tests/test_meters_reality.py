@@ -94,3 +94,105 @@ def test_gpl_peer_is_never_imported_by_the_package() -> None:
     root = Path(harness.__file__).parent
     offenders = [str(p) for p in root.rglob("*.py") if "ppk2_api" in p.read_text(errors="replace")]
     assert offenders == [], "ppk2-api is GPL-2: use it only as a test-time peer"
+
+
+# --- LPM01A: a host written against real boards ------------------------------------------------
+class BoardHost:
+    """A minimal host written against real PowerShield boards (as the Zephyr and MLPerf Tiny hosts
+    are): a query's answer is read on its ``ack`` line (``ack volt get 3292-03``), and a line other
+    than the ack before it means the command failed (such hosts then wait for an ``Error detail``
+    that never comes)."""
+
+    def __init__(self, url: str) -> None:
+        import serial
+
+        self.port = serial.serial_for_url(url, timeout=2)
+
+    def line(self) -> str:
+        raw = self.port.readline()
+        assert raw.endswith(b"\n"), f"no complete line within the timeout (got {raw!r}): the host would wait"
+        return raw.decode("ascii").strip()
+
+    def ask(self, cmd: str) -> str:
+        """Send ``cmd``; the payload of its ack line."""
+        self.port.write(f"{cmd}\r\n".encode())
+        while True:
+            body = self.line().removeprefix("PowerShield >").strip()
+            if not body:
+                continue
+            assert body.startswith(f"ack {cmd}"), f"{cmd!r} answered {body!r} before its ack"
+            return body[len(f"ack {cmd}") :].strip()
+
+    def acquire(self, seconds: float) -> list[str]:
+        """``start``, read the stream for ``seconds``, ``stop``, read up to ``Acquisition completed``."""
+        self.ask("start")
+        t_end = time.monotonic() + seconds
+        lines = []
+        while time.monotonic() < t_end:
+            lines.append(self.line())
+        self.port.write(b"stop\r\n")
+        while "Acquisition completed" not in lines[-1]:
+            lines.append(self.line())
+        return lines
+
+
+def test_a_host_written_against_real_boards_reads_our_lpm01a_emulator() -> None:
+    import re
+
+    from harness.emulators.lpm01a import Lpm01aEmulator
+
+    with EmulatorServer(Lpm01aEmulator(Profile(kind="constant", low_w=0.01))) as srv:
+        host = BoardHost(srv.url)
+        assert host.ask("htc") == ""
+        assert host.ask("powershield").startswith("PowerShield present")
+        assert re.fullmatch(r"\d+\.\d+\.\d+", host.ask("version"))
+        assert host.ask("status") == "ok"
+        assert host.ask("volt get") == "3300-03"
+        assert float(host.ask("temp degc")) == pytest.approx(28.0)
+        for cmd in ("pwr off", "acqtime inf", "trigsrc sw", "output energy", "format ascii_dec", "freq 1k",
+                    "pwr on nostatus"):  # fmt: skip
+            assert host.ask(cmd) == ""
+        stream = host.acquire(0.3)
+        assert sum(bool(re.fullmatch(r"\d{4}[+-]\d{2}", s)) for s in stream) > 100
+        assert host.ask("pwr off") == ""  # nothing of the acquisition lands in the next reply
+        assert host.ask("hrc") == ""
+        host.port.close()
+
+
+def test_lpm01a_driver_reads_answers_on_the_ack_line_and_on_their_own_line() -> None:
+    from harness.emulators.lpm01a import Lpm01aEmulator
+    from harness.meters.lpm01a import Lpm01a, Lpm01aConfig
+
+    class OwnLineEmulator(Lpm01aEmulator):
+        """Answers ``powershield``/``version`` on a line after the ack and prints a summary after
+        ``stop`` (an older emulator, or firmware that does so)."""
+
+        def _command(self, cmd: str) -> None:
+            if cmd in ("powershield", "version", "status"):
+                self._ack(cmd)
+                answer = {"powershield": f"PowerShield present, board ID {self.board_id}",
+                          "version": self.firmware, "status": "ok"}[cmd]  # fmt: skip
+                self.send(f"{self.prompt}{answer}\r\n".encode())
+                return
+            super()._command(cmd)
+            if cmd == "stop":
+                self.send(b"summary: free text\r\n")
+
+    prof = Profile(kind="constant", low_w=0.01)
+    for emu in (Lpm01aEmulator(prof), OwnLineEmulator(prof)):
+        with EmulatorServer(emu) as srv:
+            meter = Lpm01a(Lpm01aConfig(kind="lpm01a", url=srv.url))
+            meter.open()
+            try:
+                assert "PowerShield present, board ID FRUGALBENCH-EMULATOR" in meter.identity
+                assert meter.status() == "ok"
+                for _ in range(2):  # a second acquisition after the first one's trailing lines
+                    meter.start()
+                    time.sleep(0.2)
+                    trace = meter.stop()
+                    assert trace.valid, trace.problem
+                    assert len(trace.power_w) > 100
+                assert meter.command("pwr off") == []
+                assert meter.command("volt get") == ["3300-03"]
+            finally:
+                meter.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from typing import Annotated
 
@@ -13,6 +14,17 @@ from ..mcu.board import load_board
 from ..mcu.build import build_firmware
 from ..mcu.qemu import QemuDut
 from ..meters import mcu_sim  # noqa: F401  (registers the mcu-sim meter for every CLI command)
+
+
+def _ctrl_c_stops() -> None:
+    """Make Ctrl-C (SIGINT) raise KeyboardInterrupt here, as this command promises.
+
+    Python installs that handler only when SIGINT is not ignored at start-up; a background job
+    (``nohup … &``, a CI runner) inherits an ignored SIGINT, and ``kill -INT`` would then be lost and
+    QEMU left running. Called in the main thread of ``dut start`` only, never from library code.
+    """
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 dut_app = typer.Typer(help=__doc__, add_completion=False, no_args_is_help=True)
 out = Console()
@@ -35,6 +47,7 @@ def start(
         )
     elf = build_firmware(prof.firmware_board, portable=portable)
     shift = prof.icount_shift if icount_shift is None else icount_shift
+    _ctrl_c_stops()
     with QemuDut(elf, machine=prof.qemu_machine, icount_shift=shift, port=port) as q:
         out.print(f"[bold]{prof.label}[/] running {elf} (-icount shift={shift})")
         out.print(f"serial: {q.url}  (the board boots when the first client connects)")

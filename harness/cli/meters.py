@@ -8,6 +8,7 @@ belongs to a known meter, and the meter URLs named in board profiles; ``record``
 from __future__ import annotations
 
 import csv
+import signal
 import time
 import tomllib
 from pathlib import Path
@@ -233,12 +234,19 @@ def emulate_meter(
         a, _, b = w.partition(",")
         wins.append((float(a), float(b)))
     prof = Profile(kind=profile, low_w=low_w, high_w=high_w, dt=step_s, voltage_v=voltage_v, windows=wins)
-    emu = EMULATORS.get(name)(prof, **parse_sets(set_ or []))
+    sets = parse_sets(set_ or [])
+    if "impersonate" in sets:
+        raise ConfigError(
+            "impersonate is a test-only switch (the emulator then passes for real hardware and its energy "
+            "for a measurement); drop --set impersonate=..."
+        )
+    emu = EMULATORS.get(name)(prof, **sets)
     server = EmulatorServer(emu, url).start()
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C stops it, even in a background job
     kind = {"ina2xx": getattr(emu, "chip", "ina226")}.get(name, name)
     out.print(f"{name} emulator listening on [bold]{server.url}[/] (simulated energy; Ctrl-C to stop)")
-    out.print(
-        f'board profile:\n  [meter]\n  kind = "{kind}"\n  url = "{server.url}"\n  simulated = true',
+    out.print(  # no `simulated = true` needed: the emulator says what it is and the driver reads it
+        f'board profile:\n  [meter]\n  kind = "{kind}"\n  url = "{server.url}"',
         markup=False,
     )
     try:

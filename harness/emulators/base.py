@@ -9,6 +9,10 @@ mid-stream, stale bytes (sent after the host's first write, before any reply: wh
 at open cannot remove), a wrong baud rate (on a pty the emulator reads
 the baud the host set and garbles its output on a mismatch, as a UART would; on a socket the fault
 flag forces it).
+
+Every emulator identifies itself as one in the meter's own identification reply (a field value real
+hardware never sends), so a driver classes its energy ``simulated`` without any configuration.
+``impersonate=True`` (for tests only) makes that reply byte-for-byte what real hardware sends.
 """
 
 from __future__ import annotations
@@ -69,8 +73,17 @@ class MeterEmulator(ABC):
     #: still forces garbling (the device behind a real UART bridge).
     baud_matters: ClassVar[bool] = True
 
-    def __init__(self, profile: Profile | None = None, faults: Faults | None = None, speed: float = 1.0):
+    def __init__(
+        self,
+        profile: Profile | None = None,
+        faults: Faults | None = None,
+        speed: float = 1.0,
+        *,
+        impersonate: bool = False,
+    ):
         self.profile = profile or Profile()
+        #: test-only: identify as real hardware (no emulator mark in the identification reply)
+        self.impersonate = impersonate
         self.faults = faults or Faults()
         self.speed = speed
         self.state = _State()

@@ -7,6 +7,9 @@ offers ``enumerate()``, ``device()`` and a device with ``open``/``open_path``/``
 every 40 ms holding 4 samples of 10 ms: ``aa 04`` then 4 × 15 bytes (V u32 ×1e-5 V, I u32 ×1e-5 A,
 D+ u16 mV, D− u16 mV, one byte = 1, temperature u16 ×0.1 °C), one unknown byte, and a CRC-8
 (poly 0x39, init 0x42) over bytes 1..62. Without a keep-alive (``aa 83``) for 3 s it stops.
+The fake identifies itself in the USB descriptor strings it enumerates (product
+``FNB58 (frugalbench emulator)``, serial ``EMU0001``); ``impersonate=True`` enumerates real-looking
+strings (product ``FNB-58``, a hex serial).
 Faults: dropped reports, a starved host (``stall_s``: reports queue up, then arrive in a burst; nothing
 is lost), one report with a bad CRC, a disconnect (reads fail), stale reports queued before the host
 opens the device. (A wrong baud does not exist on USB HID.) The CRC and report
@@ -115,13 +118,14 @@ class FakeHid:
     """A stand-in for the ``hid`` module with one FNB meter attached."""
 
     def __init__(self, profile: Profile | None = None, faults: Faults | None = None, model: str = "fnb58",
-                 speed: float = 1.0) -> None:  # fmt: skip
+                 speed: float = 1.0, *, impersonate: bool = False) -> None:  # fmt: skip
         if model not in VID_PID:
             raise ValueError(f"model must be one of {sorted(VID_PID)}")
         self.profile = profile or Profile(kind="constant", low_w=2.5, voltage_v=5.1)
         self.faults = faults or Faults()
         self.model = model
         self.speed = speed
+        self.impersonate = impersonate
         self.path = b"/dev/hidraw-emu0"
         self.unplugged = False
         self.received: list[bytes] = []
@@ -134,9 +138,12 @@ class FakeHid:
         vid, pid = VID_PID[self.model]
         if self.unplugged or (vendor_id and vendor_id != vid) or (product_id and product_id != pid):
             return []
-        return [{"path": self.path, "vendor_id": vid, "product_id": pid, "serial_number": "EMU0001",
-                 "manufacturer_string": "FNIRSI", "product_string": f"{self.model.upper()} (frugalbench emulator)",
-                 "interface_number": 0}]  # fmt: skip
+        if self.impersonate:
+            serial, product = "0A1B2C3D4E5F", f"{self.model.upper()[:3]}-{self.model[3:]}"
+        else:
+            serial, product = "EMU0001", f"{self.model.upper()} (frugalbench emulator)"
+        return [{"path": self.path, "vendor_id": vid, "product_id": pid, "serial_number": serial,
+                 "manufacturer_string": "FNIRSI", "product_string": product, "interface_number": 0}]  # fmt: skip
 
     def device(self) -> FakeHidDevice:
         return FakeHidDevice(self)

@@ -127,7 +127,7 @@ class InaEmulator(MeterEmulator):
         parts = line.split()
         try:
             if parts == ["?"]:
-                return "fbi2c 1 frugalbench-emulator"
+                return "fbi2c 1" if self.impersonate else "fbi2c 1 frugalbench-emulator"
             if parts[0] == "r" and len(parts) == 3:
                 addr, reg = int(parts[1], 16), int(parts[2], 16)
                 val = self.read_reg(reg) if addr == self.address else None

@@ -6,6 +6,8 @@ fake implements the pub/sub surface our driver uses: ``device_paths``, ``open``,
 publishes ``{dev}/s/stats/value`` every ``scnt`` samples (1 MS/s clock): time.samples, signals
 current/voltage/power avg/std/min/max, accumulators charge/energy. With ``{dev}/s/gpi/0/ctrl = 1`` it
 publishes ``{dev}/s/gpi/0/!data`` blocks of bit-packed GPI0 samples (the DUT's marker pin).
+The fake identifies itself in its device path: serial number ``EMULATOR`` (``u/js220/EMULATOR``; a real
+JS220's serial is digits); ``impersonate=True`` lists a real-looking path (``u/js220/000415``).
 Faults: dropped blocks (sample-id gap), a NaN energy value (corrupted), a disconnect (the device
 disappears from ``device_paths`` and publishing stops).
 """
@@ -24,14 +26,18 @@ from .base import Faults
 from .profile import Profile
 
 RATE = 1_000_000
-DEVICE = "u/js220/000415"
+DEVICE = "u/js220/000415"  # a real-looking device path (``impersonate=True``)
+EMULATED_DEVICE = "u/js220/EMULATOR"
 
 
 class FakeDriver:
     """Stand-in for ``pyjoulescope_driver.Driver``."""
 
-    def __init__(self, profile: Profile | None = None, faults: Faults | None = None) -> None:
+    def __init__(
+        self, profile: Profile | None = None, faults: Faults | None = None, *, impersonate: bool = False
+    ) -> None:
         self.profile = profile or Profile()
+        self.device = DEVICE if impersonate else EMULATED_DEVICE
         self.faults = faults or Faults()
         self.params: dict[str, Any] = {}
         self.subs: dict[str, list[Callable[[str, Any], None]]] = {}
@@ -49,10 +55,10 @@ class FakeDriver:
         self.finalize()
 
     def device_paths(self, timeout: float | None = None) -> list[str]:
-        return [DEVICE] if self.present else []
+        return [self.device] if self.present else []
 
     def open(self, device_prefix: str, mode: str | None = None, timeout: float | None = None) -> None:
-        if device_prefix != DEVICE or not self.present:
+        if device_prefix != self.device or not self.present:
             raise RuntimeError(f"open {device_prefix} failed: not found")
         self.opened = True
 
@@ -80,7 +86,7 @@ class FakeDriver:
             raise RuntimeError("device not open")
         self.published.append((topic, value))
         self.params[topic] = value
-        stats = self.params.get(f"{DEVICE}/s/stats/ctrl") in (1, "on", True)
+        stats = self.params.get(f"{self.device}/s/stats/ctrl") in (1, "on", True)
         if stats and self._thread is None:
             self._halt.clear()
             self._thread = threading.Thread(target=self._run, daemon=True, name="fake-jsdrv")
@@ -100,8 +106,8 @@ class FakeDriver:
             fn(topic, value)
 
     def _run(self) -> None:
-        scnt = int(self.params.get(f"{DEVICE}/s/stats/scnt", 1000))
-        gpi = self.params.get(f"{DEVICE}/s/gpi/0/ctrl") in (1, "on", True)
+        scnt = int(self.params.get(f"{self.device}/s/stats/scnt", 1000))
+        gpi = self.params.get(f"{self.device}/s/gpi/0/ctrl") in (1, "on", True)
         v = self.profile.voltage_v
         f = self.faults
         t0 = time.monotonic()
@@ -132,14 +138,14 @@ class FakeDriver:
                 f.corrupt_at_s = None
             sig = {name: {x: {"value": val} for x, val in (("avg", a), ("std", 0.0), ("min", a), ("max", a))}
                    for name, a in (("current", p / v), ("voltage", v), ("power", p))}  # fmt: skip
-            self._emit(f"{DEVICE}/s/stats/value", {
+            self._emit(f"{self.device}/s/stats/value", {
                 "time": {"samples": {"value": [s0, s1], "units": "samples"}},
                 "signals": sig,
                 "accumulators": {"charge": {"value": float(e1 / v)}, "energy": {"value": energy}},
             })  # fmt: skip
             if gpi:
                 bits = self.profile.marker(np.arange(s0, s1) / RATE)
-                self._emit(f"{DEVICE}/s/gpi/0/!data", {
+                self._emit(f"{self.device}/s/gpi/0/!data", {
                     "data": np.packbits(bits, bitorder="little"), "sample_id": s0, "sample_rate": RATE,
                     "decimate_factor": 1, "field_id": 7, "index": 0, "utc": 0,
                 })  # fmt: skip

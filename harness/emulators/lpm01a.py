@@ -1,6 +1,13 @@
 """ST X-NUCLEO-LPM01A (PowerShield) emulator: ASCII commands with ``ack``, ``ascii_dec`` stream.
 
 Replies follow the exact bytes asserted by public drivers (``\\r\\nPowerShield > ack htc\\r\\n\\r\\n``).
+As on the board, a query's answer is on its ack line (hosts written against real boards read it
+there): ``ack volt get 3300-03``, ``ack temp degc 28.0``, ``ack version 1.0.6``, ``ack status ok``,
+``ack powershield PowerShield present, board ID <id>``. The emulator identifies itself in that board
+ID (``FRUGALBENCH-EMULATOR``; ``impersonate=True`` sends a hex unique ID like a real board's).
+``stop`` ends the stream with ``ack stop`` then ``PowerShield > Acquisition completed`` and nothing
+more, so the next command's reply is its ack (the free-text summary exists only in ``bin_hexa``,
+which is not emulated).
 The stream is one ``MMMM±EE`` line per sample, a ``TimeStamp: SSSs MMMms, buff NN%`` line every
 virtual second and an ``event NN ris`` line at every edge of the profile's marker windows (the DUT's
 D7 pin), placed before the first sample that starts at or after the edge.
@@ -49,6 +56,10 @@ class Lpm01aEmulator(MeterEmulator):
     baud = 3_686_400
     baud_matters = False  # USB CDC; Faults(wrong_baud=True) emulates it behind a UART bridge
     prompt = "PowerShield > "
+    firmware = "1.0.6"
+    board_id = "FRUGALBENCH-EMULATOR"  # what marks the emulator: a real board sends its hex unique ID
+    real_board_id = "0035003A3438510B32383838"  # a real-looking 96-bit STM32 unique ID (impersonate=True)
+    temp_c = 28.0
 
     def reset(self) -> None:
         super().reset()
@@ -63,8 +74,10 @@ class Lpm01aEmulator(MeterEmulator):
         self.buff_over = False
 
     # -- commands ----------------------------------------------------------------------------
-    def _ack(self, cmd: str) -> None:
-        self.send(f"\r\n{self.prompt}ack {cmd}\r\n\r\n".encode())
+    def _ack(self, cmd: str, payload: str = "") -> None:
+        """``ack <cmd>``, with a query's answer on the same line."""
+        text = f"{cmd} {payload}" if payload else cmd
+        self.send(f"\r\n{self.prompt}ack {text}\r\n\r\n".encode())
 
     def _error(self, cmd: str, detail: str) -> None:
         self.send(f"\r\n{self.prompt}error: {cmd}\r\nError detail: {detail}\r\n".encode())
@@ -96,11 +109,12 @@ class Lpm01aEmulator(MeterEmulator):
             self.controlled = False
             self._ack(cmd)
         elif word == "powershield":
-            self._ack(cmd)
-            self.send(f"{self.prompt}PowerShield present, board frugalbench emulator\r\n".encode())
+            uid = self.real_board_id if self.impersonate else self.board_id
+            self._ack(cmd, f"PowerShield present, board ID {uid}")
         elif word == "version":
-            self._ack(cmd)
-            self.send(f"{self.prompt}1.0.6 frugalbench emulator\r\n".encode())
+            self._ack(cmd, self.firmware)
+        elif word == "status":
+            self._ack(cmd, "ok")
         elif not self.controlled:
             self._error(cmd, "host has not taken control, send htc first")
         elif word == "freq" and arg in _FREQS:
@@ -116,7 +130,10 @@ class Lpm01aEmulator(MeterEmulator):
             self.fmt = arg
             self._ack(cmd)
         elif word == "volt" and arg == "get":
-            self.send(f"\r\n{self.prompt}ack volt get {encode_value(self.volt)}\r\n\r\n".encode())
+            self._ack(cmd, encode_value(self.volt))
+        elif word == "temp" and arg in ("degc", "degf"):
+            t = self.temp_c if arg == "degc" else self.temp_c * 9 / 5 + 32
+            self._ack(cmd, f"{t:.1f}")
         elif word == "volt":
             v = parse_volt(arg)
             if v is None:
@@ -136,7 +153,6 @@ class Lpm01aEmulator(MeterEmulator):
             self.state.streaming = False
             self._ack(cmd)
             self.send(f"{self.prompt}Acquisition completed\r\n".encode())
-            self.send(b"summary: frugalbench emulator, free text\r\n")
         else:
             self._error(cmd, f"unknown command or bad argument {cmd!r}")
 

@@ -40,7 +40,7 @@ class OtiiEmulator(MeterEmulator):
         self.send(
             json.dumps(
                 {"type": "information", "info": "connected",
-                 "data": {"otii_version": "3.5.0-frugalbench-emulator", "protocol_version": "0.1", "server": "otii-server"}}
+                 "data": {"otii_version": "3.5.0" if self.impersonate else "3.5.0-frugalbench-emulator", "protocol_version": "0.1", "server": "otii-server"}}
             ).encode()
             + b"\r\n"
         )  # fmt: skip

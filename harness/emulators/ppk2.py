@@ -24,15 +24,22 @@ ARG_LEN = {0x06: 0, 0x07: 0, 0x19: 0, 0x20: 0, 0x15: 0, 0x16: 0, 0x0C: 1, 0x0D: 
            0x25: 5, 0x01: 2, 0x02: 1, 0x03: 2, 0x04: 2, 0x05: 2, 0x0A: 0, 0x0E: 1, 0x0F: 1, 0x12: 1}  # fmt: skip
 
 
-def metadata_text(vdd_mv: int) -> str:
-    """The metadata block a PPK2 prints for ``0x19`` (``Key: value`` lines, then ``END``)."""
+#: the metadata line that marks our emulator (no real PPK2 prints an ``EMU`` key)
+EMULATOR_KEY = "EMU: frugalbench emulator"
+
+
+def metadata_text(vdd_mv: int, *, emulator: bool = True) -> str:
+    """The metadata block a PPK2 prints for ``0x19`` (``Key: value`` lines, then ``END``); ``emulator``
+    adds the ``EMU`` line that identifies this emulator."""
     lines = ["Calibrated: 0"]
     lines += [f"R{i}: {r}" for i, r in enumerate(R)]
     lines += [f"GS{i}: 0" for i in range(5)] + [f"GI{i}: 1" for i in range(5)]
     lines += [f"O{i}: {o}" for i, o in enumerate(O)]
     lines += [f"S{i}: 0" for i in range(5)] + [f"I{i}: 0" for i in range(5)]
     lines += [f"UG{i}: 1" for i in range(5)]
-    lines += [f"VDD: {vdd_mv}", "HW: 9173", "mode: 2", "IA: 56", "EMU: frugalbench emulator", "END"]
+    lines += [f"VDD: {vdd_mv}", "HW: 9173", "mode: 2", "IA: 56"]
+    lines += [EMULATOR_KEY] if emulator else []
+    lines += ["END"]
     return "\n".join(lines) + "\n"
 
 
@@ -83,7 +90,7 @@ class Ppk2Emulator(MeterEmulator):
 
     def _op(self, op: int, args: bytes) -> None:
         if op == 0x19:
-            self.send(metadata_text(self.vdd_mv).encode())
+            self.send(metadata_text(self.vdd_mv, emulator=not self.impersonate).encode())
         elif op == 0x06:
             self.start_stream()
         elif op in (0x07, 0x20):

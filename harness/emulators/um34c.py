@@ -5,6 +5,9 @@ power (u32, mW) at 6, temperatures at 10/12, group at 14, group mAh/mWh at 16–
 charge mode at 100, record mAh/mWh at 102/106, threshold at 110, record time at 112, active at 116,
 timeout/brightness at 118/120, load resistance (u32, 0.1 Ω) at 122, screen at 126, then ``0xFFF1``
 (UM24C/25C) or, on the UM34C, the XOR of 32 fixed bytes in the last byte.
+The emulator identifies itself in the "current screen" field (offset 126): it sends
+``EMULATOR_SCREEN`` (``0x4642``, "FB"), a screen a real meter never shows (its screens are 0–5);
+``impersonate=True`` sends screen 0 like the hardware.
 The meter refreshes its reading at ``update_hz`` (≈2 Hz): the value is the mean power of the last
 refresh period. Faults: a stall (no reply) at ``drop_at_s`` for ``stall_s``, a corrupted voltage
 byte, a disconnect, stale bytes, a wrong baud.
@@ -19,12 +22,13 @@ import numpy as np
 from .base import EMULATORS, MeterEmulator
 
 MODELS = {"um24c": 0x0963, "um25c": 0x09C9, "um34c": 0x0D4C}
+EMULATOR_SCREEN = 0x4642  # "FB": out of a real meter's screen range 0..5
 UM34C_CSUM_POSITIONS = (1, 3, 7, 9, 15, 17, 19, 23, 31, 39, 41, 45, 49, 53, 55, 57, 59, 63, 67, 69, 73, 79,
                         83, 89, 97, 99, 109, 111, 113, 119, 121, 127)  # fmt: skip
 
 
-def build_frame(model: str, volts: float, amps: float, temp_c: int = 25) -> bytes:
-    """A 130-byte reply for ``model`` showing ``volts``/``amps``."""
+def build_frame(model: str, volts: float, amps: float, temp_c: int = 25, screen: int = 0) -> bytes:
+    """A 130-byte reply for ``model`` showing ``volts``/``amps`` on screen ``screen``."""
     mid = MODELS[model]
     fine = model == "um25c"
     v_raw = round(volts / (0.001 if fine else 0.01))
@@ -37,7 +41,7 @@ def build_frame(model: str, volts: float, amps: float, temp_c: int = 25) -> byte
     struct.pack_into(">HH", buf, 96, 60, 60)  # D+ / D- 0.60 V
     load = round(v_q / i_q * 10) if i_q > 0 else 99999
     struct.pack_into(">I", buf, 122, min(load, 0xFFFFFFFF))
-    struct.pack_into(">H", buf, 126, 0)
+    struct.pack_into(">H", buf, 126, screen)
     if model == "um34c":
         csum = 0
         for p in UM34C_CSUM_POSITIONS:
@@ -93,7 +97,8 @@ class UmEmulator(MeterEmulator):
                 return
             if f.drop_at_s is not None and f.drop_at_s <= t < f.drop_at_s + f.stall_s:
                 continue  # the Bluetooth link stalls: no reply
-            frame = bytearray(build_frame(self.model, *self.reading()))
+            screen = 0 if self.impersonate else EMULATOR_SCREEN
+            frame = bytearray(build_frame(self.model, *self.reading(), screen=screen))
             if f.corrupt_at_s is not None and t >= f.corrupt_at_s and not self.state.corrupted:
                 frame[3] ^= 0x40  # a flipped voltage bit
                 self.state.corrupted = True

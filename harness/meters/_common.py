@@ -21,7 +21,7 @@ import serial
 from ..errors import MeterError, MeterUnavailable, ProtocolError, WindowInvalid
 from .base import MeterConfig
 from .energy import window_energy
-from .trace import Marker, Trace
+from .trace import EnergyClass, Marker, Trace
 from .windows import gpio_window
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,9 @@ class SerialMeterConfig(MeterConfig):
     """Board-profile ``[meter]`` table of a serial meter.
 
     ``url`` is anything ``serial.serial_for_url`` accepts; empty means "find it by USB VID:PID".
-    ``simulated`` marks an emulator on the other end (results are then labelled ``simulated``).
+    ``simulated = true`` marks the meter's energy ``simulated`` (e.g. hardware fed by a replay).
+    ``simulated = false`` cannot make an emulator's energy ``external``: every emulator says what it
+    is in its identification reply and the driver reads it (:func:`measurement_class`).
     """
 
     url: str = ""
@@ -43,6 +45,20 @@ class SerialMeterConfig(MeterConfig):
     timeout_s: float = 1.0
     simulated: bool = False
     boundary: str = ""  # what is measured, as wired on this rig (overrides the driver's default text)
+
+
+def measurement_class(emulator_id: str, simulated_flag: bool) -> tuple[EnergyClass, str]:
+    """The energy class of a meter and the note that says why.
+
+    ``emulator_id`` is what the meter's own identification reply said that marks an emulator ("" for a
+    device that identified as hardware); ``simulated_flag`` is the profile's ``simulated``. Emulated
+    energy is never ``external``, whatever the flag says.
+    """
+    if emulator_id:
+        return "simulated", f"emulated meter (it identified itself: {emulator_id}); not a measurement"
+    if simulated_flag:
+        return "simulated", "marked simulated by the meter profile (simulated = true); not a measurement"
+    return "external", ""
 
 
 def find_ports(vid_pids: Iterable[tuple[int, int]]) -> list[str]:

@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import MeterError, MeterUnavailable, ProtocolError, StateError
-from ._common import MeterProtocolError, polled_trace
+from ._common import MeterProtocolError, measurement_class, polled_trace
 from .base import METERS, Meter, MeterConfig, MeterInfo, Trace
 
 VID_PIDS = {
@@ -229,14 +229,17 @@ class Fnb58(Meter):
                             {"meter": self.config.model, "stale_reports": self.stale_reports}, rate_hz=100.0)  # fmt: skip
 
     def info(self) -> MeterInfo:
-        sim = self.config.simulated or "emulator" in self.product
+        emulator_id = f"USB product {self.product!r}" if "emulator" in self.product.lower() else ""
+        cls, note = measurement_class(emulator_id, self.config.simulated)
+        sim = cls == "simulated"
         return MeterInfo(
-            energy_class="simulated" if sim else "external",
+            energy_class=cls,
             model=f"FNIRSI {self.config.model.upper()}" + (" (emulator)" if sim else ""),
             boundary=self.config.boundary or "board USB supply (inline meter)",
             rate_hz=100.0,
             accuracy="10 µV / 10 µA resolution; ≈25 independent samples/s (the rest interpolated)",
             marker_method="host-clock",
+            note=note,
         )
 
     def close(self) -> None:

@@ -15,7 +15,14 @@ import time
 import serial
 
 from ..errors import ConfigError, MeterError, ProtocolError, StateError
-from ._common import MeterProtocolError, SerialMeterConfig, drain_stale, open_serial, read_some
+from ._common import (
+    MeterProtocolError,
+    SerialMeterConfig,
+    drain_stale,
+    measurement_class,
+    open_serial,
+    read_some,
+)
 from .base import METERS, Meter, MeterInfo, Trace
 from .poller import Poller
 
@@ -181,14 +188,17 @@ class Ina2xx(Meter):
         )
 
     def info(self) -> MeterInfo:
-        sim = self.config.simulated or "emulator" in self.bridge
+        emulator_id = f"bridge {self.bridge!r}" if "emulator" in self.bridge.lower() else ""
+        cls, note = measurement_class(emulator_id, self.config.simulated)
+        sim = cls == "simulated"
         return MeterInfo(
-            energy_class="simulated" if sim else "external",
+            energy_class=cls,
             model=f"TI {self.chip.upper()}" + (" (emulator)" if sim else ""),
             boundary=self.config.boundary or "5 V rail through the shunt",
             rate_hz=self.config.poll_hz,
             accuracy=f"shunt LSB {CHIPS[self.chip]['shunt_lsb'] * 1e6:g} µV; shunt tolerance dominates",
             marker_method="host-clock",
+            note=note,
         )
 
     def close(self) -> None:

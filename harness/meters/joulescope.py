@@ -22,7 +22,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import MeterUnavailable, StateError
-from ._common import MarkerChoice, MarkerWindows
+from ._common import MarkerChoice, MarkerWindows, measurement_class
 from .base import METERS, Marker, Meter, MeterConfig, MeterInfo, Trace
 
 INSTALL = "pip install pyjoulescope-driver (frugalbench[joulescope])"
@@ -171,15 +171,18 @@ class Joulescope(MarkerWindows, Meter):
         return 0
 
     def info(self) -> MeterInfo:
-        sim = self.config.simulated or type(self.drv).__name__ == "FakeDriver"
+        emulator_id = f"device path {self.dev!r}" if self.dev.rsplit("/", 1)[-1].upper() == "EMULATOR" else ""
+        cls, note = measurement_class(emulator_id, self.config.simulated)
+        sim = cls == "simulated"
         return MeterInfo(
-            energy_class="simulated" if sim else "external",
+            energy_class=cls,
             model=f"Joulescope {self.dev.split('/')[1].upper() if self.dev else 'JS220'}"
             + (" (fake)" if sim else ""),
             boundary=self.config.boundary or "DUT supply through the Joulescope",
             rate_hz=self.config.stats_hz,
             accuracy="see joulescope.com datasheet (vendor figures, not verified here)",
             marker_method="gpio" if self.config.markers else "host-clock",
+            note=note,
         )
 
     def close(self) -> None:

@@ -31,6 +31,7 @@ from ._common import (
     SerialMeterConfig,
     close_streaming,
     drain_stale,
+    measurement_class,
     open_serial,
     read_some,
     resolve_url,
@@ -208,9 +209,13 @@ class Lpm01a(MarkerWindows, Meter):
                 return None
 
     def command(self, cmd: str, extra_lines: int = 0) -> list[str]:
-        """Send one command and wait for its ``ack`` (plus ``extra_lines`` info lines after it).
+        """Send one command and wait for its ``ack``; returns what the board answered.
 
-        Returns the info lines seen. Raises on an ``error`` reply or a timeout."""
+        A board answers a query on the ack line itself (``ack volt get 3292-03``): that payload is
+        returned. Tolerated too: info lines before the ack, and, when the ack line carries no payload,
+        up to ``extra_lines`` info lines after it (firmware or emulators that answer on their own line).
+        Stray stream lines and a late ``Acquisition completed`` are skipped. Raises on an ``error``
+        reply or a timeout."""
         if self.port is None:
             raise StateError("LPM01A is not open; call open() first")
         self.port.write(f"{cmd}\r\n".encode())
@@ -232,10 +237,14 @@ class Lpm01a(MarkerWindows, Meter):
                 )
             item = parse_line(line)
             if item[0] == "ack" and item[1].startswith(cmd.split(" ")[0]):
+                payload = item[1][len(cmd) :].strip() if item[1].startswith(cmd) else ""
+                if payload:
+                    return [*seen, payload]
                 end = time.monotonic() + 0.3
                 while extra_lines > 0 and (more := self._readline(end)) is not None:
-                    if more.strip():
-                        seen.append(more.strip())
+                    after = parse_line(more)
+                    if after[0] in ("info", "junk"):  # the answer, with or without the prompt
+                        seen.append(after[1].strip())
                         extra_lines -= 1
                 return seen
             if item[0] == "error":
@@ -248,6 +257,10 @@ class Lpm01a(MarkerWindows, Meter):
             elif item[0] in ("junk", "sample", "stamp", "event"):
                 self.stale_bytes += len(line) + 1  # left over from an earlier session
 
+    def status(self) -> str:
+        """The board's ``status`` answer: ``ok`` or ``error: …`` (UM2269)."""
+        return " ".join(self.command("status", extra_lines=1))
+
     # -- Meter -----------------------------------------------------------------------------------
     def open(self) -> None:
         url = resolve_url(self.config, "LPM01A", VID_PIDS)
@@ -256,8 +269,7 @@ class Lpm01a(MarkerWindows, Meter):
         self.stale_bytes = drain_stale(self.port)
         self._rx.clear()
         self.command("htc")
-        info = self.command("powershield", extra_lines=1)
-        self.identity = " ".join(info)
+        self.identity = " ".join(self.command("powershield", extra_lines=1))
         for cmd in (
             "pwr off", "acqtime inf", "trigdelay 0", "trigsrc sw", f"eventsrc {self.config.eventsrc}",
             f"output {self.config.output}", "format ascii_dec", f"freq {FREQS[self.config.freq_hz]}",
@@ -325,14 +337,17 @@ class Lpm01a(MarkerWindows, Meter):
         return 7
 
     def info(self) -> MeterInfo:
-        sim = self.config.simulated or "emulator" in self.identity
+        emulator_id = f"board ID {self.identity!r}" if "emulator" in self.identity.lower() else ""
+        cls, note = measurement_class(emulator_id, self.config.simulated)
+        sim = cls == "simulated"
         return MeterInfo(
-            energy_class="simulated" if sim else "external",
+            energy_class=cls,
             model="ST X-NUCLEO-LPM01A" + (" (emulator)" if sim else ""),
             boundary=self.config.boundary or "DUT VDD (LPM01A VOUT)",
             rate_hz=float(self.config.freq_hz),
             accuracy="±2 % static mode (UM2243 §9); 4-digit mantissa per sample",
             marker_method="gpio",
+            note=note,
         )
 
     def close(self) -> None:

@@ -26,6 +26,7 @@ from ._common import (
     MeterProtocolError,
     SerialMeterConfig,
     drain_stale,
+    measurement_class,
     open_serial,
     read_some,
     sampled_trace,
@@ -219,14 +220,17 @@ class Otii(MarkerWindows, Meter):
 
     def info(self) -> MeterInfo:
         version = str(self.banner.get("data", {}).get("otii_version", ""))
-        sim = self.config.simulated or "emulator" in version
+        emulator_id = f"otii_version {version!r}" if "emulator" in version.lower() else ""
+        cls, note = measurement_class(emulator_id, self.config.simulated)
+        sim = cls == "simulated"
         return MeterInfo(
-            energy_class="simulated" if sim else "external",
+            energy_class=cls,
             model="Qoitech Otii Arc" + (" (emulator)" if sim else ""),
             boundary=self.config.boundary or "DUT supply (Arc main output)",
             rate_hz=4000.0,
             accuracy="see the Qoitech datasheet (vendor figures, not verified here)",
             marker_method="gpio" if self.config.marker_channel else "host-clock",
+            note=note,
         )
 
     def close(self) -> None:

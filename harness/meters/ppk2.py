@@ -33,6 +33,7 @@ from ._common import (
     close_streaming,
     drain_stale,
     logic_markers,
+    measurement_class,
     open_serial,
     read_some,
     resolve_url,
@@ -345,14 +346,17 @@ class Ppk2(MarkerWindows, Meter):
         return self.config.marker_channel
 
     def info(self) -> MeterInfo:
-        sim = self.config.simulated or "emulator" in self.meta.get("EMU", "")
+        emulator_id = f"metadata EMU: {self.meta['EMU']}" if "EMU" in self.meta else ""
+        cls, note = measurement_class(emulator_id, self.config.simulated)
+        sim = cls == "simulated"
         return MeterInfo(
-            energy_class="simulated" if sim else "external",
+            energy_class=cls,
             model="Nordic PPK2" + (" (emulator)" if sim else ""),
             boundary=self.config.boundary or f"DUT supply ({self.config.mode} mode)",
             rate_hz=float(RATE_HZ),
             accuracy="±10 % typical per range (±15 % on range 4), gain errors do not average out",
             marker_method="gpio",
+            note=note,
         )
 
     def close(self) -> None:

@@ -4,7 +4,9 @@ Usually reached over Bluetooth SPP (``rfcomm bind 0 <addr>`` → ``/dev/rfcomm0`
 are aligned on the host clock (each reading is stamped with the midpoint of its request/reply).
 Power is integrated host-side from V·I (the meter's own energy counter ticks in 1 mWh = 3.6 J).
 Every frame is validated: length, model ID, the ``0xFFF1`` end marker (UM24C/25C) or the UM34C XOR
-checksum, and the power field must agree with V·I; a bad frame is rejected and counted. (A UM24C/25C
+checksum, and the power field must agree with V·I; a bad frame is rejected and counted.
+The first frame's "current screen" field says whether the meter is our emulator (``EMULATOR_SCREEN``,
+a value no real meter sends): its energy is then ``simulated`` whatever the profile's ``simulated``. (A UM24C/25C
 frame has no checksum: a bit flip in the low byte of V, I or P stays within the 1 mW power resolution
 and cannot be detected.)
 """
@@ -18,12 +20,14 @@ from typing import Literal
 import serial
 
 from ..errors import ConfigError, MeterError, ProtocolError, StateError
-from ._common import MeterProtocolError, SerialMeterConfig, drain_stale, open_serial
+from ._common import MeterProtocolError, SerialMeterConfig, drain_stale, measurement_class, open_serial
 from .base import METERS, Meter, MeterInfo, Trace
 from .poller import Poller
 
 FRAME_LEN = 130
 MODEL_IDS = {0x0963: "UM24C", 0x09C9: "UM25C", 0x0D4C: "UM34C"}
+#: the "current screen" value (offset 126) our emulator sends: a real meter's screens are 0..5
+EMULATOR_SCREEN = 0x4642
 UM34C_CSUM_POSITIONS = (1, 3, 7, 9, 15, 17, 19, 23, 31, 39, 41, 45, 49, 53, 55, 57, 59, 63, 67, 69, 73, 79,
                         83, 89, 97, 99, 109, 111, 113, 119, 121, 127)  # fmt: skip
 
@@ -37,6 +41,7 @@ class UmReading:
     amps: float
     power_field_w: float
     temp_c: int
+    screen: int = 0
 
     @property
     def watts(self) -> float:
@@ -71,7 +76,8 @@ def parse_frame(frame: bytes) -> UmReading:
         raise MeterProtocolError(
             f"{model} frame inconsistent: V·I = {volts * amps:.4f} W but power field {p_field:.3f} W (corrupted)"
         )
-    return UmReading(model=model, volts=volts, amps=amps, power_field_w=p_field, temp_c=temp)
+    screen = struct.unpack_from(">H", frame, 126)[0]
+    return UmReading(model=model, volts=volts, amps=amps, power_field_w=p_field, temp_c=temp, screen=screen)
 
 
 class UmConfig(SerialMeterConfig):
@@ -97,6 +103,7 @@ class Um34c(Meter):
             raise ConfigError(f"poll_hz {config.poll_hz} must be in (0, 10]; the meter refreshes at ≈2 Hz")
         self.port: serial.SerialBase | None = None
         self.model = ""
+        self.screen = 0  # the "current screen" of the first frame: EMULATOR_SCREEN marks our emulator
         self.stale_bytes = 0
         self.poller = Poller(lambda: self.poll().watts, config.poll_hz, config.max_failures, "poll")
 
@@ -133,7 +140,8 @@ class Um34c(Meter):
         errors = []
         for _ in range(3):
             try:
-                self.model = self.poll().model
+                first = self.poll()
+                self.model, self.screen = first.model, first.screen
                 break
             except (ProtocolError, MeterError) as exc:
                 errors.append(str(exc))
@@ -162,14 +170,17 @@ class Um34c(Meter):
 
     def info(self) -> MeterInfo:
         fine = self.model == "UM25C"
+        emulator_id = f"screen field 0x{self.screen:04x}" if self.screen == EMULATOR_SCREEN else ""
+        cls, note = measurement_class(emulator_id, self.config.simulated)
         return MeterInfo(
-            energy_class="simulated" if self.config.simulated else "external",
-            model=f"RDTech {self.model or 'UM'}" + (" (emulator)" if self.config.simulated else ""),
+            energy_class=cls,
+            model=f"RDTech {self.model or 'UM'}" + (" (emulator)" if cls == "simulated" else ""),
             boundary=self.config.boundary or "board USB supply (inline meter)",
             rate_hz=self.config.poll_hz,
             accuracy=("1 mV / 0.1 mA resolution" if fine else "10 mV / 1 mA resolution")
             + "; ≈2 Hz refresh: use windows ≥ 60 s",
             marker_method="host-clock",
+            note=note,
         )
 
     def close(self) -> None:
