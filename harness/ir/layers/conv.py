@@ -111,7 +111,9 @@ class _Conv(ShapedLayer):
     def train_forward(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
         w4 = self.w4.astype(x.dtype, copy=False)
         cols = self._cols(self._to4(x))
-        z = (cols @ w4.reshape(-1, w4.shape[3]) + self.b.astype(x.dtype, copy=False)).reshape(-1, *self.out_shape)
+        z = (cols @ w4.reshape(-1, w4.shape[3]) + self.b.astype(x.dtype, copy=False)).reshape(
+            -1, *self.out_shape
+        )
         return apply_act(z, self.act), (x.shape, cols, z)
 
     def train_backward(self, cache: Any, dy: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -247,7 +249,9 @@ class Conv1D(_Conv):
         self.b = np.ascontiguousarray(b, dtype=np.float32)
         self._in = as_shape(in_shape)
         if len(self._in) != 2 or self.w.ndim != 3:
-            raise ValueError(f"conv1d: needs input (L, C) and w (k, c_in, c_out), got {self._in} and {self.w.shape}")
+            raise ValueError(
+                f"conv1d: needs input (L, C) and w (k, c_in, c_out), got {self._in} and {self.w.shape}"
+            )
         self.stride = (1, int(stride))
         if self.stride[1] < 1:
             raise ValueError(f"conv1d: stride must be positive, got {stride}")

@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 def _check_chain(kind: str, layers: Sequence[Layer]) -> None:
     for a, b in zip(layers, layers[1:], strict=False):
         if a.out_shape != b.in_shape:
-            raise ValueError(f"{kind}: {a.kind} outputs {a.out_shape} but the next {b.kind} expects {b.in_shape}")
+            raise ValueError(
+                f"{kind}: {a.kind} outputs {a.out_shape} but the next {b.kind} expects {b.in_shape}"
+            )
 
 
 def _run(layers: Sequence[Layer], x: np.ndarray) -> np.ndarray:
@@ -39,7 +41,9 @@ class Residual(ShapedLayer):
 
     kind = "residual"
 
-    def __init__(self, body: Sequence[Layer], shortcut: Sequence[Layer] | None = None, act: str | None = "relu") -> None:
+    def __init__(
+        self, body: Sequence[Layer], shortcut: Sequence[Layer] | None = None, act: str | None = "relu"
+    ) -> None:
         if not body:
             raise ValueError("residual: the body needs at least one layer")
         self.body = list(body)
@@ -78,7 +82,9 @@ class Residual(ShapedLayer):
     def _trainable(self) -> list[ShapedLayer]:
         bad = [la.kind for la in self.children if not isinstance(la, ShapedLayer)]
         if bad:
-            raise NotImplementedError(f"residual: cannot train inner layers {bad}; use convolutional layers inside")
+            raise NotImplementedError(
+                f"residual: cannot train inner layers {bad}; use convolutional layers inside"
+            )
         return self.children  # type: ignore[return-value]
 
     def params(self) -> list[np.ndarray]:
@@ -122,7 +128,11 @@ class Residual(ShapedLayer):
         return sum(la.macs() for la in self.children)
 
     def state(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"act": self.act or "", "n_body": len(self.body), "n_shortcut": len(self.shortcut)}
+        out: dict[str, Any] = {
+            "act": self.act or "",
+            "n_body": len(self.body),
+            "n_shortcut": len(self.shortcut),
+        }
         for prefix, layers in (("body", self.body), ("shortcut", self.shortcut)):
             for i, la in enumerate(layers):
                 out[f"{prefix}{i}.kind"] = la.kind

@@ -103,7 +103,9 @@ class ShapedLayer(Layer):
         )
 
     def to_tflite_dynamic(self, g: TfliteGraph, x: int) -> int:
-        raise NotImplementedError(f"{self.kind} layers have no dynamic-range TFLite export yet; export to ONNX")
+        raise NotImplementedError(
+            f"{self.kind} layers have no dynamic-range TFLite export yet; export to ONNX"
+        )
 
     def to_tflite_int8(self, g: TfliteGraph, x: int, qin: QParams, qout: QParams) -> int:
         raise NotImplementedError(f"{self.kind} layers have no int8 TFLite export yet; export to ONNX")
