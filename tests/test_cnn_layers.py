@@ -168,7 +168,12 @@ def grad_check(layer: ShapedLayer, batch: int = 2, scale: float = 1.0, eps: floa
             down = loss()
             target.flat[k] = old
             num = (up - down) / (2 * eps)
-            assert abs(num - analytic.flat[k]) <= 1e-5 * max(1.0, abs(num)), (layer.kind, k, num, analytic.flat[k])
+            assert abs(num - analytic.flat[k]) <= 1e-5 * max(1.0, abs(num)), (
+                layer.kind,
+                k,
+                num,
+                analytic.flat[k],
+            )
 
 
 GRAD_LAYERS = {
@@ -311,7 +316,12 @@ def test_fold_batchnorm_removes_it_and_keeps_the_function() -> None:
 
 def test_fold_keeps_batchnorm_after_an_activation() -> None:
     net = Network(
-        [Reshape((8,), (2, 2, 2)), conv((2, 2, 2), 2, 1, act="relu"), BatchNorm((2, 2, 2)), Flatten((2, 2, 2))]
+        [
+            Reshape((8,), (2, 2, 2)),
+            conv((2, 2, 2), 2, 1, act="relu"),
+            BatchNorm((2, 2, 2)),
+            Flatten((2, 2, 2)),
+        ]
     )
     assert [la.kind for la in fold_batchnorm(net).layers] == ["reshape", "conv2d", "batchnorm", "flatten"]
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .base import LAYERS, act_grad, apply_act, check_act
-from .shaped import ShapedLayer, as_shape
+from .shaped import ShapedLayer, ShapeLike, as_shape
 
 if TYPE_CHECKING:
     from ..export.onnx_graph import OnnxGraph
@@ -33,7 +33,7 @@ class BatchNorm(ShapedLayer):
 
     def __init__(
         self,
-        shape: tuple[int, ...] | list[int],
+        shape: ShapeLike,
         gamma: np.ndarray | None = None,
         beta: np.ndarray | None = None,
         mean: np.ndarray | None = None,

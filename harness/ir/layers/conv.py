@@ -13,23 +13,17 @@ A Conv1D is computed as a Conv2D on ``(1, L, c_in)`` and exported as a 1-D ONNX 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .base import LAYERS, act_grad, apply_act, check_act
 from .im2col import check_padding, col2im, im2col, out_len, pad_hw, pads, unpad_hw
-from .shaped import ShapedLayer, as_shape
+from .shaped import ShapedLayer, ShapeLike, as_shape, pair
 
 if TYPE_CHECKING:
     from ..export.onnx_graph import OnnxGraph
-
-
-def _pair(v: int | tuple[int, int] | list[int], kind: str) -> tuple[int, int]:
-    t = (int(v), int(v)) if np.isscalar(v) else tuple(int(a) for a in v)  # type: ignore[arg-type, union-attr]
-    if len(t) != 2 or min(t) < 1:
-        raise ValueError(f"{kind}: stride must be a positive int or a pair, got {v!r}")
-    return t  # type: ignore[return-value]
 
 
 class _Conv(ShapedLayer):
@@ -158,7 +152,7 @@ class _Conv(ShapedLayer):
         s = scale.astype(np.float32)
         state = self.state()
         state.update(w=self.w * s, b=self.b * s + shift.astype(np.float32), act=act or "")
-        return type(self).from_state(state)
+        return type(self).from_state(state)  # type: ignore[return-value]
 
 
 @LAYERS.register("conv2d")
@@ -171,9 +165,9 @@ class Conv2D(_Conv):
         self,
         w: np.ndarray,
         b: np.ndarray,
-        in_shape: tuple[int, int, int] | list[int],
+        in_shape: ShapeLike,
         *,
-        stride: int | tuple[int, int] = 1,
+        stride: int | Sequence[int] = 1,
         padding: str = "same",
         act: str | None = None,
     ) -> None:
@@ -182,7 +176,7 @@ class Conv2D(_Conv):
         self._in = as_shape(in_shape)
         if len(self._in) != 3:
             raise ValueError(f"conv2d: input shape must be (H, W, C), got {self._in}")
-        self.stride = _pair(stride, self.kind)
+        self.stride = pair(stride, self.kind)
         self.padding = padding
         self.act = act
         self._validate()
@@ -208,7 +202,7 @@ class Conv2D(_Conv):
             state["w"],
             state["b"],
             as_shape(state["in_shape"]),
-            stride=tuple(state["stride"]),  # type: ignore[arg-type]
+            stride=tuple(state["stride"]),
             padding=str(state["padding"]),
             act=str(state["act"]) or None,
         )
@@ -239,7 +233,7 @@ class Conv1D(_Conv):
         self,
         w: np.ndarray,
         b: np.ndarray,
-        in_shape: tuple[int, int] | list[int],
+        in_shape: ShapeLike,
         *,
         stride: int = 1,
         padding: str = "same",

@@ -12,13 +12,14 @@ grouped ``Conv`` (``group = C``, weights ``(C, 1, kh, kw)``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .base import LAYERS, act_grad, apply_act, check_act
 from .im2col import check_padding, out_len, pad_hw, pads, taps, unpad_hw
-from .shaped import ShapedLayer, as_shape
+from .shaped import ShapedLayer, ShapeLike, as_shape, pair
 
 if TYPE_CHECKING:
     from ..export.onnx_graph import OnnxGraph
@@ -34,24 +35,23 @@ class DepthwiseConv2D(ShapedLayer):
         self,
         w: np.ndarray,
         b: np.ndarray,
-        in_shape: tuple[int, int, int] | list[int],
+        in_shape: ShapeLike,
         *,
-        stride: int | tuple[int, int] = 1,
+        stride: int | Sequence[int] = 1,
         padding: str = "same",
         act: str | None = None,
     ) -> None:
         self.w = np.ascontiguousarray(w, dtype=np.float32)
         self.b = np.ascontiguousarray(b, dtype=np.float32)
         self._in = as_shape(in_shape)
-        st = (stride, stride) if np.isscalar(stride) else tuple(stride)  # type: ignore[arg-type]
-        self.stride = (int(st[0]), int(st[1]))
+        self.stride = pair(stride, self.kind)
         self.padding = check_padding(self.kind, padding)
         self.act = check_act(self.kind, act)
         if len(self._in) != 3 or self.w.ndim != 3 or self.w.shape[2] != self._in[2]:
             raise ValueError(
                 f"depthwise_conv2d: needs input (H, W, C) and w (kh, kw, C), got {self._in} and {self.w.shape}"
             )
-        if self.b.shape != (self._in[2],) or min(self.stride) < 1:
+        if self.b.shape != (self._in[2],):
             raise ValueError(f"depthwise_conv2d: b {self.b.shape} or stride {self.stride} do not fit")
         self.geometry()
 
@@ -156,7 +156,7 @@ class DepthwiseConv2D(ShapedLayer):
             state["w"],
             state["b"],
             as_shape(state["in_shape"]),
-            stride=tuple(state["stride"]),  # type: ignore[arg-type]
+            stride=tuple(state["stride"]),
             padding=str(state["padding"]),
             act=str(state["act"]) or None,
         )

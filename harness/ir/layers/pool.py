@@ -9,21 +9,17 @@ Pooling has no weights and no multiply-accumulates (``macs() == 0``: comparisons
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .base import LAYERS
 from .im2col import check_padding, out_len, pad_hw, pads, taps, unpad_hw
-from .shaped import ShapedLayer, as_shape
+from .shaped import ShapedLayer, ShapeLike, as_shape, pair
 
 if TYPE_CHECKING:
     from ..export.onnx_graph import OnnxGraph
-
-
-def _pair(v: Any) -> tuple[int, int]:
-    t = (v, v) if np.isscalar(v) else tuple(v)
-    return int(t[0]), int(t[1])
 
 
 class _Pool2D(ShapedLayer):
@@ -33,19 +29,17 @@ class _Pool2D(ShapedLayer):
 
     def __init__(
         self,
-        in_shape: tuple[int, int, int] | list[int],
-        pool: int | tuple[int, int] = 2,
+        in_shape: ShapeLike,
+        pool: int | Sequence[int] = 2,
         *,
-        stride: int | tuple[int, int] | None = None,
+        stride: int | Sequence[int] | None = None,
         padding: str = "valid",
     ) -> None:
         self._in = as_shape(in_shape)
         if len(self._in) != 3:
             raise ValueError(f"{self.kind}: input shape must be (H, W, C), got {self._in}")
-        self.pool = _pair(pool)
-        self.stride = _pair(stride) if stride is not None else self.pool
-        if min(self.pool) < 1 or min(self.stride) < 1:
-            raise ValueError(f"{self.kind}: pool {self.pool} and stride {self.stride} must be positive")
+        self.pool = pair(pool, self.kind, "pool")
+        self.stride = pair(stride, self.kind) if stride is not None else self.pool
         self.padding = check_padding(self.kind, padding)
         self.act = None
         self.geometry()
@@ -90,8 +84,8 @@ class _Pool2D(ShapedLayer):
     def from_state(cls, state: dict[str, Any]) -> _Pool2D:
         return cls(
             as_shape(state["in_shape"]),
-            _pair(state["pool"]),
-            stride=_pair(state["stride"]),
+            tuple(state["pool"]),
+            stride=tuple(state["stride"]),
             padding=str(state["padding"]),
         )
 
@@ -186,7 +180,7 @@ class GlobalAveragePool(ShapedLayer):
 
     kind = "global_avg_pool"
 
-    def __init__(self, in_shape: tuple[int, ...] | list[int]) -> None:
+    def __init__(self, in_shape: ShapeLike) -> None:
         self._in = as_shape(in_shape)
         if len(self._in) < 2:
             raise ValueError(f"global_avg_pool: needs (..., C) with spatial axes, got {self._in}")

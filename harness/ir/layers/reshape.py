@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .base import LAYERS, act_grad, apply_act, check_act
-from .shaped import ShapedLayer, as_shape
+from .shaped import ShapedLayer, ShapeLike, as_shape
 
 if TYPE_CHECKING:
     from ..export.onnx_graph import OnnxGraph
@@ -24,7 +24,7 @@ class Reshape(ShapedLayer):
 
     kind = "reshape"
 
-    def __init__(self, in_shape: tuple[int, ...] | list[int], out_shape: tuple[int, ...] | list[int]) -> None:
+    def __init__(self, in_shape: ShapeLike, out_shape: ShapeLike) -> None:
         self._in, self._out = as_shape(in_shape), as_shape(out_shape)
         if int(np.prod(self._in)) != int(np.prod(self._out)):
             raise ValueError(f"reshape: {self._in} and {self._out} hold different numbers of values")
@@ -68,7 +68,7 @@ class Flatten(Reshape):
 
     kind = "flatten"
 
-    def __init__(self, in_shape: tuple[int, ...] | list[int]) -> None:
+    def __init__(self, in_shape: ShapeLike) -> None:
         shape = as_shape(in_shape)
         super().__init__(shape, (int(np.prod(shape)),))
 
@@ -89,7 +89,7 @@ class Activation(ShapedLayer):
 
     kind = "activation"
 
-    def __init__(self, act: str, shape: tuple[int, ...] | list[int]) -> None:
+    def __init__(self, act: str, shape: ShapeLike) -> None:
         if act is None:
             raise ValueError("activation: give 'relu' or 'relu6'")
         self.act = check_act(self.kind, act)

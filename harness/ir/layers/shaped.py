@@ -20,7 +20,8 @@ The arithmetic keeps the dtype of its input, so gradient checks can run in float
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 
@@ -29,6 +30,18 @@ from .base import Layer, act_grad, apply_act
 if TYPE_CHECKING:
     from ..export.tflite_graph import TfliteGraph
     from ..quant import QParams
+
+
+ShapeLike: TypeAlias = Sequence[int]
+"""A per-sample shape as given by a caller (tuple or list of ints)."""
+
+
+def pair(v: int | Sequence[int], kind: str, what: str = "stride") -> tuple[int, int]:
+    """An int or a pair of ints as a pair of positive ints (strides, pool windows)."""
+    t = (int(v), int(v)) if isinstance(v, int | np.integer) else tuple(int(a) for a in v)
+    if len(t) != 2 or min(t) < 1:
+        raise ValueError(f"{kind}: {what} must be a positive int or a pair, got {v!r}")
+    return t[0], t[1]
 
 
 def as_shape(shape: Any) -> tuple[int, ...]:
