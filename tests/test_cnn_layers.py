@@ -337,6 +337,12 @@ def test_network_checks_shapes() -> None:
         Residual([conv((4, 4, 2), 3, 3, stride=2)], None)
 
 
+def test_wrong_input_width_is_refused() -> None:
+    net = architectures.digits_cnn()
+    with pytest.raises(ValueError, match=r"expects batches of shape \(B, 64\), got \(2, 128\)"):
+        net.forward(rand(2, 128))
+
+
 def test_in_dim_is_the_product_of_shapes() -> None:
     net = architectures.ds_cnn_kws()
     assert net.in_dim == 490 and net.out_dim == 12

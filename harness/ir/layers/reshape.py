@@ -39,6 +39,7 @@ class Reshape(ShapedLayer):
         return self._out
 
     def linear(self, x: np.ndarray) -> np.ndarray:
+        self.check_input(x)  # a wrong width could otherwise reshape silently into more samples
         return x.reshape(-1, *self._out)
 
     def backward(self, x: np.ndarray, dz: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
