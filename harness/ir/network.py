@@ -1,5 +1,9 @@
 """The model IR: a feed-forward stack of layers mapping a float vector to logits or scores.
 
+Layers declare per-sample shapes (``(in_dim,)`` for dense layers, NHWC ``(H, W, C)`` or ``(L, C)`` for
+convolutional ones) and the network checks that they chain. The network's input stays a flat row
+``(B, in_dim)``: a convolutional network starts with a ``Reshape`` layer.
+
 Recipes train one, compressors rewrite its layers, exporters write it to ONNX, TFLite and the MCU
 blob. User models that arrive as files (ONNX/TFLite) have no IR; only post-training techniques
 apply to them.
@@ -15,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelError
-from .layers import LAYERS, Layer
+from .layers import LAYERS, Layer, fold_batchnorm_layers
 
 
 class Network:
@@ -32,11 +36,22 @@ class Network:
     def __init__(self, layers: Sequence[Layer]) -> None:
         if not layers:
             raise ModelError("a network needs at least one layer")
-        for a, b in zip(layers, layers[1:], strict=False):
-            if a.out_dim != b.in_dim:
-                raise ModelError(
-                    f"layer {a.kind} outputs {a.out_dim} values but the next {b.kind} expects {b.in_dim}"
+        for i, (a, b) in enumerate(zip(layers, layers[1:], strict=False)):
+            if a.out_shape != b.in_shape:
+                hint = (
+                    f"; insert Flatten({a.out_shape}) between them"
+                    if len(b.in_shape) == 1 and a.out_dim == b.in_dim
+                    else ""
                 )
+                raise ModelError(
+                    f"layer {i} ({a.kind}) outputs samples of shape {a.out_shape} but the next layer "
+                    f"({b.kind}) expects {b.in_shape}{hint}"
+                )
+        if len(layers[0].in_shape) != 1:
+            raise ModelError(
+                f"the first layer ({layers[0].kind}) expects samples of shape {layers[0].in_shape}; networks take "
+                f"flat rows: start with Reshape(({layers[0].in_dim},), {layers[0].in_shape})"
+            )
         self.layers = list(layers)
 
     @property
@@ -68,10 +83,10 @@ class Network:
         return sum(layer.macs() for layer in self.layers)
 
     def describe(self) -> str:
-        """One line such as ``64-dense-128-dense-10``."""
+        """One line such as ``64-dense-128-dense-10`` (shapes as ``8x8x16`` for convolutional layers)."""
         parts = [str(self.in_dim)]
         for layer in self.layers:
-            parts += [layer.kind, str(layer.out_dim)]
+            parts += [layer.kind, "x".join(map(str, layer.out_shape))]
         return "-".join(parts)
 
     # --- persistence (npz with a JSON manifest, no pickle) ---
@@ -114,3 +129,11 @@ class Network:
     @classmethod
     def load(cls, path: Path) -> Network:
         return cls.from_bytes(Path(path).read_bytes())
+
+
+def fold_batchnorm(net: Network) -> Network:
+    """A copy of ``net`` with every BatchNorm folded into the convolution (or dense layer) before it.
+
+    The result computes the same function in inference mode; exporters and int8 quantisation use it.
+    """
+    return Network(fold_batchnorm_layers(Network.from_bytes(net.to_bytes()).layers))

@@ -30,3 +30,15 @@ class OnnxGraph:
         outs = [self.fresh(op.lower()) for _ in range(n_out)]
         self.nodes.append(helper.make_node(op, inputs, outs, name=self.fresh(op), **attrs))
         return outs[0]
+
+    def activation(self, x: str, act: str | None) -> str:
+        """Append the fused activation of a layer (``None``, ``"relu"`` or ``"relu6"``) on ``x``."""
+        if act == "relu":
+            return self.node("Relu", [x])
+        if act == "relu6":
+            lo = self.initializer("lo", np.array(0.0, np.float32))
+            hi = self.initializer("hi", np.array(6.0, np.float32))
+            return self.node("Clip", [x, lo, hi])
+        if act is None:
+            return x
+        raise ValueError(f"no ONNX form for activation {act!r}")
