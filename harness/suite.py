@@ -1,5 +1,8 @@
 """Suite files (``benches/*.toml``): tasks, variants, targets, meter, run rules, carbon settings.
 
+A suite is a file, or the name of a suite that ships with the package (``quick`` -> the packaged
+``benches/quick.toml``, see :mod:`harness.packaged`), so the packaged suites run from any folder.
+
 Validated on load. An unknown key, a wrong type or a missing file gives a :class:`ConfigError` naming
 the file, the line, the key and what is expected. Target and meter tables are validated against the
 ``Config`` model of the registered class, variant steps against the compressor's signature.
@@ -15,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import ConfigError
+from .packaged import suites_dir
 
 METRICS = ("accuracy", "top_k", "auc", "macro_f1", "mae")
 
@@ -181,11 +185,40 @@ def _explain(err: dict[str, Any]) -> str:
     return str(err["msg"])
 
 
+def packaged_suites() -> dict[str, Path]:
+    """The suites that ship with the package, by name (the file name without ``.toml``)."""
+    return {p.stem: p for p in sorted(suites_dir().glob("*.toml"))}
+
+
+def resolve_suite(name_or_path: str | Path) -> Path:
+    """A suite file as given, else the packaged suite of that name; an error lists the packaged ones."""
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        return path
+    known = packaged_suites()
+    if path.suffix != ".toml" and len(path.parts) == 1 and path.name in known:
+        return known[path.name]
+    is_path = path.suffix == ".toml" or len(path.parts) > 1
+    what = "suite file" if is_path else "suite (neither a file nor a packaged suite)"
+    raise ConfigError(
+        f"{what} {str(name_or_path)!r} not found; packaged suites: {', '.join(known) or 'none'} "
+        "(e.g. frugalbench run quick; frugalbench suites describes them)"
+    )
+
+
+def suite_description(path: Path) -> tuple[str, str]:
+    """``(name, description)`` from a suite's ``[suite]`` table, read without validating the rest."""
+    try:
+        info = tomllib.loads(path.read_text(encoding="utf-8")).get("suite", {})
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        return path.stem, f"(unreadable: {e})"
+    return str(info.get("name", path.stem)), str(info.get("description", ""))
+
+
 def load_suite(path: str | Path) -> Suite:
-    """Parse and validate a suite file; relative file paths are resolved against its folder."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"suite file {path} not found (examples: benches/quick.toml, benches/default.toml)")
+    """Parse and validate a suite file (or a packaged suite by name); relative file paths are resolved
+    against its folder."""
+    path = resolve_suite(path)
     text = path.read_text(encoding="utf-8")
     try:
         data = tomllib.loads(text)
