@@ -2,8 +2,8 @@
 
 ``models/`` -> ``frugalbench_models`` (recipes), ``benches/`` -> ``frugalbench_suites`` (the suites; its
 ``perf/`` scripts and ``examples/`` stay in the checkout), ``boards/`` -> ``frugalbench_boards`` (board
-and meter profiles, MCU firmware sources; never build outputs). ``harness/packaged.py`` finds them; which
-files ship is ``[tool.setuptools.package-data]`` in pyproject.toml.
+and meter profiles, MCU firmware sources; never build outputs). ``harness.suite.suites_dir`` and
+``harness.mcu.board.boards_dir`` find them; which files ship is ``[tool.setuptools.package-data]`` in pyproject.toml.
 """
 
 from setuptools import find_packages, setup

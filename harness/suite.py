@@ -1,7 +1,8 @@
 """Suite files (``benches/*.toml``): tasks, variants, targets, meter, run rules, carbon settings.
 
 A suite is a file, or the name of a suite that ships with the package (``quick`` -> the packaged
-``benches/quick.toml``, see :mod:`harness.packaged`), so the packaged suites run from any folder.
+``benches/quick.toml``; setup.py installs ``benches/`` as ``frugalbench_suites``, found with
+``importlib.resources``), so the packaged suites run from any folder.
 
 Validated on load. An unknown key, a wrong type or a missing file gives a :class:`ConfigError` naming
 the file, the line, the key and what is expected. Target and meter tables are validated against the
@@ -10,6 +11,7 @@ the file, the line, the key and what is expected. Target and meter tables are va
 
 from __future__ import annotations
 
+import importlib.resources
 import re
 import tomllib
 from pathlib import Path
@@ -18,7 +20,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import ConfigError
-from .packaged import suites_dir
 
 METRICS = ("accuracy", "top_k", "auc", "macro_f1", "mae")
 
@@ -183,6 +184,24 @@ def _explain(err: dict[str, Any]) -> str:
     if t == "missing":
         return "required key is missing"
     return str(err["msg"])
+
+
+def suites_dir() -> Path:
+    """The packaged suites (the checkout's ``benches/``)."""
+    try:
+        root = importlib.resources.files("frugalbench_suites")
+    except ModuleNotFoundError:
+        # an editable install made before the data packages existed: read the checkout's folder
+        fallback = Path(__file__).resolve().parents[1] / "benches"
+        if fallback.is_dir():
+            return fallback
+        raise ConfigError(
+            "frugalbench's data package frugalbench_suites is not installed; reinstall frugalbench "
+            "(pip install frugalbench, or pip install -e . in a checkout)"
+        ) from None
+    if not isinstance(root, Path):  # e.g. a zipped install: make and tomllib need real files
+        raise ConfigError(f"frugalbench_suites is not a folder on disk ({root}); install frugalbench unzipped")
+    return root
 
 
 def packaged_suites() -> dict[str, Path]:

@@ -4,6 +4,7 @@ runs the quick suite from an empty folder."""
 
 from __future__ import annotations
 
+import importlib.resources
 import os
 import shutil
 import sqlite3
@@ -20,10 +21,9 @@ from harness.cli import setup as setup_cli
 from harness.cli.main import app
 from harness.errors import ConfigError, FrugalbenchError
 from harness.mcu import build
-from harness.mcu.board import load_board, resolve_board
-from harness.packaged import boards_dir, suites_dir
+from harness.mcu.board import boards_dir, load_board, resolve_board
 from harness.pipeline.variants import default_cache_dir
-from harness.suite import load_suite, packaged_suites, resolve_suite
+from harness.suite import load_suite, packaged_suites, resolve_suite, suites_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 HAVE_MCU_TOOLS = all(shutil.which(t) for t in ("qemu-system-arm", "arm-none-eabi-gcc", "make"))
@@ -86,6 +86,18 @@ def test_unknown_board_lists_the_packaged_ones(tmp_path: Path, monkeypatch: pyte
     for p in boards_dir().glob("*.toml"):
         assert p.stem in str(e.value)
     assert "qemu-mps2-an386" in str(e.value)
+
+
+def test_stale_editable_install_reads_the_checkout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An editable install made before the data packages existed cannot import them: the checkout's
+    folders are read instead of failing."""
+
+    def missing(package: str) -> None:
+        raise ModuleNotFoundError(package)
+
+    monkeypatch.setattr(importlib.resources, "files", missing)
+    assert boards_dir() == ROOT / "boards"
+    assert suites_dir() == ROOT / "benches"
 
 
 # ------------------------------------------------------------------ firmware in the cache
@@ -225,9 +237,13 @@ def _files(d: Path) -> set[Path]:
 @pytest.mark.slow
 def test_wheel_runs_the_quick_suite_outside_the_checkout(tmp_path: Path) -> None:
     # 1. the wheel (pip fetches the build backend from the package index; no other network)
+    # built from a copy: setuptools' in-tree build/ folder would keep files since removed from the checkout
+    src = tmp_path / "src"
+    junk = (".git", ".venv*", "build", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis", "*.sqlite*")
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(*junk))
     wheels = tmp_path / "wheels"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(ROOT), "-w", str(wheels)],
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(src), "-w", str(wheels)],
         check=True, timeout=600,
     )
     (wheel,) = wheels.glob("frugalbench-*.whl")

@@ -1,11 +1,13 @@
 """Board profiles (``boards/<name>.toml``): memory budget, clocks, emulator and energy model.
 
-The profiles ship with the package (``frugalbench_boards``, see :mod:`harness.packaged`), so a board
+The profiles ship with the package: setup.py installs the checkout's ``boards/`` (profiles, meter profiles,
+firmware sources) as the package ``frugalbench_boards``, found with ``importlib.resources``, so a board
 name works from any folder; a path to a user's own profile works too.
 """
 
 from __future__ import annotations
 
+import importlib.resources
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import ConfigError
-from ..packaged import boards_dir
 
 
 class Budget(BaseModel):
@@ -66,6 +67,24 @@ class BoardProfile(BaseModel):
     @property
     def emulated(self) -> bool:
         return self.emulator == "qemu"
+
+
+def boards_dir() -> Path:
+    """The packaged board profiles, meter profiles and firmware sources (the checkout's ``boards/``)."""
+    try:
+        root = importlib.resources.files("frugalbench_boards")
+    except ModuleNotFoundError:
+        # an editable install made before the data packages existed: read the checkout's folder
+        fallback = Path(__file__).resolve().parents[2] / "boards"
+        if fallback.is_dir():
+            return fallback
+        raise ConfigError(
+            "frugalbench's data package frugalbench_boards is not installed; reinstall frugalbench "
+            "(pip install frugalbench, or pip install -e . in a checkout)"
+        ) from None
+    if not isinstance(root, Path):  # e.g. a zipped install: make and tomllib need real files
+        raise ConfigError(f"frugalbench_boards is not a folder on disk ({root}); install frugalbench unzipped")
+    return root
 
 
 def known_boards() -> list[str]:

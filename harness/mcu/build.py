@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import TargetUnavailable
-from ..packaged import boards_dir
+from .board import boards_dir
 
 TOOLS = ("arm-none-eabi-gcc", "make")
 APT_PACKAGES = ("gcc-arm-none-eabi", "libnewlib-arm-none-eabi", "make")
