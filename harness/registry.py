@@ -1,10 +1,12 @@
 """Explicit registries: a new target, meter, compressor or layer is one module plus one entry.
 
 Unknown names raise :class:`ConfigError` listing what is registered (no silent fall-through).
+:func:`load_all` imports every plug-in package so that their registries are filled.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -60,3 +62,14 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
+
+
+# Named as strings, not imported: every plug-in package imports this module, so this module must not
+# import them (it stays at the bottom of the import graph); they are imported when load_all() runs.
+PLUGIN_PACKAGES = ("harness.ir.layers", "harness.compress", "harness.runtimes", "harness.targets", "harness.meters")
+
+
+def load_all() -> None:
+    """Import every plug-in package once, which registers all layers, compressors, runtimes, targets, meters."""
+    for pkg in PLUGIN_PACKAGES:
+        importlib.import_module(pkg)

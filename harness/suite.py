@@ -288,9 +288,9 @@ def _check_names(path: Path, text: str, data: dict[str, Any], suite: Suite) -> N
 
 def _check_plugins(path: Path, text: str, data: dict[str, Any], suite: Suite) -> None:
     """Validate target/meter tables and compression steps against the registered classes."""
-    from . import plugins
+    from .registry import load_all
 
-    plugins.load_all()
+    load_all()
     from .compress.base import make_compressor
     from .meters.base import METERS
     from .pipeline.recipes import load_recipes

@@ -7,7 +7,8 @@ from sklearn.datasets import load_digits
 
 from harness.ir.data import Dataset
 from harness.ir.network import Network
-from harness.pipeline.recipes import RECIPES, split, train_mlp
+from harness.ir.train import sklearn_mlp
+from harness.pipeline.recipes import RECIPES, split
 
 
 @RECIPES.register("digits_mlp")
@@ -17,7 +18,7 @@ def build(seed: int = 0, hidden: list[int] | None = None, max_iter: int = 300) -
     x = (x / 16.0).astype(np.float32)
     y = y.astype(np.int64)
     xtr, ytr, xev, yev, xcal = split(x, y, seed=seed, eval_frac=0.25)
-    net = train_mlp(xtr, ytr, hidden or [64], seed=seed, max_iter=max_iter)
+    net = sklearn_mlp(xtr, ytr, hidden or [64], seed=seed, max_iter=max_iter)
     ds = Dataset(
         "digits", xev, yev, xcal, xtr, ytr, n_classes=10, meta={"source": "sklearn.datasets.load_digits"}
     )

@@ -6,7 +6,8 @@ import numpy as np
 
 from harness.ir.data import Dataset
 from harness.ir.network import Network
-from harness.pipeline.recipes import RECIPES, train_mlp
+from harness.ir.train import sklearn_mlp
+from harness.pipeline.recipes import RECIPES
 
 
 def load(seed: int = 42, num_samples: int = 5000) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -33,7 +34,7 @@ def build(
     xtr, ytr, xev, yev = load(data_seed)
     mu, sd = xtr.mean(0), xtr.std(0) + 1e-6
     xtr, xev = (xtr - mu) / sd, (xev - mu) / sd
-    net = train_mlp(xtr, ytr, hidden or [128, 128], seed=seed, max_iter=max_iter)
+    net = sklearn_mlp(xtr, ytr, hidden or [128, 128], seed=seed, max_iter=max_iter)
     ds = Dataset(
         "mnist1d",
         xev,

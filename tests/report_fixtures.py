@@ -1,4 +1,8 @@
-"""Realistic result databases for the report tests, written through ``Store.save_result``."""
+"""Realistic result databases for the report tests, written through ``Store.save_result``.
+
+Rows are written here by their column names (as the SQLite table and the JSON report name them) and
+turned into :class:`~harness.results.record.Result` records through ``Result.from_columns``.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from harness.results.record import Result
 from harness.results.store import Store, WindowRow
 
 EVIL_TASK = "<script>window.__pwned=1</script>kws \"q\" & 'a'"
@@ -69,6 +74,11 @@ def _row(task: str, variant: str, technique: str, target: str, **kw: Any) -> dic
     return row
 
 
+def record(task: str, variant: str, technique: str, target: str, **kw: Any) -> Result:
+    """One done result record (see :func:`_row` for the keywords)."""
+    return Result.from_columns(_row(task, variant, technique, target, **kw))
+
+
 def rows() -> list[dict[str, Any]]:
     """Two tasks (one with a hostile name), four techniques, two targets, two classes, one failure."""
     return [
@@ -105,18 +115,19 @@ def make_db(path: Path, result_rows: list[dict[str, Any]] | None = None, **setti
                 )
                 for k in range(3)
             ]
-            s.save_result(rid, f"job{i}-{json.dumps([r['task'], r['variant'], r['target']])}", r, wins)
+            key = f"job{i}-{json.dumps([r['task'], r['variant'], r['target']])}"
+            s.save_result(Result.from_columns(r | {"run_id": rid, "job_key": key}), wins)
         s.save_result(
-            rid,
-            "job-failed",
-            {
-                "suite": "fixture",
-                "task": "digits",
-                "variant": "int8-dynamic",
-                "target": "cpu-litert",
-                "status": "skipped",
-                "reason": "variant has no .tflite file",
-            },
+            Result(
+                suite="fixture",
+                task="digits",
+                variant="int8-dynamic",
+                target="cpu-litert",
+                status="skipped",
+                reason="variant has no .tflite file",
+                run_id=rid,
+                job_key="job-failed",
+            ),
             [],
         )
         s.end_run(rid, "done")

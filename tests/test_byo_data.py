@@ -21,7 +21,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from harness.byo import task as byo
+from harness.byo.datasets import load_arrays
+from harness.byo.preprocess import preprocess
+from harness.byo.spec import InputSpec
+from harness.byo.task import build
 from harness.errors import ConfigError, DatasetError
 from harness.ir.importers.onnx_import import NotConvertible, onnx_to_network
 
@@ -60,7 +63,7 @@ def test_npz_converts_and_keeps_the_metric(
 ) -> None:
     model, x, y = digits
     np.savez(tmp_path / "d.npz", x_eval=x.astype(np.uint8), y_eval=y, x_train=x[:50], y_train=y[:50])
-    b = byo.build(_task(model, tmp_path / "d.npz"))
+    b = build(_task(model, tmp_path / "d.npz"))
     assert b.model.net is not None and b.model.net.describe() == "64-dense-16-dense-10"
     assert b.data.n_classes == 10 and b.data.x_eval.dtype == np.float32
     np.testing.assert_allclose(b.data.x_eval, x / 16, rtol=1e-6)
@@ -91,7 +94,7 @@ def test_bad_datasets_are_refused(
 ) -> None:
     np.savez(tmp_path / "bad.npz", **arrays)  # type: ignore[arg-type]
     with pytest.raises(DatasetError) as e:
-        byo.build(_task(digits[0], tmp_path / "bad.npz"))
+        build(_task(digits[0], tmp_path / "bad.npz"))
     assert message in str(e.value)
 
 
@@ -101,7 +104,7 @@ def test_shape_mismatch_names_both_shapes(
     model, x, y = digits
     np.savez(tmp_path / "d.npz", x_eval=x[:, :63], y_eval=y)
     with pytest.raises(DatasetError) as e:
-        byo.build(_task(model, tmp_path / "d.npz"))
+        build(_task(model, tmp_path / "d.npz"))
     msg = str(e.value)
     assert "(63)" in msg and "(?, 64)" in msg and "'X'" in msg
 
@@ -113,7 +116,7 @@ def test_reshape_and_layout_fix_the_shape(
     imgs = x.reshape(-1, 8, 8, 1)  # NHWC images; the model wants 64 values in row-major (H, W) order
     np.savez(tmp_path / "d.npz", x_eval=imgs, y_eval=y)
     task = _task(model, tmp_path / "d.npz", input={"scale": 0.0625, "layout": "NHWC->NCHW", "reshape": [64]})
-    b = byo.build(task)
+    b = build(task)
     np.testing.assert_allclose(b.data.x_eval, x / 16, rtol=1e-6)
 
 
@@ -121,15 +124,15 @@ def test_reshape_and_layout_fix_the_shape(
 @given(st.permutations("NCHW"), st.floats(0.01, 10), st.floats(-5, 5))
 def test_layout_matches_numpy_transpose(perm: list[str], scale: float, offset: float) -> None:
     x = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5)
-    spec = byo.InputSpec(layout=f"NCHW->{''.join(perm)}", scale=scale, offset=offset)
-    got = byo.preprocess(x, spec, "float32")
+    spec = InputSpec(layout=f"NCHW->{''.join(perm)}", scale=scale, offset=offset)
+    got = preprocess(x, spec, "float32")
     want = x.transpose(["NCHW".index(c) for c in perm]) * scale + offset
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
 def test_dtype_rounds_and_clips() -> None:
     x = np.array([[-3.0, 0.4, 0.6, 300.0]])
-    np.testing.assert_array_equal(byo.preprocess(x, byo.InputSpec(dtype="uint8"), "uint8"), [[0, 0, 1, 255]])
+    np.testing.assert_array_equal(preprocess(x, InputSpec(dtype="uint8"), "uint8"), [[0, 0, 1, 255]])
 
 
 def test_csv_with_split_and_npy_folder(digits: tuple[Path, np.ndarray, np.ndarray], tmp_path: Path) -> None:
@@ -137,13 +140,13 @@ def test_csv_with_split_and_npy_folder(digits: tuple[Path, np.ndarray, np.ndarra
     rows = [",".join([f"f{i}" for i in range(64)] + ["label", "split"])]
     rows += [",".join([*map(str, x[i]), str(y[i]), "train" if i < 20 else "eval"]) for i in range(60)]
     (tmp_path / "d.csv").write_text("\n".join(rows) + "\n")
-    b = byo.build(_task(model, tmp_path / "d.csv", input={"scale": 0.0625, "label_column": "label"}))
+    b = build(_task(model, tmp_path / "d.csv", input={"scale": 0.0625, "label_column": "label"}))
     assert b.data.x_train is not None and len(b.data.x_train) == 20 and len(b.data.x_eval) == 40
     assert b.data.y_eval.dtype == np.int64
     (tmp_path / "npy").mkdir()
     np.save(tmp_path / "npy" / "x_eval.npy", x)
     np.save(tmp_path / "npy" / "y_eval.npy", y)
-    b = byo.build(_task(model, tmp_path / "npy" / "x_eval.npy"))
+    b = build(_task(model, tmp_path / "npy" / "x_eval.npy"))
     assert (
         len(b.data.x_eval) == len(x)
         and b.data.x_train is None
@@ -157,9 +160,9 @@ def test_unknown_input_key_and_output_are_config_errors(
     model, x, y = digits
     np.savez(tmp_path / "d.npz", x_eval=x, y_eval=y)
     with pytest.raises(ConfigError, match="input.scael"):
-        byo.build(_task(model, tmp_path / "d.npz", input={"scael": 2.0}))
+        build(_task(model, tmp_path / "d.npz", input={"scael": 2.0}))
     with pytest.raises(ConfigError, match="no output 'proba'.*'label', 'probabilities'"):
-        byo.build(_task(model, tmp_path / "d.npz", input={"output": "proba"}))
+        build(_task(model, tmp_path / "d.npz", input={"output": "proba"}))
 
 
 def test_binary_mlp_converts_with_the_same_auc() -> None:
@@ -276,7 +279,7 @@ def test_integer_input_gets_a_cast_and_rounded_data(tmp_path: Path) -> None:
     onnx.save(h.make_model(g, opset_imports=[h.make_opsetid("", 17)]), tmp_path / "u8.onnx")
     x = np.array([[0.4, 1.6, 300.0, -2.0], [10.2, 0.0, 3.0, 1.0]])
     np.savez(tmp_path / "d.npz", x_eval=x, y_eval=np.array([0, 1]))
-    b = byo.build(_task(tmp_path / "u8.onnx", tmp_path / "d.npz", input={}))
+    b = build(_task(tmp_path / "u8.onnx", tmp_path / "d.npz", input={}))
     assert b.data.meta["dtype"] == "uint8" and "Cast" in b.data.meta["ir"]
     np.testing.assert_array_equal(b.data.x_eval, [[0, 2, 255, 0], [10, 0, 3, 1]])
     sess = ort.InferenceSession(b.model.files["onnx"], providers=["CPUExecutionProvider"])
@@ -305,10 +308,23 @@ def test_csv_parser_round_trips(rows: list[tuple[list[float], int, str]]) -> Non
         path.write_text("\n".join(lines) + "\n")
         if not any(s.strip().lower() == "eval" for _, _, s in rows):
             with pytest.raises(DatasetError, match="no row has split = eval"):
-                byo.load_arrays(path, byo.InputSpec(label_column="y"))
+                load_arrays(path, InputSpec(label_column="y"))
             return
-        got = byo.load_arrays(path, byo.InputSpec(label_column="y"))
+        got = load_arrays(path, InputSpec(label_column="y"))
     ev = [(f, y) for f, y, s in rows if s.strip().lower() == "eval"]
     np.testing.assert_array_equal(got["x_eval"], np.array([f for f, _ in ev], np.float64))
     np.testing.assert_array_equal(got["y_eval"], [y for _, y in ev])
     assert ("x_train" in got) == any(s == "train" for _, _, s in rows)
+
+
+def test_byo_does_not_import_the_pipeline() -> None:
+    """Imports point down: the pipeline uses byo, never the reverse (a fresh interpreter sees it)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, harness.byo.task, harness.byo.starter; "
+        "print([m for m in sys.modules if m.startswith(('harness.pipeline', 'harness.cli'))])"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert r.stdout.strip() == "[]", r.stdout

@@ -191,3 +191,29 @@ def test_fine_tuning_techniques_need_a_training_split(base) -> None:  # type: ig
         make_compressor("monarch", {}).fit_transform(model, bare)
     with pytest.raises(CompressionError, match="network"):
         make_compressor("prune", {}).fit_transform(Model(files={"onnx": b""}), ds)
+
+
+@pytest.mark.parametrize(
+    ("technique", "params"),
+    [
+        ("prune", {"epochs": 1}),
+        ("structured", {"epochs": 1}),
+        ("lowrank", {"rank": 4, "epochs": 1}),
+        ("monarch", {"epochs": 1}),
+        ("butterfly", {"epochs": 1}),
+    ],
+)
+def test_every_fine_tuning_technique_shares_the_set_up(base, technique: str, params: dict) -> None:  # type: ignore[no-untyped-def, type-arg]
+    from harness.compress.finetune import FineTuner
+
+    model, ds = base
+    comp = make_compressor(technique, params)
+    assert isinstance(comp, FineTuner) and comp.needs_net and comp.needs_training
+    with pytest.raises(CompressionError, match=rf"{technique} rewrites the model's network.*bare file"):
+        comp.fit(Model(files={"onnx": b""}), ds)
+    out = comp.fit_transform(model, ds)
+    h = out.history[-1]
+    assert h["technique"] == technique and h["fine_tuned"] and h["epochs"] == 1
+    assert h["n_params_base"] == model.net.n_params() and h["macs_base"] == model.net.macs()  # type: ignore[union-attr]
+    assert h["fit_s"] > 0 and h["n_params"] == out.net.n_params()  # type: ignore[union-attr]
+    assert model.net is not out.net and model.net.to_bytes() != out.net.to_bytes()  # type: ignore[union-attr]

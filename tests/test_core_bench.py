@@ -114,3 +114,19 @@ def test_targets_and_meters_list_reasons() -> None:
     t = subprocess.run([sys.executable, "-m", "harness.cli.main", "targets"], capture_output=True, text=True,
                        env={**os.environ, "COLUMNS": "300"})
     assert t.returncode == 0 and "target cpu" in t.stdout and "runtime ort" in t.stdout
+
+
+
+def test_runtimes_declare_their_inputs(small: tuple[Path, Path]) -> None:
+    """bench asks the runtime what to feed: an int8 TFLite input is fed as float32 and quantised by it."""
+    from harness.runtimes import RUNTIMES
+
+    onnx_path, _ = small
+    ort = RUNTIMES.get("ort")(onnx_path, threads=1, batch=1)
+    assert [(s.name, s.dtype) for s in ort.input_specs] == [("input", np.dtype(np.float32))]
+    assert ort.input_dtype == np.dtype(np.float32)
+    path = _wheel_file("pymicro_wakeword", "models/okay_nabu.tflite")
+    lit = RUNTIMES.get("litert")(path, threads=1, batch=1)
+    assert lit.input_dtype == np.dtype(np.int8) and lit.input_specs[0].dtype == np.dtype(np.float32)
+    r = bench_model(path, window_s=0.02, windows=2, warmup_s=0.01)
+    assert r.inputs == [{"name": "input", "shape": [1, 3, 40], "dtype": "float32"}]

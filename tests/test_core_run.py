@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -79,16 +80,19 @@ def test_results_stored_with_provenance(ran: tuple[Path, Path]) -> None:
     with Store.open(db, create=False) as s:
         rows = s.results()
         assert len(rows) == 6
-        done = [r for r in rows if r["status"] == "done"]
-        assert len(done) == 6, [(r["variant"], r["target"], r["reason"]) for r in rows if r["status"] != "done"]
+        done = [r for r in rows if r.status == "done"]
+        assert len(done) == 6, [(r.variant, r.target, r.reason) for r in rows if r.status != "done"]
         for r in done:
-            assert 0.5 < r["accuracy"] <= 1.0
-            assert r["latency_p50_s"] > 0 and r["latency_p99_s"] >= r["latency_p50_s"]
-            assert r["energy_class"] in ("counter", "estimate")
-            assert r["energy_per_inference_j"] > 0
-            p = r["provenance"]
+            assert r.accuracy is not None and 0.5 < r.accuracy <= 1.0
+            lat = r.latency
+            assert lat.p50_s and lat.p50_s > 0 and lat.p99_s and lat.p99_s >= lat.p50_s
+            assert lat.n_windows and lat.n_windows >= 2 and lat.n_inferences and lat.n_inferences > 0
+            assert r.energy.measurement_class in ("counter", "estimate")
+            assert r.energy.per_inference_j and r.energy.per_inference_j > 0
+            assert r.model.fine_tuned is False and r.technique in ("fp32", "int8")  # 0 in SQLite, read back
+            p = r.provenance
             assert p["runtime"] in ("ort", "litert") and p["runtime_version"] and "isa" in p and p["threads"] == 1
-            assert len(s.windows(r["id"])) >= 2
+            assert r.id is not None and len(s.windows(r.id)) >= 2
 
 
 def test_report_formats(ran: tuple[Path, Path]) -> None:
@@ -119,9 +123,7 @@ def test_gate_excludes_below_minimum(tmp_path: Path, ran: tuple[Path, Path]) -> 
     _, db = ran
     with Store.open(db, create=False) as s:
         rows = s.results()
-    for r in rows:
-        r["min_accuracy"] = 0.999  # nothing passes
-    board = leaderboard(rows)
+    board = leaderboard(replace(r, min_accuracy=0.999) for r in rows)  # nothing passes
     assert all(r["rank"] is None and not r["passes_gate"] for r in board)
 
 

@@ -17,7 +17,8 @@ import pytest
 import serial
 from mcu_support import KINDS, build, needs_qemu, open_dut, random_model
 
-from harness.mcu import blob, reference
+from harness.mcu import reference
+from harness.mcu.blob import codec
 from harness.mcu.build import build_firmware
 from harness.mcu.protocol import DutClient, DutCommandError, parse_infer
 from harness.mcu.qemu import QemuDut
@@ -70,8 +71,8 @@ def test_bit_exact_with_reference(dut: DutClient, kind: str) -> None:
     rng = np.random.default_rng(100 + KINDS.index(kind))
     net, opts = random_model(kind, rng)
     x = rng.normal(size=(48, net.in_dim)).astype(np.float32)
-    data = blob.export_blob(net, x[:32], **opts)  # type: ignore[arg-type]
-    qm = blob.read_blob(data)
+    data = codec.export_blob(net, x[:32], **opts)  # type: ignore[arg-type]
+    qm = codec.read_blob(data)
     info = dut.bulk("model", data).value("m-model-info-")
     assert f"bytes={len(data)}" in info and f"crc={zlib.crc32(data[16:]):08x}" in info
     xq = qm.quantize_input(x)
@@ -92,8 +93,8 @@ def test_portable_kernels_compute_the_same_integers(elf: Path) -> None:
         for kind in ("dense-wide", "monarch", "monarch-wide", "butterfly", "bsr4", "csr"):
             net, opts = random_model(kind, rng)
             x = rng.normal(size=(16, net.in_dim)).astype(np.float32)
-            data = blob.export_blob(net, x, **opts)  # type: ignore[arg-type]
-            qm = blob.read_blob(data)
+            data = codec.export_blob(net, x, **opts)  # type: ignore[arg-type]
+            qm = codec.read_blob(data)
             dut.bulk("model", data)
             dut.bulk("db", qm.quantize_input(x).tobytes())
             assert np.array_equal(dut.xbatch(16, qm.out_dim), reference.run(qm, qm.quantize_input(x))), kind
@@ -101,7 +102,7 @@ def test_portable_kernels_compute_the_same_integers(elf: Path) -> None:
 
 def test_bad_crc_and_bad_blobs_are_refused(dut: DutClient) -> None:
     net, _ = random_model("dense", np.random.default_rng(3))
-    good = blob.export_blob(net, np.ones((4, net.in_dim), np.float32))
+    good = codec.export_blob(net, np.ones((4, net.in_dim), np.float32))
     # wire CRC wrong: the DUT says so (the client would retry; here we send the header by hand)
     dut._write(f"bulk model {len(good)} {zlib.crc32(good) ^ 1:08x}%".encode())
     assert dut._read_until(b"\r\n", 5, at_line_start=False).strip() == b"m-bulk-go"
@@ -120,8 +121,8 @@ def test_bad_crc_and_bad_blobs_are_refused(dut: DutClient) -> None:
 
 def test_instruction_count_is_deterministic_across_fresh_boots(elf: Path) -> None:
     net, _ = random_model("dense-wide", np.random.default_rng(11))
-    data = blob.export_blob(net, np.random.default_rng(1).normal(size=(8, net.in_dim)).astype(np.float32))
-    qm = blob.read_blob(data)
+    data = codec.export_blob(net, np.random.default_rng(1).normal(size=(8, net.in_dim)).astype(np.float32))
+    qm = codec.read_blob(data)
     counts = []
     for _ in range(2):
         for _, dut in open_dut(elf):
@@ -134,7 +135,7 @@ def test_instruction_count_is_deterministic_across_fresh_boots(elf: Path) -> Non
 
 def test_reset_banner_is_seen_mid_infer(elf: Path, tmp_path: Path) -> None:
     net, _ = random_model("dense-wide", np.random.default_rng(12))
-    data = blob.export_blob(net, np.ones((2, net.in_dim), np.float32))
+    data = codec.export_blob(net, np.ones((2, net.in_dim), np.float32))
     for q, dut in open_dut(elf, monitor=tmp_path / "mon"):
         dut.bulk("model", data)
         dut.upload_input(bytes(net.in_dim))
@@ -146,7 +147,7 @@ def test_reset_banner_is_seen_mid_infer(elf: Path, tmp_path: Path) -> None:
 
 def test_infer_reply_matches_mlperf_sequence(dut: DutClient) -> None:
     net, _ = random_model("dense", np.random.default_rng(5))
-    data = blob.export_blob(net, np.ones((2, net.in_dim), np.float32), head="argmax")
+    data = codec.export_blob(net, np.ones((2, net.in_dim), np.float32), head="argmax")
     dut.bulk("model", data)
     dut.upload_input(bytes(net.in_dim))
     r = dut.command("infer 3 2", timeout_s=10)
@@ -163,10 +164,10 @@ def test_model_built_into_flash_serves_a_plain_eembc_host(tmp_path: Path) -> Non
     rng = np.random.default_rng(8)
     net, opts = random_model("dense", rng)
     x = rng.normal(size=(8, net.in_dim)).astype(np.float32)
-    data = blob.export_blob(net, x, head="softmax", model_id="ic01")
+    data = codec.export_blob(net, x, head="softmax", model_id="ic01")
     (tmp_path / "m.blob").write_bytes(data)
     elf = build_firmware("qemu-mps2-an386", model_blob=tmp_path / "m.blob")
-    qm = blob.read_blob(data)
+    qm = codec.read_blob(data)
     q = QemuDut(elf)
     port = q.open_serial()
     try:

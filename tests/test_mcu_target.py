@@ -13,12 +13,15 @@ import pytest
 from mcu_support import needs_qemu, random_model
 
 from harness.errors import TargetError, WindowInvalid
+from harness.ir.data import Dataset
 from harness.ir.layers.lowrank import LowRank
-from harness.ir.model import Variant
+from harness.ir.model import Model, Variant
 from harness.ir.network import Network
-from harness.mcu import blob, reference
+from harness.mcu import reference
+from harness.mcu.blob import codec
 from harness.meters.mcu_sim import McuSimMeter, SimConfig
-from harness.targets import TARGETS
+from harness.pipeline.variants import Base, produce_artefact
+from harness.targets import TARGETS, Artefact, ArtefactFile
 from harness.targets.mcu import McuConfig, McuTarget
 
 pytestmark = [pytest.mark.slow, needs_qemu]
@@ -35,7 +38,7 @@ def data() -> tuple[Network, np.ndarray, np.ndarray, bytes]:
     net, _ = random_model("dense-wide", rng)
     x_calib = rng.normal(size=(64, net.in_dim)).astype(np.float32)
     x_eval = rng.normal(size=(300, net.in_dim)).astype(np.float32)
-    return net, x_calib, x_eval, blob.export_blob(net, x_calib)
+    return net, x_calib, x_eval, codec.export_blob(net, x_calib)
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +56,13 @@ def _variant(tmp: Path, net: Network, blob_bytes: bytes | None) -> Variant:
     net.save(tmp / "net.npz")
     meta = {"task": "t", "technique": "int8", "steps": [{"technique": "int8", "params": {"mode": "static"}}]}
     return Variant("t", "v", "k", files, meta, tmp / "net.npz")
+
+
+def _load(target: McuTarget, v: Variant, tmp: Path, x_calib: np.ndarray | None = None) -> None:
+    """As the runner does: the variant pipeline produces the MCU blob, the target loads it."""
+    data = Dataset("t", np.zeros((1, 1), np.float32), np.zeros(1), x_calib)
+    base = Base("t", "base-key", Model(), data)
+    target.load(v, produce_artefact(base, v, target.artefact, tmp / "cache"))
 
 
 def test_fp32_and_dynamic_variants_are_not_run_as_int8(target: McuTarget, data, tmp_path: Path) -> None:
@@ -73,7 +83,7 @@ def test_fp32_and_dynamic_variants_are_not_run_as_int8(target: McuTarget, data, 
 
 def test_predict_on_device_equals_reference(target: McuTarget, data, tmp_path: Path) -> None:
     net, x_calib, x_eval, b = data
-    target.load(_variant(tmp_path, net, b))
+    _load(target, _variant(tmp_path, net, b), tmp_path)
     y = target.predict(x_eval)
     ref = reference.predict(b, x_eval)
     assert np.array_equal(y, ref)
@@ -84,12 +94,18 @@ def test_predict_on_device_equals_reference(target: McuTarget, data, tmp_path: P
 def test_variant_without_blob_is_exported_from_its_network(target: McuTarget, data, tmp_path: Path) -> None:
     net, x_calib, x_eval, b = data
     v = _variant(tmp_path, net, None)
-    assert target.supports(v) is None
-    target.set_calibration(x_calib)
-    target.load(v)
-    assert target.blob == blob.variant_blob(v, x_calib)  # the runner's export gives the same bytes
-    assert blob.read_blob(target.blob).model_id == "t"  # the task name becomes the EEMBC model id
+    assert target.supports(v) is None and target.artefact is Artefact.MCU_BLOB
+    _load(target, v, tmp_path, x_calib)  # the pipeline exports and calibrates, the target uploads
+    assert target.blob == codec.variant_blob(v, x_calib)  # the same bytes as a direct export
+    assert codec.read_blob(target.blob).model_id == "t"  # the task name becomes the EEMBC model id
     assert np.array_equal(target.predict(x_eval), reference.predict(b, x_eval))
+
+
+def test_load_refuses_another_artefact_kind(target: McuTarget, data, tmp_path: Path) -> None:
+    net, *_ = data
+    onnx = ArtefactFile(Artefact.ONNX, tmp_path / "model.onnx")
+    with pytest.raises(TargetError, match="loads blob files, was given onnx"):
+        target.load(_variant(tmp_path, net, None), onnx)
 
 
 def test_supports_names_missing_layers(target: McuTarget, tmp_path: Path) -> None:
@@ -101,14 +117,17 @@ def test_supports_names_missing_layers(target: McuTarget, tmp_path: Path) -> Non
 
 def test_windows_are_deterministic_and_energy_is_simulated(target: McuTarget, data, tmp_path: Path) -> None:
     net, _, x_eval, b = data
-    target.load(_variant(tmp_path, net, b))
+    _load(target, _variant(tmp_path, net, b), tmp_path)
     target.set_inputs(x_eval)
     meter = McuSimMeter(SimConfig(kind="mcu-sim"))
     meter.bind_target(target.info())
     meter.start()
     w1 = target.window(0.02)
+    meter.observe(w1)
     w2 = target.window(0.02)
+    meter.observe(w2)
     trace = meter.stop()
+    assert w1.simulated is not None and w1.simulated.instructions == w1.extra["instructions"]
     assert w1.n == w2.n and w1.instr_per_inference == w2.instr_per_inference > 0
     assert w1.extra["instructions"] == w2.extra["instructions"]
     jpi = target.profile.energy.joules_per_instruction  # type: ignore[union-attr]
@@ -122,7 +141,7 @@ def test_windows_are_deterministic_and_energy_is_simulated(target: McuTarget, da
 
 def test_a_fresh_target_reports_the_same_instruction_count(target: McuTarget, data, tmp_path: Path) -> None:
     net, _, x_eval, b = data
-    target.load(_variant(tmp_path, net, b))
+    _load(target, _variant(tmp_path, net, b), tmp_path)
     target.set_inputs(x_eval)
     first = target.window(0.01).instr_per_inference
     with _target(tmp_path) as t2:
@@ -147,7 +166,7 @@ def test_too_big_model_is_refused_before_sending(data, tmp_path: Path) -> None:
 
 def test_reset_mid_window_invalidates_it_then_recovers(target: McuTarget, data, tmp_path: Path) -> None:
     net, _, x_eval, b = data
-    target.load(_variant(tmp_path, net, b))
+    _load(target, _variant(tmp_path, net, b), tmp_path)
     probe = target._probe
     threading.Timer(0.3, lambda: target.qemu.monitor("system_reset")).start()
     with pytest.raises(WindowInvalid, match="reset"):
@@ -158,7 +177,7 @@ def test_reset_mid_window_invalidates_it_then_recovers(target: McuTarget, data, 
 
 def test_stalled_dut_invalidates_the_window(target: McuTarget, data, tmp_path: Path) -> None:
     net, _, _, b = data
-    target.load(_variant(tmp_path, net, b))
+    _load(target, _variant(tmp_path, net, b), tmp_path)
     target.qemu.monitor("stop")
     try:
         t0 = time.monotonic()

@@ -19,10 +19,11 @@ from harness.emulators.ppk2 import Ppk2Emulator
 from harness.emulators.profile import Profile
 from harness.errors import MeterUnavailable, WindowInvalid
 from harness.meters.base import Marker, Trace
+from harness.meters.energy import window_energy
 from harness.meters.nvml import Nvml, NvmlConfig, probe
 from harness.meters.pi5_pmic import Pi5Pmic, PmicConfig
 from harness.meters.um34c import Um34c, UmConfig
-from harness.meters.windows import MIN_WINDOW_S, energy_between, gpio_bounds, gpio_window, host_window
+from harness.meters.windows import MIN_WINDOW_S, gpio_bounds, gpio_window, host_window
 
 
 # --- NVML ---------------------------------------------------------------------------------------
@@ -179,7 +180,7 @@ def test_invalid_or_lossy_traces_give_invalid_windows() -> None:
 def test_host_window_trapezoid_and_gap() -> None:
     t = np.array([0.0, 1.0, 2.0, 5.0, 6.0])
     tr = Trace(t_s=t, power_w=np.array([1.0, 1.0, 3.0, 3.0, 3.0]))
-    assert energy_between(tr, 0.0, 2.0) == pytest.approx(3.0)
+    assert window_energy(tr, 0.0, 2.0) == pytest.approx(3.0)
     w = host_window(tr, 0.5, 5.5, 1, max_gap_s=2.0)
     assert not w.valid and "gap" in w.problem
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
-from report_fixtures import _row, make_db, rows
+from report_fixtures import make_db, record, rows
 from typer.testing import CliRunner
 
 from harness.cli.main import app
@@ -20,18 +20,19 @@ from harness.report.compare import (
     compare,
     judge_lower_better,
 )
+from harness.results.record import Result
 
 runner = CliRunner()
 
 
-def _verdicts(old: dict, new: dict) -> dict[str, str]:
+def _verdicts(old: Result, new: Result) -> dict[str, str]:
     (r,) = compare([old], [new])
-    return {c.metric: c.verdict for c in r["changes"]}
+    return {c.metric: c.verdict for c in r.changes}
 
 
 def test_change_within_the_ci_is_not_a_regression() -> None:
-    old = _row("t", "v", "int8", "cpu-ort", e=1.00e-4, e_ci=0.05, lat=1e-5, lat_ci=0.05)
-    new = _row("t", "v", "int8", "cpu-ort", e=1.08e-4, e_ci=0.05, lat=1.09e-5, lat_ci=0.05)
+    old = record("t", "v", "int8", "cpu-ort", e=1.00e-4, e_ci=0.05, lat=1e-5, lat_ci=0.05)
+    new = record("t", "v", "int8", "cpu-ort", e=1.08e-4, e_ci=0.05, lat=1.09e-5, lat_ci=0.05)
     v = _verdicts(old, new)
     assert (
         v["energy_per_inference_j"] == WITHIN and v["latency_p50_s"] == WITHIN and v["accuracy"] == UNCHANGED
@@ -39,37 +40,37 @@ def test_change_within_the_ci_is_not_a_regression() -> None:
 
 
 def test_change_beyond_the_ci_is_a_regression_or_an_improvement() -> None:
-    old = _row("t", "v", "int8", "cpu-ort", e=1.0e-4, e_ci=0.02, lat=1e-5, lat_ci=0.02)
-    worse = _row("t", "v", "int8", "cpu-ort", e=1.2e-4, e_ci=0.02, lat=0.8e-5, lat_ci=0.02)
+    old = record("t", "v", "int8", "cpu-ort", e=1.0e-4, e_ci=0.02, lat=1e-5, lat_ci=0.02)
+    worse = record("t", "v", "int8", "cpu-ort", e=1.2e-4, e_ci=0.02, lat=0.8e-5, lat_ci=0.02)
     v = _verdicts(old, worse)
     assert v["energy_per_inference_j"] == REGRESSION and v["latency_p50_s"] == IMPROVEMENT
     # the same change with wide CIs is not significant
-    wide = _row("t", "v", "int8", "cpu-ort", e=1.2e-4, e_ci=0.15, lat=1e-5)
+    wide = record("t", "v", "int8", "cpu-ort", e=1.2e-4, e_ci=0.15, lat=1e-5)
     assert (
-        _verdicts(_row("t", "v", "int8", "cpu-ort", e=1.0e-4, e_ci=0.15), wide)["energy_per_inference_j"]
+        _verdicts(record("t", "v", "int8", "cpu-ort", e=1.0e-4, e_ci=0.15), wide)["energy_per_inference_j"]
         == WITHIN
     )
 
 
 def test_classes_are_never_compared_and_missing_ci_is_said() -> None:
-    old = _row("t", "v", "int8", "cpu-ort", e=1e-4, cls="estimate")
-    new = _row("t", "v", "int8", "cpu-ort", e=1e-6, cls="external")
+    old = record("t", "v", "int8", "cpu-ort", e=1e-4, cls="estimate")
+    new = record("t", "v", "int8", "cpu-ort", e=1e-6, cls="external")
     assert _verdicts(old, new)["energy_per_inference_j"] == NOT_COMPARABLE
     assert (
-        _verdicts(_row("t", "v", "x", "c", e_ci=None), _row("t", "v", "x", "c"))["energy_per_inference_j"]
+        _verdicts(record("t", "v", "x", "c", e_ci=None), record("t", "v", "x", "c"))["energy_per_inference_j"]
         == NO_CI
     )
 
 
 def test_accuracy_drop_and_lost_minimum() -> None:
-    old = _row("t", "v", "int8", "cpu-ort", acc=0.95, min_acc=0.9)
-    assert _verdicts(old, _row("t", "v", "int8", "cpu-ort", acc=0.949, min_acc=0.9))["accuracy"] == REGRESSION
+    old = record("t", "v", "int8", "cpu-ort", acc=0.95, min_acc=0.9)
+    assert _verdicts(old, record("t", "v", "int8", "cpu-ort", acc=0.949, min_acc=0.9))["accuracy"] == REGRESSION
     (r,) = compare(
-        [old], [_row("t", "v", "int8", "cpu-ort", acc=0.949, min_acc=0.9)], accuracy_tolerance=0.005
+        [old], [record("t", "v", "int8", "cpu-ort", acc=0.949, min_acc=0.9)], accuracy_tolerance=0.005
     )
-    assert r["changes"][0].verdict == UNCHANGED and not r["regression"]
-    (r,) = compare([old], [_row("t", "v", "int8", "cpu-ort", acc=0.899, min_acc=0.9)], accuracy_tolerance=0.5)
-    assert r["changes"][0].verdict == REGRESSION  # fell below the task's minimum
+    assert r.changes[0].verdict == UNCHANGED and not r.regression
+    (r,) = compare([old], [record("t", "v", "int8", "cpu-ort", acc=0.899, min_acc=0.9)], accuracy_tolerance=0.5)
+    assert r.changes[0].verdict == REGRESSION  # fell below the task's minimum
 
 
 @given(a=st.floats(1e-9, 1.0), b=st.floats(1e-9, 1.0), ca=st.floats(0, 0.5), cb=st.floats(0, 0.5))

@@ -287,16 +287,15 @@ _NAME = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, ma
 @settings(deadline=None, max_examples=60)
 @given(task=_NAME, variant=_NAME, target=_NAME)
 def test_any_name_stays_text_in_html(task: str, variant: str, target: str) -> None:
+    from dataclasses import replace
     from html.parser import HTMLParser
 
-    from report_fixtures import _row
+    from report_fixtures import record
 
     from harness.report.html import to_html
     from harness.results.rank import leaderboard
-    from harness.results.store import RESULT_COLUMNS
 
-    raw = _row(task, variant, "int8", target)
-    r = {k: raw.get(k) for k in RESULT_COLUMNS} | {"id": 1, "run_id": 1, "created": 0.0}
+    r = replace(record(task, variant, "int8", target), id=1, run_id=1, created=0.0)
     page = to_html(leaderboard([r]), [])
 
     class Probe(HTMLParser):

@@ -31,7 +31,8 @@ from harness.ir.layers import Dense
 from harness.ir.model import Variant
 from harness.ir.network import Network
 from harness.ir.quant import calibrate
-from harness.targets.base import TARGETS
+from harness.targets.artefact import ArtefactFile
+from harness.targets.base import TARGETS, Target
 from harness.targets.ssh import SshConfig, SshTarget
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
@@ -184,6 +185,11 @@ def make_variant(folder: Path, name: str = "tiny", seed: int = 0, int8: bool = F
     return Variant(task="t", name=name, key=f"k{seed}", files={"onnx": onnx_p, "tflite": tfl_p}, meta={})
 
 
+def load(t: Target, variant: Variant) -> None:
+    """As the runner does: the variant's file of the kind the target declares, handed to load()."""
+    t.load(variant, ArtefactFile(t.artefact, variant.files[t.artefact.value]))
+
+
 def eval_set(n: int = 300, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, 16)).astype(np.float32)
@@ -196,7 +202,7 @@ def host_outputs(variant: Variant, runtime: str, batch: int, x: np.ndarray) -> n
     t = cpu(cpu.Config(name="host", kind="cpu", runtime=runtime, batch=batch))
     t.open()
     try:
-        t.load(variant)
+        load(t, variant)
         return t.predict(x)
     finally:
         t.close()
@@ -215,7 +221,7 @@ def test_accuracy_over_board_equals_host(
     x, y = eval_set()
     t = SshTarget(sshd.config(tmp_path / "board", runtime=runtime, batch=batch, threads=1))
     with t:
-        t.load(variant)
+        load(t, variant)
         out = t.predict(x)
         t.set_inputs(x)
         w = t.window(0.2, warmup_s=0.05)
@@ -241,7 +247,7 @@ def test_window_is_on_host_clock(sshd: Sshd, tmp_path: Path) -> None:
     variant = make_variant(tmp_path / "v")
     t = SshTarget(sshd.config(tmp_path / "board"))
     with t:
-        t.load(variant)
+        load(t, variant)
         before = time.perf_counter()
         w = t.window(0.3)
         after = time.perf_counter()
@@ -255,18 +261,18 @@ def test_files_are_cached_by_hash(sshd: Sshd, tmp_path: Path) -> None:
     variant = make_variant(tmp_path / "v")
     cfg = sshd.config(tmp_path / "board")
     with SshTarget(cfg) as t:
-        t.load(variant)
+        load(t, variant)
         assert t.pusher is not None
         first = list(t.pusher.uploaded)
     assert len(first) == 2  # the agent and the model
     with SshTarget(cfg) as t:
-        t.load(variant)
+        load(t, variant)
         assert t.pusher is not None
         assert t.pusher.uploaded == [] and len(t.pusher.skipped) == 2
         # a corrupted cached model is detected by its hash and uploaded again
         model = Path(t.loaded["remote_path"])
         model.write_bytes(b"garbage")
-        t.load(variant)
+        load(t, variant)
         assert t.pusher.uploaded == [str(model)]
         assert t.predict(eval_set(8)[0]).shape == (8, 4)
     # so is a corrupted agent: it is pushed again before it runs
@@ -357,7 +363,7 @@ def test_link_dropped_mid_window_is_invalid_then_rerun(sshd: Sshd, tmp_path: Pat
     variant = make_variant(tmp_path / "v")
     t = SshTarget(sshd.config(tmp_path / "board"))
     with t:
-        t.load(variant)
+        load(t, variant)
         t.window(0.05)  # calibrated: the next window goes straight to its `infer`
         pid, sshd_child = t.board["pid"], t.board["ppid"]
         got: dict[str, BaseException] = {}
@@ -400,7 +406,7 @@ def test_paths_with_shell_metacharacters(sshd: Sshd, tmp_path: Path) -> None:
     cwd = Path.cwd()
     t = SshTarget(sshd.config(root / f"board {METACHAR}"))
     with t:
-        t.load(variant)
+        load(t, variant)
         out = t.predict(x)
         w = t.window(0.05)
         assert t.info()["board_model"]
@@ -427,7 +433,7 @@ def test_throttling_and_pmic_are_recorded(sshd: Sshd, tmp_path: Path) -> None:
     variant = make_variant(tmp_path / "v")
     t = SshTarget(sshd.config(tmp_path / "board", vcgencmd=str(fake), pmic=True, pmic_period_ms=50))
     with t:
-        t.load(variant)
+        load(t, variant)
         w = t.window(0.3)
     assert w.extra["throttled"] is True
     assert w.extra["throttled_before"] == "0x50005"
@@ -494,7 +500,7 @@ board = {_toml(str(board))}
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     with Store.open(db, create=False) as store:
-        rows = {r["target"]: r for r in store.results()}
+        rows = {r.target: r.columns() for r in store.results()}  # records as their stored columns
         assert set(rows) == {"cpu", "pi5"}
         cpu, pi = rows["cpu"], rows["pi5"]
         assert cpu["status"] == pi["status"] == "done", (cpu.get("reason"), pi.get("reason"))
@@ -572,7 +578,7 @@ def test_runner_reruns_a_window_whose_link_dropped(sshd: Sshd, tmp_path: Path, m
     run_suite(load_suite(suite), db, cache=model_cache)
     assert agent_pid.exists(), "the link was never dropped"
     with Store.open(db, create=False) as store:
-        (row,) = store.results()
+        (row,) = [r.columns() for r in store.results()]
         assert row["status"] == "done", row.get("reason")
         wins = store.windows(row["id"])
         assert [w["valid"] for w in wins] == [0, 1]
@@ -609,7 +615,7 @@ def test_board_meter_from_profile_measures_the_window(sshd: Sshd, tmp_path: Path
             meter={"kind": "um34c", "url": emu.url, "simulated": True},
         )
         with SshTarget(cfg) as target:
-            target.load(make_variant(tmp_path / "v"))
+            load(target, make_variant(tmp_path / "v"))
             meter = make_meter({"kind": "auto"}, target)
             assert meter.info().energy_class == "simulated" and meter.info().marker_method == "host-clock"
             with meter:

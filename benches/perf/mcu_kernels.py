@@ -25,7 +25,8 @@ import numpy as np
 from harness.ir.layers import Butterfly, Dense, Monarch
 from harness.ir.layers.butterfly import random_butterfly
 from harness.ir.network import Network
-from harness.mcu import blob, reference
+from harness.mcu import reference
+from harness.mcu.blob import codec
 from harness.mcu.build import build_firmware
 from harness.mcu.protocol import DutClient
 from harness.mcu.qemu import QemuDut
@@ -38,8 +39,8 @@ def instructions_per_inference(
     elf: Path, net: Network, rng: np.random.Generator, n_inf: int
 ) -> tuple[float, str]:
     x = rng.normal(size=(32, net.in_dim)).astype(np.float32)
-    data = blob.export_blob(net, x)
-    qm = blob.read_blob(data)
+    data = codec.export_blob(net, x)
+    qm = codec.read_blob(data)
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "m.blob"
         path.write_bytes(data)

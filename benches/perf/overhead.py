@@ -20,6 +20,7 @@ from harness.ir.export.onnx_export import network_to_onnx_bytes
 from harness.ir.export.tflite_export import network_to_tflite
 from harness.ir.model import Variant
 from harness.pipeline.recipes import build_recipe
+from harness.targets.artefact import ArtefactFile
 from harness.targets.local import CpuConfig, CpuTarget
 
 
@@ -87,7 +88,7 @@ def main() -> None:
         for runtime, bare in (("litert", bare_litert), ("ort", bare_ort)):
             t = CpuTarget(CpuConfig(name="cpu", kind="cpu", runtime=runtime, threads=1, batch=1))
             t.open()
-            t.load(variant)
+            t.load(variant, ArtefactFile(t.artefact, variant.files[t.artefact.value]))
             t.set_inputs(x)
             t.window(0.3)  # warm-up both paths
             bare(variant.files["onnx" if runtime == "ort" else "tflite"], xs, 0.3)

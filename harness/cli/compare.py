@@ -47,7 +47,7 @@ def compare_command(
         typer.echo(f"wrote {output}", err=True)
     else:
         typer.echo(text, nl=False)
-    if fail and any(r["regression"] for r in rows):
+    if fail and any(r.regression for r in rows):
         raise typer.Exit(1)
 
 

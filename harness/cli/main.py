@@ -183,7 +183,7 @@ def _availability_table(title: str, rows: list[tuple[str, str | None]]) -> None:
 @app.command()
 def targets() -> None:
     """List target kinds and runtimes, and why unavailable ones are unavailable."""
-    from ..plugins import load_all
+    from ..registry import load_all
     from ..runtimes import RUNTIMES
     from ..targets import TARGETS
 

@@ -133,12 +133,9 @@ def meters(
     """List meter drivers (and why unavailable ones are), attached meters and board-profile URLs."""
     if ctx.invoked_subcommand is not None:
         return
-    try:
-        from ..plugins import load_all
+    from ..registry import load_all
 
-        load_all()
-    except ImportError:  # pragma: no cover - plugins module absent in a partial checkout
-        pass
+    load_all()
     t = Table(title="meter drivers")
     t.add_column("name")
     t.add_column("status")
@@ -199,7 +196,7 @@ def record(
     write_trace_csv(
         trace, output, {"meter": info.model, "class": info.energy_class, "boundary": info.boundary}
     )
-    from ..meters.windows import cumulative
+    from ..meters.energy import cumulative
 
     _, e = cumulative(trace) if len(trace.t_s) > 1 else (None, np.zeros(1))
     status = "[green]valid[/]" if trace.valid else f"[red]invalid[/]: {trace.problem}"

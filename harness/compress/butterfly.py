@@ -20,7 +20,7 @@ from ..errors import CompressionError
 from ..ir.layers import Butterfly, Layer
 from ..ir.layers.butterfly import check_butterfly_fits
 from .base import COMPRESSORS
-from .lowrank import RefitCompressor, dense_weight, require_fine_tuning
+from .refit import RefitCompressor, dense_weight, require_fine_tuning
 
 
 @COMPRESSORS.register("butterfly")

@@ -19,7 +19,7 @@ from ..errors import CompressionError
 from ..ir.layers import Layer, Monarch
 from ..ir.layers.monarch import check_monarch_fits
 from .base import COMPRESSORS
-from .lowrank import RefitCompressor, dense_weight, require_fine_tuning
+from .refit import RefitCompressor, dense_weight, require_fine_tuning
 
 
 @COMPRESSORS.register("monarch")

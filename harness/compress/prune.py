@@ -11,19 +11,17 @@ sparse layers natively.
 from __future__ import annotations
 
 import copy
-import time
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from ..errors import CompressionError
 from ..ir.data import Dataset
 from ..ir.layers import Dense
-from ..ir.model import Model
 from ..ir.network import Network
-from ..ir.train import accuracy, fit, training_data
-from .base import COMPRESSORS, Compressor
-from .lowrank import finish
+from ..ir.train import accuracy
+from .base import COMPRESSORS
+from .finetune import FineTuner, TrainRows
 
 
 def magnitude_masks(ws: list[np.ndarray], sparsity: float, scope: str) -> list[np.ndarray]:
@@ -46,12 +44,10 @@ def magnitude_masks(ws: list[np.ndarray], sparsity: float, scope: str) -> list[n
 
 
 @COMPRESSORS.register("prune")
-class Prune(Compressor):
+class Prune(FineTuner):
     """Magnitude pruning of dense weights to ``sparsity``, fine-tuned with fixed masks."""
 
     name = "prune"
-    needs_net = True
-    needs_training = True
 
     def __init__(
         self,
@@ -76,15 +72,12 @@ class Prune(Compressor):
         self.batch_size = batch_size
         self.seed = seed
 
-    def fit(self, model: Model, data: Dataset) -> Prune:
-        if model.net is None:
-            raise CompressionError("prune needs the model's network (IR); this model is a bare file")
-        t0 = time.perf_counter()
-        xtr, ytr, xva, yva = training_data(data, self.name)
-        net = Network([copy.deepcopy(layer) for layer in model.net.layers])
+    def tune(
+        self, base: Network, net: Network, rows: TrainRows, data: Dataset
+    ) -> tuple[Network, dict[str, Any]]:
         idx = [i for i, layer in enumerate(net.layers) if isinstance(layer, Dense)]
         if not idx:
-            raise CompressionError(f"prune: {model.net.describe()} has no dense layer to prune")
+            raise CompressionError(f"prune: {base.describe()} has no dense layer to prune")
         ws = [net.layers[i].w for i in idx]  # type: ignore[attr-defined]
         per_step = [
             self.epochs // self.steps + (1 if s < self.epochs % self.steps else 0) for s in range(self.steps)
@@ -92,7 +85,7 @@ class Prune(Compressor):
         oneshot = Network([copy.deepcopy(layer) for layer in net.layers])
         for i, m in zip(idx, magnitude_masks(ws, self.sparsity, self.scope), strict=True):
             oneshot.layers[i].w *= m  # type: ignore[attr-defined]
-        oneshot_val = accuracy(oneshot, xva, yva)  # the pruned net without fine-tuning (reported only)
+        oneshot_val = accuracy(oneshot, rows.x_val, rows.y_val)  # pruned, not fine-tuned (reported only)
         losses: list[float] = []
         for s in range(self.steps):
             target = self.sparsity * (s + 1) / self.steps
@@ -100,36 +93,23 @@ class Prune(Compressor):
             for w, m in zip(ws, masks, strict=True):
                 w *= m
             if per_step[s]:
-                res = fit(
+                res = self.train(
                     net,
-                    xtr,
-                    ytr,
+                    rows,
                     epochs=per_step[s],
-                    lr=self.lr,
-                    batch_size=self.batch_size,
                     seed=self.seed + s,
                     masks={i: [m, None] for i, m in zip(idx, masks, strict=True)},
-                    x_val=xva,
-                    y_val=yva,
                 )
                 losses += res.loss
         zeros = sum(int((w == 0).sum()) for w in ws)
         total = sum(w.size for w in ws)
-        self.net_ = net
-        self.entry_ = {
+        return net, {
             "layers": idx,
             "sparsity": zeros / total,
             "sparsity_per_layer": [float((w == 0).mean()) for w in ws],
-            "val_acc_base": accuracy(model.net, xva, yva),
+            "val_acc_base": accuracy(base, rows.x_val, rows.y_val),
             "val_acc_pruned_only": oneshot_val,
-            "val_acc_finetuned": accuracy(net, xva, yva),
+            "val_acc_finetuned": accuracy(net, rows.x_val, rows.y_val),
             "train_loss": losses,
-            "fit_s": time.perf_counter() - t0,
-            "n_params_base": model.net.n_params(),
-            "macs_base": model.net.macs(),
             "speedup_note": "size-only: dense runtimes multiply the zeros (no sparse kernels)",
         }
-        return self
-
-    def transform(self, model: Model) -> Model:
-        return finish(model, self.net_, self.name, self.get_params(), self.epochs, self.entry_)

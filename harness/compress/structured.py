@@ -8,28 +8,24 @@ dense network, so it speeds up on every runtime.
 
 from __future__ import annotations
 
-import copy
-import time
+from typing import Any
 
 import numpy as np
 
 from ..errors import CompressionError
 from ..ir.data import Dataset
 from ..ir.layers import Dense
-from ..ir.model import Model
 from ..ir.network import Network
-from ..ir.train import accuracy, fit, training_data
-from .base import COMPRESSORS, Compressor
-from .lowrank import finish
+from ..ir.train import accuracy
+from .base import COMPRESSORS
+from .finetune import FineTuner, TrainRows
 
 
 @COMPRESSORS.register("structured")
-class StructuredPrune(Compressor):
+class StructuredPrune(FineTuner):
     """Keep the ``keep`` fraction of neurons of every hidden layer between two dense layers; fine-tune."""
 
     name = "structured"
-    needs_net = True
-    needs_training = True
 
     def __init__(
         self,
@@ -50,13 +46,11 @@ class StructuredPrune(Compressor):
         self.seed = seed
         self.score_samples = score_samples
 
-    def fit(self, model: Model, data: Dataset) -> StructuredPrune:
-        if model.net is None:
-            raise CompressionError("structured pruning needs the model's network (IR)")
-        t0 = time.perf_counter()
-        xtr, ytr, xva, yva = training_data(data, self.name)
-        layers = [copy.deepcopy(layer) for layer in model.net.layers]
-        acts = Network(layers).activations(xtr[: self.score_samples])
+    def tune(
+        self, base: Network, net: Network, rows: TrainRows, data: Dataset
+    ) -> tuple[Network, dict[str, Any]]:
+        layers = list(net.layers)
+        acts = net.activations(rows.x[: self.score_samples])
         kept: dict[str, list[int]] = {}
         for i in range(len(layers) - 1):
             a, b = layers[i], layers[i + 1]
@@ -70,35 +64,17 @@ class StructuredPrune(Compressor):
             kept[str(i)] = [int(a.out_dim), int(n_keep)]
         if not kept:
             raise CompressionError(
-                f"structured: {model.net.describe()} has no hidden neurons between two dense layers to remove"
+                f"structured: {base.describe()} has no hidden neurons between two dense layers to remove"
             )
         net = Network(layers)
-        removed_val = accuracy(net, xva, yva)
-        res = fit(
-            net,
-            xtr,
-            ytr,
-            epochs=self.epochs,
-            lr=self.lr,
-            batch_size=self.batch_size,
-            seed=self.seed,
-            x_val=xva,
-            y_val=yva,
-        )
-        self.net_ = net
-        self.entry_ = {
+        removed_val = accuracy(net, rows.x_val, rows.y_val)
+        res = self.train(net, rows)
+        return net, {
             "neurons": kept,
-            "val_acc_base": accuracy(model.net, xva, yva),
+            "val_acc_base": accuracy(base, rows.x_val, rows.y_val),
             "val_acc_removed_only": removed_val,
-            "val_acc_finetuned": accuracy(net, xva, yva),
+            "val_acc_finetuned": accuracy(net, rows.x_val, rows.y_val),
             "best_epoch": res.best_epoch,
             "train_loss": res.loss,
-            "fit_s": time.perf_counter() - t0,
-            "n_params_base": model.net.n_params(),
-            "macs_base": model.net.macs(),
             "architecture": net.describe(),
         }
-        return self
-
-    def transform(self, model: Model) -> Model:
-        return finish(model, self.net_, self.name, self.get_params(), self.epochs, self.entry_)

@@ -15,6 +15,7 @@ import numpy as np
 from ..errors import ProtocolError, WindowInvalid
 from ..ir.model import Variant
 from ..suite import validate_target
+from ..targets.artefact import Artefact, ArtefactFile
 from ..targets.base import TARGETS, Target, Window
 from .profile import Endpoint
 
@@ -59,8 +60,12 @@ class PlacedTarget(Target):
     def supports(self, variant: Variant) -> str | None:
         return self.inner.supports(variant)
 
-    def load(self, variant: Variant) -> None:
-        self._call(self.inner.load, variant)
+    @property
+    def artefact(self) -> Artefact:
+        return self.inner.artefact
+
+    def load(self, variant: Variant, artefact: ArtefactFile) -> None:
+        self._call(self.inner.load, variant, artefact)
 
     def set_inputs(self, x: np.ndarray) -> None:
         self._call(self.inner.set_inputs, x)

@@ -432,7 +432,7 @@ class FarmRunner:
         if self._status_of(job.key) != "failed" or lost:
             with contextlib.suppress(FrugalbenchError):
                 runner.save_result(
-                    run_id, job.base, job.variant, job.tab, None, {"status": "failed", "reason": reason}
+                    run_id, job.base, job.variant, job.tab, None, status="failed", reason=reason
                 )
         with self._lock:
             self.summary.failed += 1

@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from ..results.record import Result
 from ..results.store import Store, WindowRow
 
 
@@ -43,11 +44,11 @@ class SharedStore:
         with self.lock:
             return self.store.finished_jobs()
 
-    def save_result(self, run_id: int, job_key: str, row: dict[str, Any], windows: list[WindowRow]) -> int:
+    def save_result(self, result: Result, windows: list[WindowRow]) -> int:
         with self.lock:
-            return self.store.save_result(run_id, job_key, row, windows)
+            return self.store.save_result(result, windows)
 
-    def results(self, **kw: Any) -> list[dict[str, Any]]:
+    def results(self, **kw: Any) -> list[Result]:
         with self.lock:
             return self.store.results(**kw)
 

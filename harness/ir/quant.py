@@ -7,12 +7,11 @@ shift per channel, as in TFLite's ``QuantizeMultiplier``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
-
-from .network import Network
 
 
 @dataclass(frozen=True)
@@ -101,7 +100,20 @@ def quantize_multiplier(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return q.astype(np.int32), exp.astype(np.int32)
 
 
-def calibrate(net: Network, x: np.ndarray) -> list[QParams]:
+class Calibratable(Protocol):
+    """What :func:`calibrate` needs of a network (:class:`harness.ir.network.Network` is one).
+
+    A protocol, not an import: this module is plain arithmetic under the IR, and the layers and
+    exporters above it import it.
+    """
+
+    @property
+    def layers(self) -> Sequence[object]: ...
+
+    def activations(self, x: np.ndarray) -> list[np.ndarray]: ...
+
+
+def calibrate(net: Calibratable, x: np.ndarray) -> list[QParams]:
     """Activation parameters for the network input and every layer output (min/max over ``x``).
 
     Layers with internal tensors (Monarch, butterfly, low-rank) also record their own ranges here
@@ -113,3 +125,110 @@ def calibrate(net: Network, x: np.ndarray) -> list[QParams]:
         if callable(hook):
             hook(a)
     return [activation_qparams(a.min(), a.max()) for a in acts]
+
+
+# Convolutions (additions for CONV_2D / DEPTHWISE_CONV_2D and the integer ops around them)
+
+
+def weight_qparams_axis(w: np.ndarray, axis: int) -> QParams:
+    """Symmetric per-channel parameters along ``axis`` (0 for OHWI CONV_2D, 3 for 1HWC depthwise)."""
+    w = np.asarray(w, dtype=np.float64)
+    flat = np.abs(np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)).max(axis=1)
+    scale = np.where(flat > 0, flat / 127.0, 1.0)
+    return QParams(scale, np.zeros(len(scale), dtype=np.int64), axis=axis)
+
+
+def quantize_conv(
+    w: np.ndarray, b: np.ndarray, s_in: float, axis: int
+) -> tuple[np.ndarray, QParams, np.ndarray]:
+    """int8 weights (symmetric per channel along ``axis``, zero point 0), their parameters and the
+    int32 bias (scale ``s_in * s_w[c]``, zero point 0), as the TFLite int8 spec defines them.
+
+    As in :func:`quantize_dense`, a channel whose bias would overflow int32 gets a larger scale.
+    Scales are rounded to float32 first (what the ``.tflite`` file stores), so the bias and the
+    weights are quantised with exactly the scales the kernels read back.
+    """
+    w = np.asarray(w, dtype=np.float64)
+    qp = weight_qparams_axis(w, axis)
+    s_in32 = float(np.float32(s_in))
+    need = np.abs(np.asarray(b, dtype=np.float64)) / (s_in32 * INT32_MAX) * 1.001
+    scale = np.maximum(qp.scale, need).astype(np.float32).astype(np.float64)
+    shape = [1] * w.ndim
+    shape[axis] = -1
+    qw = np.clip(np.round(w / scale.reshape(shape)), -127, 127).astype(np.int8)
+    return qw, QParams(scale, qp.zero_point, axis=axis), quantize_bias(b, s_in32, scale)
+
+
+def quantize_multiplier_tflite(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`quantize_multiplier` with TFLite's edge rules: a multiplier below ``2**-31``
+    (shift < -31) becomes ``(0, 0)``, rounding of the mantissa is half away from zero."""
+    m = np.atleast_1d(np.asarray(m, dtype=np.float64))
+    mant, exp = np.frexp(m)
+    q = (np.sign(mant) * np.floor(np.abs(mant) * (1 << 31) + 0.5)).astype(np.int64)
+    overflow = q == (1 << 31)
+    q[overflow] //= 2
+    exp[overflow] += 1
+    tiny = (exp < -31) | (m == 0)
+    q[tiny] = 0
+    exp[tiny] = 0
+    return q.astype(np.int32), exp.astype(np.int32)
+
+
+def conv_multipliers(s_in: float, s_w: np.ndarray, s_out: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel requantisation multiplier and shift as TFLite's ``PopulateConvolutionQuantizationParams``
+    computes them: float32 scales (as stored) multiplied in double, ``s_in * s_w[c] / s_out``."""
+    f32 = np.float32
+    real = np.float64(f32(s_in)) * np.asarray(s_w, dtype=f32).astype(np.float64) / np.float64(f32(s_out))
+    return quantize_multiplier_tflite(real)
+
+
+def _srdhm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """gemmlowp ``SaturatingRoundingDoublingHighMul`` on int64 arrays holding int32 values."""
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    prod = a * b
+    nudge = np.where(prod >= 0, 1 << 30, 1 - (1 << 30))
+    num = prod + nudge
+    # C++ integer division truncates toward zero
+    res = np.where(num >= 0, num // (1 << 31), -((-num) // (1 << 31)))
+    overflow = (a == b) & (a == -(1 << 31))
+    return np.where(overflow, INT32_MAX, res)
+
+
+def _rounding_divide_by_pot(x: np.ndarray, exponent: np.ndarray) -> np.ndarray:
+    """gemmlowp ``RoundingDivideByPOT`` (round half away from zero)."""
+    x = np.asarray(x, dtype=np.int64)
+    e = np.asarray(exponent, dtype=np.int64)
+    mask = (np.int64(1) << e) - 1
+    rem = x & mask
+    threshold = (mask >> 1) + (x < 0).astype(np.int64)
+    return (x >> e) + (rem > threshold).astype(np.int64)
+
+
+def multiply_by_quantized_multiplier(x: np.ndarray, mult: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """TFLite's ``MultiplyByQuantizedMultiplier`` (the default double-rounding build) on int arrays,
+    broadcasting ``mult``/``shift`` (e.g. per channel on the last axis)."""
+    shift = np.asarray(shift, dtype=np.int64)
+    left = np.maximum(shift, 0)
+    right = np.maximum(-shift, 0)
+    xs = np.asarray(x, dtype=np.int64) * (np.int64(1) << left)
+    xs = np.clip(xs, -(1 << 31), INT32_MAX)
+    return _rounding_divide_by_pot(_srdhm(xs, mult), right)
+
+
+def activation_range_int8(q: QParams, act: str | None) -> tuple[int, int]:
+    """int8 clamp range of a fused activation (``None``, ``"relu"``, ``"relu6"``) on output ``q``,
+    as TFLite's ``CalculateActivationRangeQuantized`` computes it."""
+    scale, zp = float(np.float32(q.scale)), int(q.zero_point)
+
+    def at(v: float) -> int:
+        r = np.float32(v) / np.float32(scale)
+        return zp + int(np.sign(r) * np.floor(abs(r) + 0.5))
+
+    if act is None:
+        return -128, 127
+    if act == "relu":
+        return max(-128, at(0.0)), 127
+    if act == "relu6":
+        return max(-128, at(0.0)), min(127, at(6.0))
+    raise ValueError(f"unknown fused activation {act!r}: use None, 'relu' or 'relu6'")

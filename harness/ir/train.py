@@ -228,6 +228,27 @@ def train_mlp(
     return net, res
 
 
+def sklearn_mlp(
+    x: np.ndarray, y: np.ndarray, hidden: Sequence[int], *, seed: int, max_iter: int = 200
+) -> Network:
+    """Train a ReLU MLP classifier with scikit-learn's ``MLPClassifier`` (deterministic in ``seed``, early
+    stopping on its own 10 % split) and return its IR; the recipes of the small bases use it."""
+    import warnings
+
+    from sklearn.neural_network import MLPClassifier
+
+    clf = MLPClassifier(
+        tuple(hidden), random_state=seed, max_iter=max_iter, early_stopping=True, n_iter_no_change=20
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning at max_iter is expected in quick recipes
+        clf.fit(x, y)
+    ws, bs = clf.coefs_, clf.intercepts_
+    layers: list[Layer] = [Dense(w, b, "relu") for w, b in zip(ws[:-1], bs[:-1], strict=True)]
+    layers.append(Dense(ws[-1], bs[-1]))
+    return Network(layers)
+
+
 # --- helpers shared by the fine-tuning compressors (prune, structured, lowrank, monarch, butterfly) ---
 
 

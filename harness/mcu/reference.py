@@ -1,7 +1,7 @@
 """NumPy interpreter of the MCU blob, bit-exact with the firmware's C kernels.
 
 Every layer accumulates in int64 (the firmware's int32 never overflows: the exporter checks it)
-and requantises with :func:`harness.mcu.blob.codec.requantize`, the same single-rounding arithmetic as
+and requantises with :func:`harness.mcu.blob.container.requantize`, the same single-rounding arithmetic as
 ``fb_requant`` in ``boards/firmware/src/kernels.h``.
 """
 
@@ -11,7 +11,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .blob.codec import (
+from .blob.codec import read_blob
+from .blob.container import (
     ARGMAX,
     BSR4,
     BUTTERFLY,
@@ -22,7 +23,6 @@ from .blob.codec import (
     BlobError,
     QLayer,
     QModel,
-    read_blob,
     requantize,
 )
 from .blob.factored import butterfly_forward, monarch_forward

@@ -1,4 +1,5 @@
-"""Shared plumbing for meter drivers: serial opening, stale-byte draining, a reader thread, traces.
+"""Shared plumbing for meter drivers: serial opening, stale-byte draining, a reader thread, traces,
+marker windows. (Polled meters share :class:`harness.meters.poller.Poller`.)
 
 Every serial driver opens its port with :func:`open_serial`, which calls ``serial.serial_for_url`` so
 ``/dev/ttyACM0``, a pty path from an emulator and ``socket://127.0.0.1:PORT`` all work the same.
@@ -17,8 +18,11 @@ from typing import Literal
 import numpy as np
 import serial
 
-from ..errors import MeterError, MeterUnavailable, ProtocolError
-from .base import Marker, MeterConfig, Trace
+from ..errors import MeterError, MeterUnavailable, ProtocolError, WindowInvalid
+from .base import MeterConfig
+from .energy import window_energy
+from .trace import Marker, Trace
+from .windows import gpio_window
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +192,7 @@ def sampled_trace(
     """A meter-clock trace of uniformly sampled power: sample ``i`` averages ``[i/r, (i+1)/r)``.
 
     ``t_s`` holds sample centres. ``extra['edges_energy_j']`` holds the cumulative energy at the sample
-    edges ``i/r`` so marker windows integrate exactly (see :mod:`harness.meters.windows`).
+    edges ``i/r`` so marker windows integrate exactly (see :mod:`harness.meters.energy`).
     """
     p = np.asarray(power_w, dtype=np.float64)
     t = (np.arange(len(p)) + 0.5) / rate_hz
@@ -274,9 +278,6 @@ class MarkerWindows:
         return None
 
     def window_energy(self, trace: Trace, t_start: float, t_end: float, n: int) -> tuple[float, str]:
-        from ..errors import WindowInvalid
-        from .windows import energy_between, gpio_window
-
         choice = self.marker_choice()
         ch = self.marker_channel()
         has = any(ch is None or m.channel == ch for m in trace.markers)
@@ -286,98 +287,8 @@ class MarkerWindows:
                 raise WindowInvalid(f"energy window invalid: {w.problem}")
             return w.e_win_j, "gpio"
         if trace.host_aligned:
-            return energy_between(trace, t_start, t_end), "host-clock"
+            return window_energy(trace, t_start, t_end), "host-clock"
         t0 = trace.extra.get("host_t0")
         if t0 is None:
             raise WindowInvalid("trace has no markers and no host-clock origin; wire the DUT's marker pin")
-        return energy_between(trace, t_start - t0, t_end - t0), "host-clock"
-
-
-class Poller:
-    """Calls ``read()`` every ``1/poll_hz`` s on a thread; each value is stamped with the host
-    ``perf_counter`` midpoint of its request.
-
-    A :class:`~harness.errors.ProtocolError` is a rejected reading (bad frame), a
-    :class:`~harness.errors.MeterError` a missed one (no reply); any other exception, or
-    ``max_failures`` failures in a row, means the link is lost (``lost`` says why).
-    """
-
-    def __init__(self, read: Callable[[], float], poll_hz: float, max_failures: int = 5, what: str = "poll"):
-        self.read = read
-        self.period = 1.0 / poll_hz
-        self.max_failures = max_failures
-        self.what = what
-        self.t: list[float] = []
-        self.v: list[float] = []
-        self.rejected: list[str] = []
-        self.missed = 0
-        self.lost = ""
-        self._halt = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None
-
-    def start(self) -> None:
-        self.t, self.v, self.rejected, self.missed = [], [], [], 0
-        self._halt.clear()
-        self._thread = threading.Thread(target=self._run, daemon=True, name=f"{self.what}-poll")
-        self._thread.start()
-
-    def stop(self, join_s: float = 5.0) -> None:
-        """Stop after one more reading, so the trace covers the instant ``stop()`` was called.
-
-        Without it a slow meter (2 Hz) ends its trace before the window it measured ends, and the
-        window's energy cannot be integrated.
-        """
-        t_stop = time.perf_counter()
-        deadline = t_stop + min(join_s, 3 * self.period + 1.0)
-        while (
-            self._thread is not None
-            and self._thread.is_alive()
-            and (not self.t or self.t[-1] < t_stop)
-            and time.perf_counter() < deadline
-        ):
-            time.sleep(min(self.period / 10, 0.01))
-        self._halt.set()
-        if self._thread is not None:
-            self._thread.join(join_s)
-        self._thread = None
-
-    def _run(self) -> None:
-        nxt = time.perf_counter()
-        failures = 0
-        while not self._halt.is_set():
-            t_req = time.perf_counter()
-            try:
-                value = self.read()
-            except ProtocolError as exc:
-                self.rejected.append(str(exc))
-                failures += 1
-            except MeterError:
-                self.missed += 1
-                failures += 1
-            except Exception as exc:  # noqa: BLE001 - serial/library errors: the link is gone
-                self.lost = f"meter connection lost: {exc}"
-                return
-            else:
-                self.t.append((t_req + time.perf_counter()) / 2)
-                self.v.append(value)
-                failures = 0
-            if failures >= self.max_failures:
-                self.lost = f"meter stopped answering ({failures} failed {self.what}s in a row)"
-                return
-            nxt += self.period
-            self._halt.wait(max(0.0, nxt - time.perf_counter()))
-
-    def problems(self) -> list[str]:
-        out = [self.lost] if self.lost else []
-        out += list(dict.fromkeys(self.rejected))
-        if self.missed:
-            out.append(f"{self.missed} {self.what}s got no reply")
-        return out
-
-    def power_trace(self, extra: dict | None = None) -> Trace:
-        """The readings as a host-clock power trace."""
-        return polled_trace(self.t, self.v, len(self.rejected) + self.missed, self.problems(), extra)
+        return window_energy(trace, t_start - t0, t_end - t0), "host-clock"

@@ -1,24 +1,32 @@
-"""The meter contract and its typed trace.
+"""The meter contract.
 
 Every serial driver opens its port with ``serial.serial_for_url(url)`` so an emulator on a pty or
 ``socket://`` is indistinguishable from hardware. Classes of measurement are never mixed in a ranking.
+
+Measuring one timed window (Zeus-style begin/end)::
+
+    meter.begin_window()                   # start recording
+    w = target.window(...)                 # the target times n inferences
+    ew = meter.end_window(w)               # stop; the window it measured is passed in, never looked up
+
+``end_window`` = ``stop()`` then ``energy_window(trace, w)``; a meter that computes a window's energy
+from the window itself (an instruction-count model) overrides ``energy_window`` or ``end_window``.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from ..registry import Registry
+from .energy import window_energy
+from .trace import EnergyClass, Marker, MarkerMethod, TimedWindow, Trace
+from .windows import EnergyWindow, timed_window
 
 METERS: Registry[type[Meter]] = Registry("meter")
-
-EnergyClass = Literal["external", "counter", "simulated", "estimate"]
-MarkerMethod = Literal["gpio", "host-clock", "none"]
 
 
 class MeterConfig(BaseModel):
@@ -39,37 +47,6 @@ class MeterInfo:
     accuracy: str
     marker_method: MarkerMethod
     note: str = ""
-
-
-@dataclass(frozen=True)
-class Marker:
-    """An in-stream event (GPIO edge, logic input change) at meter time ``t_s``."""
-
-    t_s: float
-    channel: int
-    level: int
-
-
-@dataclass(frozen=True)
-class Trace:
-    """Samples recorded between ``start()`` and ``stop()``.
-
-    Exactly one of ``power_w`` (instantaneous samples) or ``energy_j`` (a cumulative counter) is set.
-    ``t_s`` is in host ``time.perf_counter()`` seconds when ``host_aligned`` is True, else in the
-    meter's own clock (then only markers can place a window). ``dropped`` counts lost samples;
-    ``valid`` is False if the meter was lost mid-trace (``problem`` says why).
-    """
-
-    t_s: np.ndarray
-    power_w: np.ndarray | None = None
-    energy_j: np.ndarray | None = None
-    rate_hz: float | None = None
-    markers: list[Marker] = field(default_factory=list)
-    dropped: int = 0
-    host_aligned: bool = True
-    valid: bool = True
-    problem: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Meter(ABC):
@@ -108,10 +85,33 @@ class Meter(ABC):
 
         Default: host-clock alignment, integrating the trace between the window's host timestamps.
         Meters with in-stream markers (GPIO events) or a model of their own override it.
+        Raises ValueError if the trace does not cover the window.
         """
-        from .energy import window_energy
-
         return window_energy(trace, t_start, t_end), "host-clock"
+
+    def begin_window(self) -> None:
+        """Start measuring one timed window (default: ``start()``)."""
+        self.start()
+
+    def end_window(self, window: TimedWindow) -> EnergyWindow:
+        """Stop measuring and return the energy of ``window``, the target's timed window."""
+        return self.energy_window(self.stop(), window)
+
+    def energy_window(self, trace: Trace, window: TimedWindow) -> EnergyWindow:
+        """``window``'s energy from ``trace``: invalid (saying why) if the trace is invalid, lost
+        samples or does not cover the window. Errors of the link (MeterError, WindowInvalid) propagate.
+        """
+        if not trace.valid or trace.dropped:
+            return timed_window(
+                trace, window, None, "none", trace.problem or f"{trace.dropped} samples dropped"
+            )
+        try:
+            e, method = self.window_energy(trace, window.t_start, window.t_end, window.n)
+        except ValueError as exc:  # the trace does not cover the window
+            return timed_window(
+                trace, window, None, "none", f"energy window not covered by the meter trace: {exc}"
+            )
+        return timed_window(trace, window, e, method)
 
     def close(self) -> None:
         """Release the meter (idempotent)."""
@@ -122,3 +122,6 @@ class Meter(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+__all__ = ["METERS", "EnergyClass", "Marker", "MarkerMethod", "Meter", "MeterConfig", "MeterInfo", "Trace"]

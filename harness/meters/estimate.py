@@ -13,7 +13,7 @@ import numpy as np
 from pydantic import Field
 
 from .base import METERS, Meter, MeterConfig, MeterInfo, Trace
-from .sampler import Sampler
+from .poller import Poller
 
 
 class EstimateConfig(MeterConfig):
@@ -30,7 +30,7 @@ class EstimateMeter(Meter):
     def __init__(self, config: EstimateConfig) -> None:  # type: ignore[override]
         super().__init__(config)
         self.cores = config.cores or 1
-        self._sampler = Sampler(lambda: 0.0, 1.0)
+        self._poller = Poller(lambda: 0.0, 1.0, what="time stamp")
 
     def bind_target(self, target_info: dict[str, Any]) -> None:
         if self.config.cores is None:
@@ -44,10 +44,11 @@ class EstimateMeter(Meter):
         pass
 
     def start(self) -> None:
-        self._sampler.start()
+        self._poller.start()
 
     def stop(self) -> Trace:
-        t, _ = self._sampler.stop()
+        self._poller.stop()
+        t = np.asarray(self._poller.t)
         return Trace(t_s=t, power_w=np.full(len(t), self.power_w), rate_hz=None)
 
     def info(self) -> MeterInfo:

@@ -15,8 +15,9 @@ import time
 import serial
 
 from ..errors import ConfigError, MeterError, ProtocolError, StateError
-from ._common import MeterProtocolError, Poller, SerialMeterConfig, drain_stale, open_serial, read_some
+from ._common import MeterProtocolError, SerialMeterConfig, drain_stale, open_serial, read_some
 from .base import METERS, Meter, MeterInfo, Trace
+from .poller import Poller
 
 CHIPS = {
     "ina219": {"shunt_lsb": 10e-6, "cal_k": 0.04096, "power_k": 20},

@@ -2,13 +2,13 @@
 
 Model (stated in every result): ``E = instructions x CPI x P_run / f_clk`` with the named MCU's run
 power and clock from the board profile's ``[energy]`` table (e.g. STM32L4R5ZI, 32.9 mW at 120 MHz).
-Class ``simulated``: never ranked against measured energy. The MCU target publishes each window's
-instruction count here (:func:`publish`); the meter turns the ones inside its start/stop into a trace.
+Class ``simulated``: never ranked against measured energy. Each timed window of the MCU target
+carries its instruction count and energy model (``TimedWindow.simulated``); ``end_window`` records the window
+(:meth:`McuSimMeter.observe`), and ``stop()`` turns the windows observed since ``start()`` into a trace.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -18,31 +18,18 @@ from pydantic import Field
 
 from ..errors import MeterError
 from .base import METERS, Meter, MeterConfig, MeterInfo, Trace
+from .trace import TimedWindow
+from .windows import EnergyWindow
 
 
 @dataclass(frozen=True)
 class SimWindow:
+    """One observed window: its host timestamps, instruction count and price per instruction."""
+
     t_start: float
     t_end: float
     instructions: float
     joules_per_instruction: float
-    model: str
-
-
-_LEDGER: list[SimWindow] = []
-_LOCK = threading.Lock()
-
-
-def publish(w: SimWindow) -> None:
-    """Called by the MCU target after each timed window under an emulator."""
-    with _LOCK:
-        _LEDGER.append(w)
-        del _LEDGER[:-1000]
-
-
-def _between(t0: float, t1: float) -> list[SimWindow]:
-    with _LOCK:
-        return [w for w in _LEDGER if w.t_start >= t0 and w.t_end <= t1]
 
 
 class SimConfig(MeterConfig):
@@ -62,6 +49,7 @@ class McuSimMeter(Meter):
     def __init__(self, config: SimConfig) -> None:  # type: ignore[override]
         super().__init__(config)
         self._t0: float | None = None
+        self._seen: list[SimWindow] = []
         self.model = "set by the MCU target (bind_target)"
 
     def open(self) -> None:
@@ -72,19 +60,34 @@ class McuSimMeter(Meter):
 
     def start(self) -> None:
         self._t0 = time.perf_counter()
+        self._seen = []
+
+    def observe(self, window: TimedWindow) -> None:
+        """Record a window that carries simulated-energy information (others are ignored)."""
+        sim = window.simulated
+        if sim is not None:
+            self._seen.append(
+                SimWindow(window.t_start, window.t_end, sim.instructions, sim.joules_per_instruction)
+            )
+
+    def end_window(self, window: TimedWindow) -> EnergyWindow:
+        """Record ``window`` (its simulated energy comes with it), then stop and price it."""
+        self.observe(window)
+        return super().end_window(window)
 
     def stop(self) -> Trace:
         if self._t0 is None:
             raise MeterError("mcu-sim: stop() without start()")
         t0, t1 = self._t0, time.perf_counter()
         self._t0 = None
-        wins = _between(t0, t1)
+        wins = [w for w in self._seen if w.t_start >= t0 and w.t_end <= t1]
+        self._seen = []
         if not wins:
             return Trace(
                 t_s=np.array([t0, t1]),
                 energy_j=np.zeros(2),
                 valid=False,
-                problem="mcu-sim: no emulated MCU window was published; use it with an emulated mcu target",
+                problem="mcu-sim: no emulated MCU window was observed; use it with an emulated mcu target",
             )
         ts, es, e = [t0], [0.0], 0.0
         for w in wins:  # cumulative energy: flat between windows, linear inside each window
@@ -97,18 +100,17 @@ class McuSimMeter(Meter):
             t_s=np.array(ts),
             energy_j=np.array(es),
             rate_hz=None,
-            extra={"windows": [(w.t_start, w.t_end, w.instructions) for w in wins]},
+            extra={"windows": [(w.t_start, w.t_end, w.instructions, self._jpi(w)) for w in wins]},
         )
 
     def _jpi(self, w: SimWindow) -> float:
         return self.config.joules_per_instruction or w.joules_per_instruction
 
     def window_energy(self, trace: Trace, t_start: float, t_end: float, n: int) -> tuple[float, str]:
-        for a, b, instr in trace.extra.get("windows", []):
+        for a, b, instr, jpi in trace.extra.get("windows", []):
             if a == t_start and b == t_end:
-                w = next(x for x in _between(a, b) if x.t_start == a and x.t_end == b)
-                return self._jpi(w) * instr, "icount"
-        raise MeterError("mcu-sim: no published window matches these timestamps")
+                return jpi * instr, "icount"
+        raise MeterError("mcu-sim: no observed window matches these timestamps")
 
     def info(self) -> MeterInfo:
         return MeterInfo(

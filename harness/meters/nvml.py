@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import MeterError, MeterUnavailable, StateError
-from ._common import Poller
 from .base import METERS, Meter, MeterConfig, MeterInfo, Trace
+from .poller import Poller
 
 INSTALL = "pip install nvidia-ml-py (frugalbench[nvml])"
 

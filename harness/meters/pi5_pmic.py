@@ -13,8 +13,9 @@ import shutil
 import subprocess
 
 from ..errors import MeterUnavailable, ProtocolError, StateError
-from ._common import MeterProtocolError, Poller
+from ._common import MeterProtocolError
 from .base import METERS, Meter, MeterConfig, MeterInfo, Trace
+from .poller import Poller
 
 _LINE = re.compile(r"^\s*([A-Z0-9_]+)_([AV])\s+(current|volt)\(\d+\)=([-+0-9.eE]+)([AV])\s*$")
 

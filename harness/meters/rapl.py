@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from pydantic import Field
 
 from ..errors import MeterUnavailable
 from .base import METERS, Meter, MeterConfig, MeterInfo, Trace
-from .sampler import Sampler
+from .poller import Poller
 
 DEFAULT_ROOT = "/sys/class/powercap"
 
@@ -86,7 +87,7 @@ class RaplMeter(Meter):
     def __init__(self, config: RaplConfig) -> None:  # type: ignore[override]
         super().__init__(config)
         self._domains: list[_Domain] = []
-        self._sampler: Sampler | None = None
+        self._poller: Poller | None = None
 
     @classmethod
     def availability(cls, root: str = DEFAULT_ROOT) -> str | None:
@@ -98,27 +99,27 @@ class RaplMeter(Meter):
 
     def open(self) -> None:
         self._domains = [_Domain(p) for p in find_domains(self.config.root)]
-        self._sampler = Sampler(self._read_j, self.config.period_s)
+        self._poller = Poller(self._read_j, 1 / self.config.period_s, what="counter read")
 
     def _read_j(self) -> float:
         return sum(d.advance() for d in self._domains) * 1e-6
 
     def start(self) -> None:
-        if self._sampler is None:
+        if self._poller is None:
             self.open()
-        assert self._sampler is not None
-        self._sampler.start()
+        assert self._poller is not None
+        self._poller.start()
 
     def stop(self) -> Trace:
-        assert self._sampler is not None
-        t, e = self._sampler.stop()
-        err = self._sampler.error
+        assert self._poller is not None
+        self._poller.stop()
+        err, problems = self._poller.error, self._poller.problems()
         return Trace(
-            t_s=t,
-            energy_j=e,
+            t_s=np.asarray(self._poller.t),
+            energy_j=np.asarray(self._poller.v, dtype=np.float64),
             rate_hz=1 / self.config.period_s,
-            valid=err is None,
-            problem=f"RAPL read failed mid-window: {err}" if err else "",
+            valid=not problems,
+            problem=f"RAPL read failed mid-window: {err}" if err else "; ".join(problems),
         )
 
     def info(self) -> MeterInfo:

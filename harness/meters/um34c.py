@@ -18,8 +18,9 @@ from typing import Literal
 import serial
 
 from ..errors import ConfigError, MeterError, ProtocolError, StateError
-from ._common import MeterProtocolError, Poller, SerialMeterConfig, drain_stale, open_serial
+from ._common import MeterProtocolError, SerialMeterConfig, drain_stale, open_serial
 from .base import METERS, Meter, MeterInfo, Trace
+from .poller import Poller
 
 FRAME_LEN = 130
 MODEL_IDS = {0x0963: "UM24C", 0x09C9: "UM25C", 0x0D4C: "UM34C"}

@@ -16,7 +16,8 @@ from typing import Literal
 import numpy as np
 
 from ..errors import WindowInvalid
-from .base import Marker, MarkerMethod, Trace
+from .energy import cumulative, window_energy
+from .trace import Marker, TimedWindow, Trace
 
 #: Default minimum window lengths (MLPerf Tiny: ≥ 10 s on an MCU; ≥ 60 s on a Pi with a 2 Hz meter).
 MIN_WINDOW_S = {"mcu": 10.0, "pi": 60.0}
@@ -29,10 +30,10 @@ class EnergyWindow:
     e_win_j: float
     t_s: float
     n: int
-    method: MarkerMethod
+    method: str  # "gpio", "host-clock", or a meter's own ("icount")
     t0: float
     t1: float
-    n_samples: int
+    n_samples: int | None  # samples inside the window; None if its edges are not on the trace's clock
     dropped: int
     valid: bool
     problem: str = ""
@@ -63,34 +64,28 @@ class EnergyWindow:
         return self
 
 
-def cumulative(trace: Trace) -> tuple[np.ndarray, np.ndarray]:
-    """Cumulative energy (J) at instants on the trace's clock, exact for the trace's sample model.
+def timed_window(
+    trace: Trace, window: TimedWindow, e_win_j: float | None, method: str, problem: str = ""
+) -> EnergyWindow:
+    """The energy window of a target's timed ``window``, integrated by a meter from ``trace``.
 
-    Uniformly sampled meter traces carry ``extra['edges_energy_j']`` (energy at the sample edges
-    ``i/rate``: each sample is the mean power of its period), counters carry ``energy_j``; polled power
-    readings are integrated with the trapezoid rule.
+    ``e_win_j`` is None (and ``problem`` says why) when the meter could not integrate it; the window is
+    then invalid. Edges are the window's host instants; ``n_samples`` is counted only on a host-clock
+    trace (None on a meter-clock trace, whose window a meter places by its markers).
     """
-    if trace.energy_j is not None:
-        e = np.asarray(trace.energy_j, dtype=np.float64)
-        return np.asarray(trace.t_s, dtype=np.float64), e - e[0]
-    edges = trace.extra.get("edges_energy_j")
-    if edges is not None and trace.rate_hz:
-        t = np.arange(len(edges)) / trace.rate_hz
-        return t, np.asarray(edges, dtype=np.float64)
-    if trace.power_w is None:
-        raise ValueError("trace holds neither power samples nor an energy counter")
-    t = np.asarray(trace.t_s, dtype=np.float64)
-    p = np.asarray(trace.power_w, dtype=np.float64)
-    e = np.concatenate(([0.0], np.cumsum(np.diff(t) * (p[1:] + p[:-1]) / 2)))
-    return t, e
-
-
-def energy_between(trace: Trace, t0: float, t1: float) -> float:
-    """Energy (J) between ``t0`` and ``t1`` on the trace's clock."""
-    t, e = cumulative(trace)
-    if len(t) < 2 or t0 < t[0] - 1e-12 or t1 > t[-1] + 1e-12:
-        raise ValueError(f"window [{t0:.6f}, {t1:.6f}] s is outside the trace [{t[0]:.6f}, {t[-1]:.6f}] s")
-    return float(np.interp(t1, t, e) - np.interp(t0, t, e))
+    t0, t1 = window.t_start, window.t_end
+    return EnergyWindow(
+        e_win_j=math.nan if e_win_j is None else e_win_j,
+        t_s=t1 - t0,
+        n=window.n,
+        method=method,
+        t0=t0,
+        t1=t1,
+        n_samples=_samples_in(trace, t0, t1) if trace.host_aligned else None,
+        dropped=trace.dropped,
+        valid=e_win_j is not None and not problem,
+        problem=problem if e_win_j is not None or problem else "no energy integrated",
+    )
 
 
 def _samples_in(trace: Trace, t0: float, t1: float) -> int:
@@ -112,7 +107,7 @@ def idle_power(trace: Trace, intervals: list[tuple[float, float]]) -> tuple[floa
     for a, b in intervals:
         a, b = max(a, float(t[0])), min(b, float(t[-1]))
         if b - a > 0:
-            means.append(energy_between(trace, a, b) / (b - a))
+            means.append(window_energy(trace, a, b) / (b - a))
     if not means:
         return None, None
     mean = float(np.mean(means))
@@ -132,7 +127,7 @@ def _finish(
     t0: float,
     t1: float,
     n: int,
-    method: MarkerMethod,
+    method: str,
     idle: list[tuple[float, float]],
     problems: list[str],
     min_s: float | None,
@@ -145,7 +140,7 @@ def _finish(
     if trace.dropped:
         problems.append(f"{trace.dropped} samples dropped")
     try:
-        e = energy_between(trace, t0, t1)
+        e = window_energy(trace, t0, t1)
     except ValueError as exc:
         problems.append(str(exc))
         e = math.nan

@@ -13,16 +13,6 @@ from ..runtimes import RUNTIMES
 from ..stats import median_ci, percentiles, rel_half_width
 from ..sysinfo import host_summary
 
-_ORT_DTYPES = {
-    "tensor(float)": np.float32,
-    "tensor(float16)": np.float16,
-    "tensor(double)": np.float64,
-    "tensor(int64)": np.int64,
-    "tensor(int32)": np.int32,
-    "tensor(int8)": np.int8,
-    "tensor(uint8)": np.uint8,
-}
-
 
 @dataclass
 class BenchResult:
@@ -169,6 +159,16 @@ def _make_input(
     return rng.integers(max(info.min, -128), min(info.max, 127) + 1, size=dims).astype(dt)
 
 
+def _runtime_for(path: Path) -> str:
+    """The registered runtime that loads files with ``path``'s extension."""
+    names = [n for n in RUNTIMES.names() if f".{RUNTIMES.get(n).format}" == path.suffix]
+    if not names:
+        raise ModelError(
+            f"{path}: unknown extension {path.suffix!r}; give --runtime {'|'.join(RUNTIMES.names())}"
+        )
+    return names[0]
+
+
 def bench_model(
     path: Path,
     *,
@@ -187,9 +187,7 @@ def bench_model(
     _check_file(path)
     shapes, values = shapes or {}, values or {}
     if runtime is None:
-        runtime = {".onnx": "ort", ".tflite": "litert"}.get(path.suffix)
-        if runtime is None:
-            raise ModelError(f"{path}: unknown extension {path.suffix!r}; give --runtime ort|litert")
+        runtime = _runtime_for(path)
     cls = RUNTIMES.get(runtime)
     if path.suffix != f".{cls.format}" and path.suffix in (".onnx", ".tflite"):
         raise ModelError(f"runtime {runtime} loads .{cls.format} files, not {path.suffix}")
@@ -199,13 +197,7 @@ def bench_model(
         params, macs = tflite_params(path), None
     rt = cls(path, threads=threads, batch=batch)
     rng = np.random.default_rng(seed)
-    if runtime == "ort":
-        specs = [(n, shp, _ORT_DTYPES.get(t, np.float32)) for n, shp, t in rt.inputs]  # type: ignore[attr-defined]
-    else:
-        dtype = getattr(rt, "_dtype", np.float32)
-        if np.dtype(dtype).kind in "iu":
-            dtype = np.float32  # the runtime quantises float inputs with the model's own parameters
-        specs = [("input", rt.input_shape, dtype)]
+    specs = rt.input_specs  # names, shapes and the dtypes the runtime takes
     unknown = sorted((set(shapes) | set(values)) - {n for n, _, _ in specs})
     if unknown:
         raise ModelError(f"no input named {unknown}; the model's inputs are {[n for n, _, _ in specs]}")
@@ -213,11 +205,7 @@ def bench_model(
         {n: _make_input(n, shp, dt, batch, rng, shapes.get(n), values.get(n)) for n, shp, dt in specs}
         for _ in range(8)
     ]
-    if runtime == "ort":
-        loop = lambda k: rt.timed_feeds(feeds, k)  # type: ignore[attr-defined]  # noqa: E731
-    else:
-        batches = [f["input"] for f in feeds]
-        loop = lambda k: rt.timed_loop(batches, k)  # noqa: E731
+    loop = lambda k: rt.timed_feeds(feeds, k)  # noqa: E731
     probe = loop(10)
     per_call = max(float(np.median(probe)) * 1e-9, 1e-7)
     loop(max(1, int(warmup_s / per_call)))

@@ -2,6 +2,7 @@
 
 Recipes live in ``models/`` (installed as ``frugalbench_models``); each module registers with
 :data:`RECIPES` and exposes ``build(seed, **params) -> (Network, Dataset)``, deterministic in ``seed``.
+They train with :mod:`harness.ir.train` (``train_mlp``, ``sklearn_mlp``) and split with :func:`split`.
 """
 
 from __future__ import annotations
@@ -13,11 +14,9 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from sklearn.neural_network import MLPClassifier
 
 from ..errors import ConfigError
 from ..ir.data import Dataset
-from ..ir.layers import Dense
 from ..ir.network import Network
 from ..registry import Registry
 
@@ -52,22 +51,6 @@ def build_recipe(name: str, seed: int, params: dict[str, Any]) -> tuple[Network,
         allowed = [p for p in sig.parameters if p != "seed"]
         raise ConfigError(f"recipe {name!r} has no parameter {unknown}; it takes: {allowed}")
     return fn(seed=seed, **params)
-
-
-def train_mlp(x: np.ndarray, y: np.ndarray, hidden: list[int], *, seed: int, max_iter: int = 200) -> Network:
-    """Train a ReLU MLP classifier with scikit-learn (deterministic in ``seed``) and return its IR."""
-    clf = MLPClassifier(
-        tuple(hidden), random_state=seed, max_iter=max_iter, early_stopping=True, n_iter_no_change=20
-    )
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # ConvergenceWarning at max_iter is expected in quick recipes
-        clf.fit(x, y)
-    ws, bs = clf.coefs_, clf.intercepts_
-    layers = [Dense(w, b, "relu") for w, b in zip(ws[:-1], bs[:-1], strict=True)]
-    layers.append(Dense(ws[-1], bs[-1]))
-    return Network(layers)
 
 
 def split(

@@ -1,9 +1,8 @@
 """Run a suite: base models → variants → each target: accuracy pass, timed windows with energy → store.
 
 Resumable: each (task, variant, target, meter, rules) job has a key; finished keys are skipped.
-Windows repeat until the 95 % CI half-width of the median latency is within the suite's target, or
-``max_windows``, or the time budget. A window the meter or target marks invalid is re-run (at most
-``MAX_RETRIES`` times) and never stored as good.
+The timed windows of a job (idle, warm-up, windows until the median's CI meets the target, invalid
+windows re-run) are :func:`harness.pipeline.measure.measure`.
 """
 
 from __future__ import annotations
@@ -11,26 +10,29 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .. import metrics
-from ..errors import FrugalbenchError, MeterError, MeterUnavailable, TargetError, WindowInvalid
+from ..errors import FrugalbenchError, MeterUnavailable, TargetError
 from ..ir.model import Variant, content_key
 from ..meters.base import METERS, Meter
-from ..plugins import load_all
+from ..registry import load_all
 from ..results.carbon import grid_factor
+from ..results.record import Carbon, Energy, Latency, ModelFacts, Production, Result, Status, measured
 from ..results.store import Store, WindowRow
 from ..stats import median_ci, percentiles, rel_half_width
 from ..suite import Suite, validate_meter, validate_target
 from ..sysinfo import git_revision, host_summary
+from ..targets.artefact import Artefact
 from ..targets.base import TARGETS, Target
-from .variants import Base, build_variant, default_cache_dir, load_base
+from .measure import measure
+from .variants import Base, build_variant, default_cache_dir, load_base, produce_artefact
 
 log = logging.getLogger(__name__)
-MAX_RETRIES = 3
 
 
 class CarbonBudgetExceeded(FrugalbenchError):
@@ -135,7 +137,7 @@ class Runner:
         if budget is None:
             return None
         joules = sum(
-            (r["energy_per_inference_j"] or 0.0) * (r["n_inferences"] or 0)
+            (r.energy.per_inference_j or 0.0) * (r.latency.n_inferences or 0)
             for r in self.store.results(run_id=run_id, status="done")
         )
         grams = joules / 3.6e6 * self.suite.carbon.pue * self.grid.g_per_kwh
@@ -198,14 +200,14 @@ class Runner:
             unavailable = TARGETS.get(cfg.kind).availability()
             if unavailable:
                 for base, v in pending:
-                    self.save_result(run_id, base, v, tab, None, {"status": "skipped", "reason": unavailable})
+                    self.save_result(run_id, base, v, tab, None, status="skipped", reason=unavailable)
                     self.progress.advance(f"{v.task}/{v.name} on {tab['name']}")
                 continue
             try:
                 target.open()
             except TargetError as e:
                 for base, v in pending:
-                    self.save_result(run_id, base, v, tab, None, {"status": "failed", "reason": str(e)})
+                    self.save_result(run_id, base, v, tab, None, status="failed", reason=str(e))
                     self.progress.advance(f"{v.task}/{v.name} on {tab['name']}")
                 continue
             try:
@@ -227,93 +229,40 @@ class Runner:
         """Measure one variant on an open target and store the result (done, skipped or failed)."""
         why = target.supports(v)
         if why:
-            self.save_result(run_id, base, v, tab, target, {"status": "skipped", "reason": why})
+            self.save_result(run_id, base, v, tab, target, status="skipped", reason=why)
             return
         task = next(t for t in self.suite.tasks if t.name == v.task)
         try:
-            target.load(v)
+            target.load(v, produce_artefact(base, v, target.artefact, self.cache))
             out = target.predict(base.data.x_eval)
             value = metrics.score(task.metric, out, base.data.y_eval, task.metric_params)
             target.set_inputs(base.data.x_eval)
             meter.bind_target(target.info())
             row, windows = self._windows(target, meter)
         except (FrugalbenchError, OSError) as e:  # OSError: serial.SerialException, a dropped socket
-            self.save_result(run_id, base, v, tab, target, {"status": "failed", "reason": str(e)})
+            self.save_result(run_id, base, v, tab, target, status="failed", reason=str(e))
             self.progress.note(f"{v.task}/{v.name} on {tab['name']} failed: {e}")
             return
-        row.update(status="done", accuracy=value)
-        self.save_result(run_id, base, v, tab, target, row, windows)
+        latency, energy = measured(row)
+        self.save_result(
+            run_id,
+            base,
+            v,
+            tab,
+            target,
+            status="done",
+            accuracy=value,
+            latency=latency,
+            energy=energy,
+            windows=windows,
+        )
 
     def _windows(self, target: Target, meter: Meter) -> tuple[dict[str, Any], list[WindowRow]]:
         r = self.suite.run
         info = meter.info()
-        p_idle = None
-        if r.idle_s > 0:
-            meter.start()
-            t0 = time.perf_counter()
-            time.sleep(r.idle_s)
-            t1 = time.perf_counter()
-            p_idle = meter.window_energy(meter.stop(), t0, t1, 1)[0] / (t1 - t0)
-        rows: list[WindowRow] = []
-        good: list[tuple[Any, float | None]] = []
-        deadline = time.monotonic() + r.time_budget_s
-        retries = 0
-        ci = float("inf")
-        while len(good) < r.max_windows:
-            problem = ""
-            try:
-                meter.start()
-                w = target.window(r.window_s, warmup_s=r.warmup_s if not rows else 0.0)
-                trace = meter.stop()
-                if not trace.valid or trace.dropped:
-                    problem = trace.problem or f"{trace.dropped} samples dropped"
-                    energy = None
-                else:
-                    try:
-                        energy, _ = meter.window_energy(trace, w.t_start, w.t_end, w.n)
-                    except ValueError as e:  # the trace does not cover the window: re-run it
-                        problem, energy = f"energy window not covered by the meter trace: {e}", None
-            except (WindowInvalid, MeterError, OSError) as e:  # a lost link mid-window: re-run it
-                problem, w, energy = str(e), None, None
-            if problem:
-                rows.append(
-                    WindowRow(
-                        len(rows),
-                        w.n if w else 0,
-                        (w.t_end - w.t_start) if w else 0.0,
-                        w.dut_s if w else None,
-                        None,
-                        None,
-                        False,
-                        problem,
-                    )
-                )
-                retries += 1
-                if retries > MAX_RETRIES:
-                    raise TargetError(f"{retries} invalid windows in a row, last: {problem}")
-                continue
-            retries = 0
-            assert w is not None
-            p50w = float(np.median(w.latencies_s))
-            rows.append(
-                WindowRow(
-                    len(rows),
-                    w.n,
-                    w.t_end - w.t_start,
-                    w.dut_s,
-                    p50w,
-                    energy,
-                    True,
-                    "",
-                    {"instr_per_inference": w.instr_per_inference, **w.extra},
-                )
-            )
-            good.append((w, energy))
-            if len(good) >= r.min_windows:
-                meds = np.array([float(np.median(g.latencies_s)) for g, _ in good])
-                ci = rel_half_width(*median_ci(meds, seed=r.seed))
-                if ci <= r.ci_target or time.monotonic() > deadline:
-                    break
+        m = measure(target, meter, r)
+        p_idle, rows, ci = m.p_idle_w, m.rows, m.ci_rel
+        good = [(w, ew.e_win_j) for w, ew in m.good]
         lat = np.concatenate([g.latencies_s for g, _ in good])
         pct = percentiles(lat)
         n_total = sum(g.n for g, _ in good)
@@ -347,9 +296,18 @@ class Runner:
         }
         return row, rows
 
-    def _base_row(
-        self, base: Base, variant_name: str, tab: dict[str, Any], target: Target | None
-    ) -> dict[str, Any]:
+    def _record(
+        self,
+        run_id: int,
+        job_key: str,
+        base: Base,
+        variant_name: str,
+        tab: dict[str, Any],
+        target: Target | None,
+        status: Status,
+        reason: str | None,
+    ) -> Result:
+        """The identity, task, carbon factors and provenance of one result (nothing measured yet)."""
         task = next(t for t in self.suite.tasks if t.name == base.task)
         prov: dict[str, Any] = {"target_config": tab, "git_rev": git_revision(), "date": time.time()}
         if target is not None:
@@ -357,20 +315,22 @@ class Runner:
                 prov.update(target.info())
             except FrugalbenchError as e:
                 prov["info_error"] = str(e)
-        return {
-            "suite": self.suite.suite.name,
-            "task": base.task,
-            "variant": variant_name,
-            "target": tab["name"],
-            "target_kind": tab.get("kind"),
-            "runtime": tab.get("runtime", prov.get("runtime")),
-            "metric": task.metric,
-            "min_accuracy": task.min_accuracy,
-            "pue": self.suite.carbon.pue,
-            "grid_g_per_kwh": self.grid.g_per_kwh,
-            "grid_source": self.grid.source,
-            "provenance": prov,
-        }
+        return Result(
+            suite=self.suite.suite.name,
+            task=base.task,
+            variant=variant_name,
+            target=tab["name"],
+            status=status,
+            reason=reason,
+            target_kind=tab.get("kind"),
+            runtime=tab.get("runtime", prov.get("runtime")),
+            metric=task.metric,
+            min_accuracy=task.min_accuracy,
+            carbon=Carbon(self.suite.carbon.pue, self.grid.g_per_kwh, self.grid.source),
+            provenance=prov,
+            run_id=run_id,
+            job_key=job_key,
+        )
 
     def save_result(
         self,
@@ -379,41 +339,52 @@ class Runner:
         v: Variant,
         tab: dict[str, Any],
         target: Target | None,
-        fields: dict[str, Any],
+        *,
+        status: Status,
+        reason: str | None = None,
+        accuracy: float | None = None,
+        latency: Latency | None = None,
+        energy: Energy | None = None,
         windows: list[WindowRow] | None = None,
-    ) -> None:
-        """Store one result row (and its windows) of ``v`` on target ``tab`` under its job key."""
+    ) -> Result:
+        """Store one result (and its windows) of ``v`` on target ``tab`` under its job key; returns it."""
         m = v.meta
-        row = self._base_row(base, v.name, tab, target)
-        fmt = {"ort": "onnx", "litert": "tflite", "tflite-runtime": "tflite"}.get(str(row["runtime"]), "onnx")
-        if tab.get("kind") == "mcu":
-            fmt = "blob"
+        rec = self._record(run_id, self.job_key(v, tab), base, v.name, tab, target, status, reason)
+        art = (
+            target or TARGETS.get(tab["kind"])(validate_target(tab, where=f"target {tab['name']}"))
+        ).artefact
+        fmt = art.value
         sizes, gz = m.get("model_bytes", {}), m.get("model_bytes_gz", {})
-        row.update(
+        rec = replace(
+            rec,
             variant_key=v.key,
             technique=m.get("technique"),
-            params=m.get("params"),
-            macs=m.get("macs"),
-            model_bytes=sizes.get(fmt)
-            or row["provenance"].get("model_blob_bytes")
-            or next(iter(sizes.values()), None),
-            model_bytes_gz=gz.get(fmt) if fmt == "blob" else (gz.get(fmt) or next(iter(gz.values()), None)),
-            fine_tuned=int(bool(m.get("fine_tuned"))),
-            epochs=m.get("epochs"),
-            produce_s=m.get("produce_s"),
-            produce_j=m.get("produce_j"),
-            produce_energy_class=m.get("produce_energy_class"),
+            accuracy=accuracy,
+            latency=latency or Latency(),
+            energy=energy or Energy(),
+            model=ModelFacts(
+                params=m.get("params"),
+                macs=m.get("macs"),
+                model_bytes=sizes.get(fmt)
+                or rec.provenance.get("model_blob_bytes")
+                or next(iter(sizes.values()), None),
+                model_bytes_gz=gz.get(fmt)
+                if art is Artefact.MCU_BLOB
+                else (gz.get(fmt) or next(iter(gz.values()), None)),
+                fine_tuned=bool(m.get("fine_tuned")),
+                epochs=m.get("epochs"),
+            ),
+            production=Production(m.get("produce_s"), m.get("produce_j"), m.get("produce_energy_class")),
             variant_meta=m,
         )
-        row.update(fields)
-        self.store.save_result(run_id, self.job_key(v, tab), row, windows or [])
+        rec = replace(rec, id=self.store.save_result(rec, windows or []))
+        return rec
 
-    def save_failed(self, run_id: int, base: Base, name: str, tab: dict[str, Any], reason: str) -> None:
-        """Store a variant whose build failed, with the reason."""
-        row = self._base_row(base, name, tab, None)
-        row.update(status="failed", reason=reason)
+    def save_failed(self, run_id: int, base: Base, name: str, tab: dict[str, Any], reason: str) -> Result:
+        """Store a variant whose build failed, with the reason; returns the stored record."""
         key = content_key(self.suite.suite.name, base.task, name, "failed-build", tab)
-        self.store.save_result(run_id, key, row, [])
+        rec = self._record(run_id, key, base, name, tab, None, "failed", reason)
+        return replace(rec, id=self.store.save_result(rec, []))
 
 
 def run_suite(

@@ -4,9 +4,13 @@ Cache layout (default ``~/.cache/frugalbench``, or ``$FRUGALBENCH_CACHE``)::
 
     base/<key>/{net.npz, data.npz, meta.json}
     variants/<key>/{model.onnx, model.tflite, net.npz, meta.json}
+    artefacts/<key>/model.blob      (MCU blobs, exported on first use; see produce_artefact)
 
-Directories are written under a temporary name and renamed, so a killed build never leaves a
-half-written entry.
+Directories (and artefact files) are written under a temporary name and renamed, so a killed build
+never leaves a half-written entry.
+
+This module is the only producer of what targets load: a target declares its
+:class:`~harness.targets.artefact.Artefact` and :func:`produce_artefact` hands it the file.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import inspect
 import json
 import os
 import shutil
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,15 +31,18 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
+from ..byo.task import build as build_byo
 from ..compress.base import COMPRESSORS, make_compressor
-from ..errors import CompressionError, FrugalbenchError
+from ..errors import CompressionError, FrugalbenchError, ModelError
 from ..ir.data import Dataset
 from ..ir.export.onnx_export import network_to_onnx_bytes
 from ..ir.export.tflite_export import network_to_tflite
 from ..ir.model import Model, Variant, content_key
 from ..ir.network import Network
+from ..mcu.blob.codec import variant_blob
 from ..meters.base import Meter
 from ..suite import Task, VariantSpec
+from ..targets.artefact import Artefact, ArtefactFile
 from .recipes import build_recipe, recipe_source
 
 EXT = {"onnx": "model.onnx", "tflite": "model.tflite", "blob": "model.blob"}
@@ -86,10 +94,9 @@ def _commit_dir(tmp: Path, final: Path) -> None:
 
 def load_base(task: Task, cache: Path) -> Base:
     """Build (or load from cache) the base model of ``task``."""
-    if task.recipe is None:
-        from ..byo import task as byo  # user model file + dataset file (bring your own)
-
-        return byo.load_base(task, cache)
+    if task.recipe is None:  # user model file + dataset file (bring your own): checked and loaded, not cached
+        b = build_byo(task)
+        return Base(task.name, b.key, b.model, b.data)
     key = content_key(
         "base", task.recipe, task.recipe_params, task.seed, recipe_source(task.recipe), __version__
     )
@@ -220,4 +227,59 @@ def load_variant(d: Path, task: str, name: str) -> Variant:
     )
 
 
-__all__ = ["Base", "FrugalbenchError", "build_variant", "default_cache_dir", "load_base", "load_variant"]
+def produce_artefact(base: Base, variant: Variant, kind: Artefact, cache: Path) -> ArtefactFile:
+    """The file of ``kind`` that a target loads for ``variant`` (produced and cached here).
+
+    ONNX and TFLite files are written when the variant is built. The MCU blob is the variant's own
+    ``blob`` file if it has one, else exported from its network as int8, calibrated on the task's
+    calibration rows, and cached under ``artefacts/<key>/`` (the key covers the variant, the
+    calibration rows and the blob exporter's code).
+    """
+    if kind is Artefact.MCU_BLOB:
+        return ArtefactFile(kind, _mcu_blob(base, variant, cache))
+    path = variant.path(kind.value)
+    if path is None:
+        raise ModelError(
+            f"variant {variant.name!r} (technique {variant.meta.get('technique')}) has no .{kind.value} file"
+        )
+    return ArtefactFile(kind, path)
+
+
+def _mcu_blob(base: Base, variant: Variant, cache: Path) -> Path:
+    own = variant.path(Artefact.MCU_BLOB.value)
+    if own is not None:
+        variant_blob(variant, None)  # checks that the stored blob parses
+        return own
+    x_calib = base.data.x_calib
+    calib = None if x_calib is None else np.ascontiguousarray(x_calib, dtype=np.float32)
+    calib_digest = (
+        None if calib is None else hashlib.sha256(calib.tobytes() + str(calib.shape).encode()).hexdigest()
+    )
+    key = content_key("mcu-blob", variant.key, calib_digest, _blob_code_digest(), __version__)
+    final = cache / "artefacts" / key / "model.blob"
+    if not final.exists():
+        data = variant_blob(variant, calib)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.with_name(f".{final.name}.{os.getpid()}.{threading.get_ident()}")
+        tmp.write_bytes(data)
+        os.replace(tmp, final)  # atomic; a concurrent writer wrote the same bytes
+    return final
+
+
+@functools.cache
+def _blob_code_digest() -> str:
+    """Hash of the MCU blob exporter (and the IR it quantises), so a change re-exports cached blobs."""
+    pkg = Path(__file__).resolve().parents[1]
+    files = sorted((pkg / "mcu" / "blob").rglob("*.py"))
+    return hashlib.sha256(_code_digest().encode() + b"".join(p.read_bytes() for p in files)).hexdigest()[:16]
+
+
+__all__ = [
+    "Base",
+    "FrugalbenchError",
+    "build_variant",
+    "default_cache_dir",
+    "load_base",
+    "load_variant",
+    "produce_artefact",
+]

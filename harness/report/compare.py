@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from html import escape
-from typing import Any
+from typing import Literal
 
 from ..metrics import HIGHER_IS_BETTER, passes
+from ..results.record import Result
 
 REGRESSION, IMPROVEMENT, WITHIN, NO_CI, NOT_COMPARABLE, UNCHANGED = (
     "regression",
@@ -39,8 +40,21 @@ class Change:
     verdict: str
 
 
-def _key(r: dict[str, Any]) -> tuple[str, str, str]:
-    return (r["task"], r["variant"], r["target"])
+@dataclass(frozen=True)
+class Compared:
+    """One (task, variant, target): matched on both sides (with its three changes), added or removed."""
+
+    task: str
+    variant: str
+    target: str
+    status: Literal["matched", "added", "removed"]
+    changes: tuple[Change, ...] = ()  # quality, latency p50, energy per inference (matched only)
+    energy_class: tuple[str | None, str | None] | None = None  # (old, new) measurement class
+    regression: bool = False
+
+
+def _key(r: Result) -> tuple[str, str, str]:
+    return (r.task, r.variant, r.target)
 
 
 def judge_lower_better(
@@ -62,70 +76,59 @@ def _rel(old: float | None, new: float | None) -> float | None:
     return None if not old or new is None else (new - old) / old
 
 
-def compare(
-    old: list[dict[str, Any]], new: list[dict[str, Any]], *, accuracy_tolerance: float = 0.0
-) -> list[dict[str, Any]]:
-    """Rows per matched result with a :class:`Change` per metric, plus added/removed results."""
-    o = {_key(r): r for r in old if r["status"] == "done"}
-    n = {_key(r): r for r in new if r["status"] == "done"}
-    rows: list[dict[str, Any]] = []
+def compare(old: list[Result], new: list[Result], *, accuracy_tolerance: float = 0.0) -> list[Compared]:
+    """One :class:`Compared` per (task, variant, target) of either side, sorted by that key."""
+    o = {_key(r): r for r in old if r.status == "done"}
+    n = {_key(r): r for r in new if r.status == "done"}
+    rows: list[Compared] = []
     for k in sorted(set(o) | set(n)):
         a, b = o.get(k), n.get(k)
-        row: dict[str, Any] = {
-            "task": k[0],
-            "variant": k[1],
-            "target": k[2],
-            "changes": [],
-            "status": "matched",
-        }
         if a is None or b is None:
-            row["status"] = "added" if a is None else "removed"
-            row["regression"] = False
-            rows.append(row)
+            rows.append(Compared(*k, status="added" if a is None else "removed"))
             continue
-        metric = b["metric"] or "accuracy"
+        metric = b.metric or "accuracy"
         hib = HIGHER_IS_BETTER.get(metric, True)
         acc_v = NOT_COMPARABLE
-        if a["accuracy"] is not None and b["accuracy"] is not None:
-            worse = (a["accuracy"] - b["accuracy"]) if hib else (b["accuracy"] - a["accuracy"])
-            lost_gate = passes(metric, a["accuracy"], a["min_accuracy"]) and not passes(
-                metric, b["accuracy"], b["min_accuracy"]
-            )
+        if a.accuracy is not None and b.accuracy is not None:
+            worse = (a.accuracy - b.accuracy) if hib else (b.accuracy - a.accuracy)
+            lost_gate = _passes(metric, a) and not _passes(metric, b)
             acc_v = (
                 REGRESSION
                 if (worse > accuracy_tolerance or lost_gate)
                 else (IMPROVEMENT if -worse > accuracy_tolerance else UNCHANGED)
             )
-        row["changes"].append(
+        la, lb = a.latency.p50_s, b.latency.p50_s
+        lca, lcb = a.latency.ci_rel, b.latency.ci_rel
+        ea, eb = a.energy.per_inference_j, b.energy.per_inference_j
+        eca, ecb = a.energy.ci_rel, b.energy.ci_rel
+        same_class = a.energy.measurement_class == b.energy.measurement_class
+        changes = (
+            Change(metric, a.accuracy, b.accuracy, _rel(a.accuracy, b.accuracy), None, None, acc_v),
+            Change("latency_p50_s", la, lb, _rel(la, lb), lca, lcb, judge_lower_better(la, lb, lca, lcb)),
             Change(
-                metric, a["accuracy"], b["accuracy"], _rel(a["accuracy"], b["accuracy"]), None, None, acc_v
+                "energy_per_inference_j",
+                ea,
+                eb,
+                _rel(ea, eb),
+                eca,
+                ecb,
+                judge_lower_better(ea, eb, eca, ecb) if same_class else NOT_COMPARABLE,
+            ),
+        )
+        rows.append(
+            Compared(
+                *k,
+                status="matched",
+                changes=changes,
+                energy_class=(a.energy.measurement_class, b.energy.measurement_class),
+                regression=any(c.verdict == REGRESSION for c in changes),
             )
         )
-        la, lb = a["latency_p50_s"], b["latency_p50_s"]
-        row["changes"].append(
-            Change(
-                "latency_p50_s",
-                la,
-                lb,
-                _rel(la, lb),
-                a["latency_ci_rel"],
-                b["latency_ci_rel"],
-                judge_lower_better(la, lb, a["latency_ci_rel"], b["latency_ci_rel"]),
-            )
-        )
-        ea, eb = a["energy_per_inference_j"], b["energy_per_inference_j"]
-        ev = (
-            judge_lower_better(ea, eb, a["energy_ci_rel"], b["energy_ci_rel"])
-            if a["energy_class"] == b["energy_class"]
-            else NOT_COMPARABLE
-        )
-        row["changes"].append(
-            Change("energy_per_inference_j", ea, eb, _rel(ea, eb), a["energy_ci_rel"], b["energy_ci_rel"], ev)
-        )
-        row["energy_class"] = (a["energy_class"], b["energy_class"])
-        row["regression"] = any(c.verdict == REGRESSION for c in row["changes"])
-        rows.append(row)
     return rows
+
+
+def _passes(metric: str, r: Result) -> bool:
+    return r.min_accuracy is not None and passes(metric, r.accuracy, r.min_accuracy)
 
 
 def _v(x: float | None, metric: str) -> str:
@@ -156,28 +159,28 @@ def _cell(c: Change) -> str:
     return f"{_span(c)} ({_delta(c)})"
 
 
-def _where(r: dict[str, Any]) -> str:
-    return f"{r['task']}/{r['variant']}@{r['target']}"
+def _where(r: Compared) -> str:
+    return f"{r.task}/{r.variant}@{r.target}"
 
 
 def _md(s: str) -> str:
     return s.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def markdown(rows: list[dict[str, Any]], old_name: str, new_name: str) -> str:
+def markdown(rows: list[Compared], old_name: str, new_name: str) -> str:
     """The comparison as Markdown (what a CI job posts)."""
-    reg = [r for r in rows if r["regression"]]
+    reg = [r for r in rows if r.regression]
     lines = [
         "# frugalbench comparison",
         "",
         f"Old: `{_md(old_name)}`, new: `{_md(new_name)}`. A regression is a change beyond the 95 % CI of both "
         "medians (intervals do not overlap); accuracy: a drop beyond the tolerance or a lost minimum.",
         "",
-        f"**{len(reg)} regression(s)** in {sum(r['status'] == 'matched' for r in rows)} matched results.",
+        f"**{len(reg)} regression(s)** in {sum(r.status == 'matched' for r in rows)} matched results.",
         "",
         *[
             f"- REGRESSION {_md(_where(r))}: "
-            + "; ".join(f"{c.metric} {_md(_cell(c))}" for c in r["changes"] if c.verdict == REGRESSION)
+            + "; ".join(f"{c.metric} {_md(_cell(c))}" for c in r.changes if c.verdict == REGRESSION)
             for r in reg
         ],
         *([""] if reg else []),
@@ -185,15 +188,13 @@ def markdown(rows: list[dict[str, Any]], old_name: str, new_name: str) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        if r["status"] != "matched":
-            lines.append(
-                f"| {_md(r['task'])} | {_md(r['variant'])} | {_md(r['target'])} | | | | {r['status']} |"
-            )
+        if r.status != "matched":
+            lines.append(f"| {_md(r.task)} | {_md(r.variant)} | {_md(r.target)} | | | | {r.status} |")
             continue
-        c = r["changes"]
+        c = r.changes
         lines.append(
-            f"| {_md(r['task'])} | {_md(r['variant'])} | {_md(r['target'])} | {_md(_cell(c[0]))} | "
-            f"{_md(_cell(c[1]))} | {_md(_cell(c[2]))} | {'**REGRESSION**' if r['regression'] else 'ok'} |"
+            f"| {_md(r.task)} | {_md(r.variant)} | {_md(r.target)} | {_md(_cell(c[0]))} | "
+            f"{_md(_cell(c[1]))} | {_md(_cell(c[2]))} | {'**REGRESSION**' if r.regression else 'ok'} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -201,29 +202,29 @@ def markdown(rows: list[dict[str, Any]], old_name: str, new_name: str) -> str:
 EXTRA_CSS = "table.compare td{white-space:normal}table.compare small{color:#5d6b78}"
 
 
-def html(rows: list[dict[str, Any]], old_name: str, new_name: str) -> str:
+def html(rows: list[Compared], old_name: str, new_name: str) -> str:
     """The comparison as one self-contained HTML page."""
     from .html import CSP, CSS
 
     body = []
     for r in rows:
-        cls = "row regression" if r["regression"] else "row"
-        if r["status"] != "matched":
-            cells = "<td></td><td></td><td></td>" + f"<td>{escape(r['status'])}</td>"
+        cls = "row regression" if r.regression else "row"
+        if r.status != "matched":
+            cells = "<td></td><td></td><td></td>" + f"<td>{escape(r.status)}</td>"
         else:
             cells = (
                 "".join(
                     f'<td class="{"no" if c.verdict == REGRESSION else "yes" if c.verdict == IMPROVEMENT else ""}">'
                     f"{escape(_span(c))}<br><small>{escape(_delta(c))}</small></td>"
-                    for c in r["changes"]
+                    for c in r.changes
                 )
-                + f"<td>{'<b class=no>REGRESSION</b>' if r['regression'] else 'ok'}</td>"
+                + f"<td>{'<b class=no>REGRESSION</b>' if r.regression else 'ok'}</td>"
             )
         body.append(
-            f'<tr class="{cls}"><td>{escape(r["task"])}</td><td>{escape(r["variant"])}</td>'
-            f"<td>{escape(r['target'])}</td>{cells}</tr>"
+            f'<tr class="{cls}"><td>{escape(r.task)}</td><td>{escape(r.variant)}</td>'
+            f"<td>{escape(r.target)}</td>{cells}</tr>"
         )
-    n_reg = sum(r["regression"] for r in rows)
+    n_reg = sum(r.regression for r in rows)
     return (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}"><title>frugalbench comparison</title>'

@@ -11,7 +11,9 @@ import json
 from html import escape
 from typing import Any
 
-from . import FORMATS, _energy
+from ..results.rank import BoardRow
+from ..results.record import Result
+from .cells import energy_text
 from .label import file_stem, svg_label
 from .plots import colour_map, svg_plot
 from .sections import ReportData, from_board, iso_time, row_id
@@ -116,7 +118,7 @@ def _cls(c: str | None) -> str:
     return f'<span class="cls cls-{escape(c)}">{escape(c)}</span>'
 
 
-def _provenance(r: dict[str, Any]) -> str:
+def _provenance(r: BoardRow) -> str:
     items: list[tuple[str, Any]] = [
         ("runtime", f"{r['runtime']} {r['runtime_version'] or ''}".strip()),
         ("ISA", ", ".join(r["isa"]) if isinstance(r["isa"], list) else r["isa"]),
@@ -134,7 +136,7 @@ def _provenance(r: dict[str, Any]) -> str:
             None if r["energy_ci_rel"] is None else f"{100 * r['energy_ci_rel']:.2f} %",
         ),
         ("P idle", None if r["p_idle_w"] is None else f"{r['p_idle_w']:.3g} W"),
-        ("E dynamic", _energy(r["energy_dyn_j"]) if r["energy_dyn_j"] is not None else None),
+        ("E dynamic", energy_text(r["energy_dyn_j"]) if r["energy_dyn_j"] is not None else None),
         ("date", iso_time(r["date"])),
         ("git revision", r["git_rev"]),
         ("run", r["run_id"]),
@@ -171,7 +173,7 @@ BOARD_COLS = (
 )
 
 
-def _board_table(task: str, rows: list[dict[str, Any]], fits: dict[str, bool | None], kind: str) -> str:
+def _board_table(task: str, rows: list[BoardRow], fits: dict[str, bool | None], kind: str) -> str:
     head = "".join(
         f'<th class="{"" if k == "prov" else "sortable"}" data-key="{k}"{"" if k == "prov" else TAB}>'
         f"{escape(lab)}</th>"
@@ -191,7 +193,7 @@ def _board_table(task: str, rows: list[dict[str, Any]], fits: dict[str, bool | N
             _td(_cls(r["energy_class"]), r["energy_class"] or "", raw=True),
             _td(_num(r["accuracy"], ".4g"), r["accuracy"], num=True),
             _td(_num(r["accuracy_per_joule"], ".4g"), r["accuracy_per_joule"], num=True),
-            _td(_energy(r["energy_per_inference_j"]), r["energy_per_inference_j"], num=True),
+            _td(energy_text(r["energy_per_inference_j"]), r["energy_per_inference_j"], num=True),
             _td(_num(r["latency_p50_ms"], ".4f"), r["latency_p50_ms"], num=True),
             _td(_num(r["latency_p99_ms"], ".4f"), r["latency_p99_ms"], num=True),
             _td(_num(r["throughput_ips"], ".0f"), r["throughput_ips"], num=True),
@@ -228,7 +230,7 @@ def _simple_table(cls: str, cols: list[tuple[str, str]], rows: list[dict[str, An
                     )
                 )
             elif isinstance(v, float):
-                txt = _energy(v) if k.endswith("_j") else format(v, ".4g")
+                txt = energy_text(v) if k.endswith("_j") else format(v, ".4g")
                 tds.append(_td(txt, v, num=True))
             else:
                 tds.append(_td("–" if v is None else str(v), v))
@@ -311,7 +313,7 @@ def render(data: ReportData) -> str:
             parts.append(
                 f'<p class="best">Best in class {_cls(b["energy_class"])}: <b>{escape(b["id"])}</b> · '
                 f"{_num(b['accuracy_per_joule'], '.4g')} {escape(t['metric'])}/J · "
-                f"{escape(_energy(b['energy_per_inference_j']))} per inference · {escape(t['metric'])} "
+                f"{escape(energy_text(b['energy_per_inference_j']))} per inference · {escape(t['metric'])} "
                 f"{_num(b['accuracy'], '.4g')} · p50 {_num(b['latency_p50_ms'], '.4f')} ms</p>"
             )
         parts.append('<div class="plots">')
@@ -406,8 +408,7 @@ def render(data: ReportData) -> str:
         parts.append('<section class="task"><h2>Not measured</h2><ul>')
         for r in data.skipped:
             parts.append(
-                f"<li>{_t(r['task'])}/{_t(r['variant'])} on {_t(r['target'])}: {_t(r['status'])}: "
-                f"{_t(r['reason'])}</li>"
+                f"<li>{_t(r.task)}/{_t(r.variant)} on {_t(r.target)}: {_t(r.status)}: {_t(r.reason)}</li>"
             )
         parts.append("</ul></section>")
     parts.append("</main><footer>")
@@ -426,9 +427,6 @@ def render(data: ReportData) -> str:
     return "\n".join(parts)
 
 
-@FORMATS.register("html")
-def to_html(
-    board: list[dict[str, Any]], skipped: list[dict[str, Any]], data: ReportData | None = None
-) -> str:
+def to_html(board: list[BoardRow], skipped: list[Result], data: ReportData | None = None) -> str:
     """HTML renderer with the registry's signature; the richer rows come in ``data`` when available."""
     return render(data if data is not None else from_board(board, skipped))

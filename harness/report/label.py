@@ -13,7 +13,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from . import _energy as energy_text
+from .cells import energy_text
 from .plots import RendererMissing
 
 GRADE_COLOURS = {"A": "#1a9641", "B": "#a6d96a", "C": "#e6c229", "D": "#fdae61", "E": "#d7191c"}

@@ -12,11 +12,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ..metrics import HIGHER_IS_BETTER
 from ..results.carbon import J_PER_KWH
-from ..results.rank import fronts, leaderboard
+from ..results.rank import BoardRow, fronts, leaderboard
+from ..results.record import Result
 from .embodied import Profiles, load_profiles
 
 GRADES = ("A", "B", "C", "D", "E")
@@ -26,8 +27,8 @@ GRADES = ("A", "B", "C", "D", "E")
 class ReportData:
     """Plain rows for the renderers; see :func:`build` for how each list is made."""
 
-    board: list[dict[str, Any]]
-    skipped: list[dict[str, Any]] = field(default_factory=list)
+    board: list[BoardRow]
+    skipped: list[Result] = field(default_factory=list)
     runs: list[dict[str, Any]] = field(default_factory=list)
     tasks: list[dict[str, Any]] = field(default_factory=list)
     fronts: dict[tuple[str, str], dict[str, list[str]]] = field(default_factory=dict)
@@ -40,7 +41,7 @@ class ReportData:
     plots: list[dict[str, Any]] = field(default_factory=list)
 
 
-def row_id(r: dict[str, Any]) -> str:
+def row_id(r: BoardRow) -> str:
     """The id of a leaderboard row within its task: ``variant@target`` (as in :func:`rank.fronts`)."""
     return f"{r['variant']}@{r['target']}"
 
@@ -57,7 +58,7 @@ def _settings(run: dict[str, Any]) -> dict[str, Any]:
         return {}
 
 
-def task_rows(board: list[dict[str, Any]], runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def task_rows(board: list[BoardRow], runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per task: metric, minimum, why, per-1000 budget (from the latest run's suite settings)."""
     declared: dict[str, dict[str, Any]] = {}
     for run in runs:
@@ -94,15 +95,19 @@ def task_rows(board: list[dict[str, Any]], runs: list[dict[str, Any]]) -> list[d
     return out
 
 
-def technique_rows(board: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def technique_rows(board: list[BoardRow]) -> list[dict[str, Any]]:
     """Best variant per (task, class, technique): the best-ranked one, else the most accurate."""
-    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[tuple[str, str, str], list[BoardRow]] = defaultdict(list)
     for r in board:
         groups[(r["task"], r["energy_class"] or "", r["technique"] or "")].append(r)
     out = []
     for (task, cls, tech), rows in sorted(groups.items()):
         ranked = [r for r in rows if r["rank"] is not None]
-        best = min(ranked, key=lambda r: r["rank"]) if ranked else max(rows, key=lambda r: r["accuracy"] or 0)
+        best = (
+            min(ranked, key=lambda r: r["rank"] or 0)
+            if ranked
+            else max(rows, key=lambda r: r["accuracy"] or 0)
+        )
         out.append(
             {
                 "task": task,
@@ -122,7 +127,7 @@ def technique_rows(board: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def budget_rows(board: list[dict[str, Any]], tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def budget_rows(board: list[BoardRow], tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Which rows fit their task's CO2e-per-1000-inferences budget (tasks with a budget only)."""
     budget = {t["task"]: t["budget_g_per_1000"] for t in tasks if t["budget_g_per_1000"] is not None}
     out = []
@@ -146,7 +151,7 @@ def budget_rows(board: list[dict[str, Any]], tasks: list[dict[str, Any]]) -> lis
 
 
 def run_budget_rows(
-    results: list[dict[str, Any]], runs: list[dict[str, Any]], window_energy_j: dict[int, float]
+    results: list[Result], runs: list[dict[str, Any]], window_energy_j: dict[int, float]
 ) -> list[dict[str, Any]]:
     """Per run with a ``carbon.budget_g``: CO2e of its measured windows per energy class, and the verdict."""
     out = []
@@ -156,11 +161,12 @@ def run_budget_rows(
             continue
         by_class: dict[str, float] = defaultdict(float)
         for r in results:
-            if r.get("run_id") != run["id"] or r["status"] != "done":
+            if r.run_id != run["id"] or r.status != "done":
                 continue
-            e = window_energy_j.get(r["id"], 0.0) + (r.get("produce_j") or 0.0)
-            g = e / J_PER_KWH * (r["pue"] or 1.0) * (r["grid_g_per_kwh"] or 0.0)
-            by_class[r["energy_class"] or "none"] += g
+            windows_j = window_energy_j.get(r.id, 0.0) if r.id is not None else 0.0
+            e = windows_j + (r.production.joules or 0.0)
+            g = e / J_PER_KWH * (r.carbon.pue or 1.0) * (r.carbon.grid_g_per_kwh or 0.0)
+            by_class[r.energy.measurement_class or "none"] += g
         spent = sum(by_class.values())
         out.append(
             {
@@ -175,7 +181,7 @@ def run_budget_rows(
     return out
 
 
-def embodied_rows(board: list[dict[str, Any]], profiles: Profiles) -> list[dict[str, Any]]:
+def embodied_rows(board: list[BoardRow], profiles: Profiles) -> list[dict[str, Any]]:
     """Use-phase and embodied gCO2e per 1000 inferences side by side (never summed)."""
     out = []
     for r in board:
@@ -200,15 +206,15 @@ def embodied_rows(board: list[dict[str, Any]], profiles: Profiles) -> list[dict[
     return out
 
 
-def label_rows(board: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def label_rows(board: list[BoardRow]) -> list[dict[str, Any]]:
     """One label per row: grade A-E from 5 equal bands of log10(E/inference) within (task, class)."""
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[tuple[str, str], list[BoardRow]] = defaultdict(list)
     for r in board:
         if r["energy_per_inference_j"]:
             groups[(r["task"], r["energy_class"] or "")].append(r)
     out = []
     for (task, cls), rows in sorted(groups.items()):
-        logs = [math.log10(r["energy_per_inference_j"]) for r in rows]
+        logs = [math.log10(r["energy_per_inference_j"] or 0.0) for r in rows]  # non-zero in every group
         lo, hi = min(logs), max(logs)
         for r, x in zip(rows, logs, strict=True):
             band = 0 if hi == lo else min(4, int(5 * (x - lo) / (hi - lo)))
@@ -237,21 +243,20 @@ def label_rows(board: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def plot_rows(
-    board: list[dict[str, Any]], fr: dict[tuple[str, str], dict[str, list[str]]]
-) -> list[dict[str, Any]]:
+def plot_rows(board: list[BoardRow], fr: dict[tuple[str, str], dict[str, list[str]]]) -> list[dict[str, Any]]:
     """Per (task, class) and kind: the points (x = E/inference) and the ids on the front, in x order."""
     out = []
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[tuple[str, str], list[BoardRow]] = defaultdict(list)
     for r in board:
         if r["energy_per_inference_j"]:
             groups[(r["task"], r["energy_class"] or "")].append(r)
     for (task, cls), rows in sorted(groups.items()):
         f = fr.get((task, cls), {})
-        for kind, ykey, ylabel in (
+        kinds: tuple[tuple[str, Literal["accuracy", "latency_p50_ms"], str], ...] = (
             ("accuracy_energy", "accuracy", rows[0]["metric"]),
             ("latency_energy", "latency_p50_ms", "latency p50 (ms)"),
-        ):
+        )
+        for kind, ykey, ylabel in kinds:
             pts = [
                 {
                     "id": row_id(r),
@@ -280,13 +285,13 @@ def plot_rows(
     return out
 
 
-def grid_rows(board: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def grid_rows(board: list[BoardRow]) -> list[dict[str, Any]]:
     seen = sorted({(r["grid_g_per_kwh"], r["grid_source"], r["pue"]) for r in board}, key=str)
     return [{"g_per_kwh": g, "source": s, "pue": p} for g, s, p in seen]
 
 
 def build(
-    results: list[dict[str, Any]],
+    results: list[Result],
     runs: list[dict[str, Any]] | None = None,
     *,
     window_energy_j: dict[int, float] | None = None,
@@ -295,10 +300,10 @@ def build(
     """All report rows from stored results (``Store.results()``) and runs (``Store.runs()``)."""
     runs = runs or []
     board = leaderboard(results)
-    skipped = [r for r in results if r["status"] != "done"]
+    skipped = [r for r in results if r.status != "done"]
     fr = fronts(board)
     tasks = task_rows(board, runs)
-    run_ids = {r.get("run_id") for r in results}
+    run_ids = {r.run_id for r in results}
     return ReportData(
         board=board,
         skipped=skipped,
@@ -326,7 +331,7 @@ def build(
     )
 
 
-def from_board(board: list[dict[str, Any]], skipped: list[dict[str, Any]] | None = None) -> ReportData:
+def from_board(board: list[BoardRow], skipped: list[Result] | None = None) -> ReportData:
     """Report rows when only leaderboard rows are at hand (no runs, budgets or embodied profiles)."""
     fr = fronts(board)
     return ReportData(

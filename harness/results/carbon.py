@@ -1,23 +1,17 @@
 """Grid emission factors (gCO2e/kWh) with their source, and CO2e per 1000 inferences.
 
 CO2e per 1000 inferences = 1000 · E · PUE · FE, E in kWh. A suite gives a region (looked up here)
-or its own factor and source. More regions come from ``harness.results.carbon_data`` when present.
+or its own factor and source. The regional table (and :class:`GridFactor`) lives in
+:mod:`harness.results.carbon_data`, below this module.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ..errors import ConfigError
+from . import carbon_data
+from .carbon_data import GridFactor
 
 J_PER_KWH = 3.6e6
-
-
-@dataclass(frozen=True)
-class GridFactor:
-    g_per_kwh: float
-    source: str
-    region: str
 
 
 # Only figures whose origin we can name. WORLD: CodeCarbon's documented world-average default.
@@ -32,12 +26,7 @@ def grid_factor(region: str | None, g_per_kwh: float | None = None, source: str 
         return GridFactor(g_per_kwh, source or "user-supplied", region or "user")
     key = (region or "WORLD").upper()
     table = dict(_BUILTIN)
-    try:
-        from . import carbon_data  # type: ignore[attr-defined]
-
-        table.update(carbon_data.factors())
-    except ImportError:
-        pass
+    table.update(carbon_data.factors())
     if key not in table:
         raise ConfigError(
             f"no grid factor for region {region!r}; known: {', '.join(sorted(table))}. "

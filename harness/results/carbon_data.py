@@ -1,6 +1,6 @@
 """Grid emission factors per country and region, from the data that ships inside CodeCarbon.
 
-``harness/carbon_grid.json`` is a derived table, built once from the ``codecarbon`` wheel (3.3.2) with
+``harness/results/carbon_grid.json`` is a derived table, built once from the ``codecarbon`` wheel (3.3.2) with
 ``python -m harness.results.carbon_data PATH`` (PATH = an unpacked ``codecarbon`` package folder) and committed,
 so a run needs neither CodeCarbon nor a network. Every entry keeps the file it came from, the
 CodeCarbon version and the data year, and the report prints them. Sources inside CodeCarbon 3.3.2:
@@ -20,15 +20,24 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from .carbon import GridFactor
 
 TABLE = Path(__file__).with_name("carbon_grid.json")
 LB_PER_MWH_TO_G_PER_KWH = 453.59237 / 1000.0
+
+
+@dataclass(frozen=True)
+class GridFactor:
+    """One grid emission factor in gCO2e/kWh, the text naming its source, and its region key."""
+
+    g_per_kwh: float
+    source: str
+    region: str
 
 
 @cache

@@ -1,6 +1,7 @@
 """Ranking: gate on the task's minimum, quality per joule within one measurement class, Pareto fronts.
 
-Rows are plain dicts from the store; the output is the leaderboard rows that every report renders.
+Input: :class:`~harness.results.record.Result` records from the store; output: the leaderboard rows
+(:class:`BoardRow`, keyed by the column names of the JSON and CSV reports) that every report renders.
 Classes (external, counter, simulated, estimate) are ranked separately, never against each other.
 """
 
@@ -8,10 +9,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypedDict
 
 from ..metrics import HIGHER_IS_BETTER, passes
 from .carbon import co2e_g_per_1000
+from .record import Result
 
 LEADERBOARD_KEYS = (
     "task",
@@ -38,99 +40,155 @@ LEADERBOARD_KEYS = (
 )
 
 
+class BoardRow(TypedDict):
+    """One leaderboard row: the :data:`LEADERBOARD_KEYS` first, then what the reports show beside them.
+
+    Its keys (in this order) are the JSON and CSV report's columns, so they stay as they are.
+    """
+
+    task: str
+    variant: str
+    technique: str | None
+    target: str
+    runtime: str | None
+    metric: str
+    accuracy: float | None
+    min_accuracy: float | None
+    passes_gate: bool
+    latency_p50_ms: float | None
+    latency_p90_ms: float | None
+    latency_p99_ms: float | None
+    throughput_ips: float | None
+    energy_per_inference_j: float | None
+    energy_class: str | None
+    accuracy_per_joule: float | None
+    co2e_g_per_1000: float | None
+    params: int | None
+    macs: int | None
+    model_bytes: int | None
+    rank: int | None
+    base_accuracy: float | None
+    accuracy_cost: float | None
+    breakeven_inferences: float | None
+    energy_dyn_j: float | None
+    p_idle_w: float | None
+    latency_ci_rel: float | None
+    energy_ci_rel: float | None
+    marker_method: str | None
+    meter: str | None
+    boundary: str | None
+    instr_per_inference: float | None
+    fine_tuned: bool
+    epochs: int | None
+    model_bytes_gz: int | None
+    produce_s: float | None
+    produce_j: float | None
+    produce_energy_class: str | None
+    grid_g_per_kwh: float | None
+    grid_source: str | None
+    pue: float | None
+    threads: Any
+    batch: Any
+    isa: Any
+    runtime_version: Any
+    git_rev: Any
+    date: float | None
+    run_id: int | None
+    provenance: dict[str, Any]
+
+
 def _ms(x: float | None) -> float | None:
     return None if x is None else x * 1e3
 
 
-def leaderboard(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+def leaderboard(results: Iterable[Result]) -> list[BoardRow]:
     """Leaderboard rows (done results only), sorted by task, class, rank; extra keys kept for reports."""
-    rows = [r for r in results if r["status"] == "done"]
+    rows = [r for r in results if r.status == "done"]
     base_acc: dict[tuple[str, str], float] = {}
     base_e: dict[tuple[str, str], float] = {}
     for r in rows:
-        if r["technique"] == "fp32" and r["accuracy"] is not None:
-            base_acc[(r["task"], r["target"])] = r["accuracy"]
-            if r["energy_per_inference_j"]:
-                base_e[(r["task"], r["target"])] = r["energy_per_inference_j"]
-    out = []
+        if r.technique == "fp32" and r.accuracy is not None:
+            base_acc[(r.task, r.target)] = r.accuracy
+            if r.energy.per_inference_j:
+                base_e[(r.task, r.target)] = r.energy.per_inference_j
+    out: list[BoardRow] = []
     for r in rows:
-        e = r["energy_per_inference_j"]
-        metric = r["metric"] or "accuracy"
-        ok = passes(metric, r["accuracy"], r["min_accuracy"])
-        qpj = r["accuracy"] / e if (e and r["accuracy"] is not None and HIGHER_IS_BETTER[metric]) else None
-        key = (r["task"], r["target"])
+        lat, en, mod, prod, co2 = r.latency, r.energy, r.model, r.production, r.carbon
+        e = en.per_inference_j
+        metric = r.metric or "accuracy"
+        ok = r.min_accuracy is not None and passes(metric, r.accuracy, r.min_accuracy)
+        qpj = r.accuracy / e if (e and r.accuracy is not None and HIGHER_IS_BETTER[metric]) else None
+        key = (r.task, r.target)
         ba = base_acc.get(key)
         be = base_e.get(key)
         breakeven = None
-        same_class = r["produce_energy_class"] == r["energy_class"]  # never mix classes in one figure
-        if same_class and r["produce_j"] and be and e and be > e and r["technique"] != "fp32":
-            breakeven = r["produce_j"] / (be - e)  # inferences until the production energy is repaid
-        prov = r.get("provenance") or {}
+        same_class = prod.energy_class == en.measurement_class  # never mix classes in one figure
+        if same_class and prod.joules and be and e and be > e and r.technique != "fp32":
+            breakeven = prod.joules / (be - e)  # inferences until the production energy is repaid
+        prov = r.provenance or {}
         out.append(
             {
-                "task": r["task"],
-                "variant": r["variant"],
-                "technique": r["technique"],
-                "target": r["target"],
-                "runtime": r["runtime"],
+                "task": r.task,
+                "variant": r.variant,
+                "technique": r.technique,
+                "target": r.target,
+                "runtime": r.runtime,
                 "metric": metric,
-                "accuracy": r["accuracy"],
-                "min_accuracy": r["min_accuracy"],
+                "accuracy": r.accuracy,
+                "min_accuracy": r.min_accuracy,
                 "passes_gate": ok,
-                "latency_p50_ms": _ms(r["latency_p50_s"]),
-                "latency_p90_ms": _ms(r["latency_p90_s"]),
-                "latency_p99_ms": _ms(r["latency_p99_s"]),
-                "throughput_ips": r["throughput_ips"],
+                "latency_p50_ms": _ms(lat.p50_s),
+                "latency_p90_ms": _ms(lat.p90_s),
+                "latency_p99_ms": _ms(lat.p99_s),
+                "throughput_ips": lat.throughput_ips,
                 "energy_per_inference_j": e,
-                "energy_class": r["energy_class"],
+                "energy_class": en.measurement_class,
                 "accuracy_per_joule": qpj,
-                "co2e_g_per_1000": co2e_g_per_1000(e, r["pue"] or 1.0, r["grid_g_per_kwh"] or 0.0),
-                "params": r["params"],
-                "macs": r["macs"],
-                "model_bytes": r["model_bytes"],
+                "co2e_g_per_1000": co2e_g_per_1000(e, co2.pue or 1.0, co2.grid_g_per_kwh or 0.0),
+                "params": mod.params,
+                "macs": mod.macs,
+                "model_bytes": mod.model_bytes,
                 "rank": None,
                 # beyond the required keys
                 "base_accuracy": ba,
-                "accuracy_cost": (ba - r["accuracy"])
-                if ba is not None and r["accuracy"] is not None
-                else None,
+                "accuracy_cost": (ba - r.accuracy) if ba is not None and r.accuracy is not None else None,
                 "breakeven_inferences": breakeven,
-                "energy_dyn_j": r["energy_dyn_j"],
-                "p_idle_w": r["p_idle_w"],
-                "latency_ci_rel": r["latency_ci_rel"],
-                "energy_ci_rel": r["energy_ci_rel"],
-                "marker_method": r["marker_method"],
-                "meter": r["meter"],
-                "boundary": r["boundary"],
-                "instr_per_inference": r["instr_per_inference"],
-                "fine_tuned": bool(r["fine_tuned"]),
-                "epochs": r["epochs"],
-                "model_bytes_gz": r["model_bytes_gz"],
-                "produce_s": r["produce_s"],
-                "produce_j": r["produce_j"],
-                "produce_energy_class": r["produce_energy_class"],
-                "grid_g_per_kwh": r["grid_g_per_kwh"],
-                "grid_source": r["grid_source"],
-                "pue": r["pue"],
+                "energy_dyn_j": en.dyn_j,
+                "p_idle_w": en.p_idle_w,
+                "latency_ci_rel": lat.ci_rel,
+                "energy_ci_rel": en.ci_rel,
+                "marker_method": en.marker_method,
+                "meter": en.meter,
+                "boundary": en.boundary,
+                "instr_per_inference": lat.instr_per_inference,
+                "fine_tuned": bool(mod.fine_tuned),
+                "epochs": mod.epochs,
+                "model_bytes_gz": mod.model_bytes_gz,
+                "produce_s": prod.seconds,
+                "produce_j": prod.joules,
+                "produce_energy_class": prod.energy_class,
+                "grid_g_per_kwh": co2.grid_g_per_kwh,
+                "grid_source": co2.grid_source,
+                "pue": co2.pue,
                 "threads": prov.get("threads"),
                 "batch": prov.get("batch"),
                 "isa": prov.get("isa"),
                 "runtime_version": prov.get("runtime_version"),
                 "git_rev": prov.get("git_rev"),
-                "date": r.get("created"),
-                "run_id": r.get("run_id"),
+                "date": r.created,
+                "run_id": r.run_id,
                 "provenance": prov,
             }
         )
-    groups: dict[tuple[str, str | None], list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[tuple[str, str | None], list[BoardRow]] = defaultdict(list)
     for row in out:
         if row["passes_gate"] and row["energy_per_inference_j"]:
             groups[(row["task"], row["energy_class"])].append(row)
     for grp in groups.values():
         if grp and grp[0]["accuracy_per_joule"] is not None:
-            grp.sort(key=lambda x: -x["accuracy_per_joule"])
+            grp.sort(key=lambda x: -(x["accuracy_per_joule"] or 0.0))  # set on every row of such a group
         else:  # lower-is-better metric (mae): rank by energy per inference among those that pass
-            grp.sort(key=lambda x: x["energy_per_inference_j"])
+            grp.sort(key=lambda x: x["energy_per_inference_j"] or 0.0)  # non-zero in every group
         for i, row in enumerate(grp, 1):
             row["rank"] = i
     out.sort(
@@ -163,19 +221,20 @@ def pareto_front(points: list[tuple[float, float]], *, maximize_y: bool) -> list
     return sorted(front, key=lambda k: points[k][0])
 
 
-def fronts(board: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, list[str]]]:
+def fronts(board: list[BoardRow]) -> dict[tuple[str, str], dict[str, list[str]]]:
     """Per (task, class): variant@target ids on the accuracy×energy and latency×energy fronts."""
     res: dict[tuple[str, str], dict[str, list[str]]] = {}
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[tuple[str, str], list[BoardRow]] = defaultdict(list)
     for r in board:
         if r["energy_per_inference_j"]:
             groups[(r["task"], r["energy_class"] or "")].append(r)
     for key, grp in groups.items():
         ids = [f"{r['variant']}@{r['target']}" for r in grp]
         hib = HIGHER_IS_BETTER.get(grp[0]["metric"], True)
-        acc = pareto_front([(r["energy_per_inference_j"], r["accuracy"] or 0.0) for r in grp], maximize_y=hib)
+        e = [r["energy_per_inference_j"] or 0.0 for r in grp]  # non-zero in every group
+        acc = pareto_front([(x, r["accuracy"] or 0.0) for x, r in zip(e, grp, strict=True)], maximize_y=hib)
         lat = pareto_front(
-            [(r["energy_per_inference_j"], r["latency_p50_ms"] or 0.0) for r in grp], maximize_y=False
+            [(x, r["latency_p50_ms"] or 0.0) for x, r in zip(e, grp, strict=True)], maximize_y=False
         )
         res[key] = {"accuracy_energy": [ids[i] for i in acc], "latency_energy": [ids[i] for i in lat]}
     return res

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StoreError
+from .record import COLUMNS, STORED_ONLY, Result
 
 SCHEMA_VERSION = 1
 
@@ -57,52 +58,8 @@ CREATE TABLE IF NOT EXISTS windows (
 CREATE INDEX IF NOT EXISTS results_task ON results(task);
 """
 
-RESULT_COLUMNS = (
-    "suite",
-    "task",
-    "variant",
-    "variant_key",
-    "technique",
-    "target",
-    "target_kind",
-    "runtime",
-    "status",
-    "reason",
-    "metric",
-    "min_accuracy",
-    "accuracy",
-    "base_accuracy",
-    "latency_p50_s",
-    "latency_p90_s",
-    "latency_p99_s",
-    "latency_ci_rel",
-    "throughput_ips",
-    "n_windows",
-    "n_inferences",
-    "energy_per_inference_j",
-    "energy_ci_rel",
-    "energy_dyn_j",
-    "p_idle_w",
-    "energy_class",
-    "marker_method",
-    "meter",
-    "boundary",
-    "instr_per_inference",
-    "params",
-    "macs",
-    "model_bytes",
-    "model_bytes_gz",
-    "fine_tuned",
-    "epochs",
-    "produce_s",
-    "produce_j",
-    "produce_energy_class",
-    "pue",
-    "grid_g_per_kwh",
-    "grid_source",
-    "provenance",
-    "variant_meta",
-)
+# the ``results`` columns a record fills (the record <-> column map itself is ``record.COLUMNS``)
+RESULT_COLUMNS = tuple(col for col, _, _ in COLUMNS if col not in STORED_ONLY)
 
 
 @dataclass
@@ -195,22 +152,22 @@ class Store:
         rows = self.conn.execute("SELECT job_key FROM results WHERE status IN ('done', 'skipped')")
         return {r[0] for r in rows}
 
-    def save_result(self, run_id: int, job_key: str, row: dict[str, Any], windows: list[WindowRow]) -> int:
+    def save_result(self, result: Result, windows: list[WindowRow]) -> int:
         """Insert (or replace a failed attempt of) one result and its windows atomically."""
-        unknown = set(row) - set(RESULT_COLUMNS)
-        if unknown:
-            raise StoreError(f"unknown result fields {sorted(unknown)}")
-        vals = {k: row.get(k) for k in RESULT_COLUMNS}
-        for k in ("provenance", "variant_meta"):
-            if vals[k] is not None and not isinstance(vals[k], str):
-                vals[k] = json.dumps(vals[k], default=str, sort_keys=True)
+        if result.run_id is None or result.job_key is None:
+            raise StoreError("a result needs its run_id and job_key to be stored")
+        job_key = result.job_key
+        row = result.columns()
+        vals = {k: row[k] for k in RESULT_COLUMNS}
+        for k in ("provenance", "variant_meta"):  # an empty mapping is stored as NULL and read back as {}
+            vals[k] = json.dumps(vals[k], default=str, sort_keys=True) if vals[k] else None
         cols = ", ".join(RESULT_COLUMNS)
         marks = ", ".join("?" for _ in RESULT_COLUMNS)
         with _tx(self.conn):
             self.conn.execute("DELETE FROM results WHERE job_key=? AND status='failed'", (job_key,))
             cur = self.conn.execute(
                 f"INSERT INTO results (job_key, run_id, {cols}, created) VALUES (?, ?, {marks}, ?)",
-                (job_key, run_id, *vals.values(), time.time()),
+                (job_key, result.run_id, *vals.values(), time.time()),
             )
             rid = int(cur.lastrowid or 0)
             self.conn.executemany(
@@ -233,7 +190,8 @@ class Store:
             )
         return rid
 
-    def results(self, *, run_id: int | None = None, status: str | None = None) -> list[dict[str, Any]]:
+    def results(self, *, run_id: int | None = None, status: str | None = None) -> list[Result]:
+        """Stored results as records, in insertion order; optionally one run's, or one status."""
         q, args = "SELECT * FROM results WHERE 1=1", list[object]()
         if run_id is not None:
             q += " AND run_id=?"
@@ -246,7 +204,7 @@ class Store:
             d = dict(r)
             for k in ("provenance", "variant_meta"):
                 d[k] = json.loads(d[k]) if d[k] else {}
-            out.append(d)
+            out.append(Result.from_columns(d))
         return out
 
     def windows(self, result_id: int) -> list[dict[str, Any]]:

@@ -1,6 +1,6 @@
 """Inference runtimes; importing this package registers them."""
 
 from . import litert, ort  # noqa: F401
-from .base import RUNTIMES, Runtime
+from .base import RUNTIMES, InputSpec, Runtime
 
-__all__ = ["RUNTIMES", "Runtime"]
+__all__ = ["RUNTIMES", "InputSpec", "Runtime"]

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 
 from ..registry import Registry
 
 RUNTIMES: Registry[type[Runtime]] = Registry("runtime")
+
+
+class InputSpec(NamedTuple):
+    """One model input as callers feed it: name, shape (``None`` = dynamic) and the dtype to pass."""
+
+    name: str
+    shape: tuple[int | None, ...]
+    dtype: np.dtype
 
 
 class Runtime(ABC):
@@ -41,3 +49,18 @@ class Runtime(ABC):
     @property
     @abstractmethod
     def input_shape(self) -> tuple[int | None, ...]: ...
+
+    @property
+    @abstractmethod
+    def input_dtype(self) -> np.dtype:
+        """The dtype of the model's (first) input tensor, as stored in the model file."""
+
+    @property
+    def input_specs(self) -> list[InputSpec]:
+        """Every input callers feed, with the dtype to feed (default: one input named ``input``)."""
+        return [InputSpec("input", self.input_shape, self.input_dtype)]
+
+    def timed_feeds(self, feeds: list[dict[str, np.ndarray]], n_calls: int) -> np.ndarray:
+        """Like :meth:`timed_loop` with feed dicts keyed by :attr:`input_specs` names."""
+        name = self.input_specs[0].name
+        return self.timed_loop([f[name] for f in feeds], n_calls)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError
-from .base import RUNTIMES, Runtime
+from .base import RUNTIMES, InputSpec, Runtime
 
 
 def _interpreter_cls() -> tuple[Any, str]:
@@ -55,6 +55,17 @@ class LiteRtRuntime(Runtime):
             return str(e)
         return None
 
+    @classmethod
+    def tensor_details(cls, path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The input and output tensor details (name, shape, shape_signature, dtype, quantization) of a
+        ``.tflite`` file, read without allocating its tensors."""
+        interpreter, _ = _interpreter_cls()
+        try:
+            it = interpreter(model_path=str(path))
+        except (ValueError, RuntimeError) as e:
+            raise ModelError(f"LiteRT cannot read {path}: {str(e).splitlines()[0][:200]}") from None
+        return list(it.get_input_details()), list(it.get_output_details())
+
     def __init__(self, path: Path, *, threads: int, batch: int) -> None:
         cls, _ = _interpreter_cls()
         try:
@@ -83,6 +94,16 @@ class LiteRtRuntime(Runtime):
     @property
     def input_shape(self) -> tuple[int | None, ...]:
         return self._shape
+
+    @property
+    def input_dtype(self) -> np.dtype:
+        return np.dtype(self._dtype)
+
+    @property
+    def input_specs(self) -> list[InputSpec]:
+        """One input; an integer (quantised) input is fed as float32, quantised by :meth:`run`."""
+        dt = self.input_dtype
+        return [InputSpec("input", self._shape, np.dtype(np.float32) if dt.kind in "iu" else dt)]
 
     def _cast(self, x: np.ndarray) -> np.ndarray:
         if self._dtype in (np.int8, np.uint8) and x.dtype.kind == "f":

@@ -8,7 +8,18 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelError
-from .base import RUNTIMES, Runtime
+from .base import RUNTIMES, InputSpec, Runtime
+
+# ONNX Runtime's input type strings -> NumPy dtypes (others: float32)
+ORT_DTYPES = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(int8)": np.int8,
+    "tensor(uint8)": np.uint8,
+}
 
 
 @RUNTIMES.register("ort")
@@ -55,6 +66,15 @@ class OrtRuntime(Runtime):
     @property
     def input_shape(self) -> tuple[int | None, ...]:
         return self._shape
+
+    @property
+    def input_dtype(self) -> np.dtype:
+        return self.input_specs[0].dtype
+
+    @property
+    def input_specs(self) -> list[InputSpec]:
+        """Every input of the model by name (ONNX models may have several)."""
+        return [InputSpec(n, shp, np.dtype(ORT_DTYPES.get(t, np.float32))) for n, shp, t in self.inputs]
 
     def run(self, x: np.ndarray) -> np.ndarray:
         self._single()

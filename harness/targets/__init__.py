@@ -5,6 +5,7 @@ from . import (
     mcu,  # noqa: F401
     ssh,  # noqa: F401
 )
-from .base import TARGETS, Target, TargetConfig, Window
+from .artefact import Artefact, ArtefactFile
+from .base import TARGETS, SimulatedEnergy, Target, TargetConfig, Window
 
-__all__ = ["TARGETS", "Target", "TargetConfig", "Window"]
+__all__ = ["TARGETS", "Artefact", "ArtefactFile", "SimulatedEnergy", "Target", "TargetConfig", "Window"]

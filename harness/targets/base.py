@@ -10,7 +10,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from ..ir.model import Variant
+from ..meters.trace import SimulatedEnergy
 from ..registry import Registry
+from .artefact import Artefact, ArtefactFile
 
 TARGETS: Registry[type[Target]] = Registry("target kind")
 
@@ -30,7 +32,8 @@ class Window:
     ``t_start``/``t_end`` are host ``time.perf_counter()`` seconds (for host-clock energy alignment).
     ``latencies_s`` holds per-inference latencies measured by the DUT/agent/local clock (a batch call
     counts as ``batch`` inferences of ``call/batch`` each). ``dut_s`` is the window length measured by
-    the DUT's own clock. ``instr_per_inference`` is set under QEMU ``-icount``.
+    the DUT's own clock. ``instr_per_inference`` is set under QEMU ``-icount``; ``simulated`` then
+    carries the window's instruction count and energy model (read by the ``mcu-sim`` meter).
     """
 
     n: int
@@ -40,13 +43,18 @@ class Window:
     dut_s: float
     instr_per_inference: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    simulated: SimulatedEnergy | None = None
 
 
 class Target(ABC):
     """A place that runs variants: local CPU, Raspberry Pi over SSH, MCU over serial.
 
-    Lifecycle: ``__init__`` stores config only; ``open()`` acquires; ``load()`` a variant;
-    ``predict()`` for the accuracy pass; ``window()`` for timed windows; ``close()``.
+    Lifecycle: ``__init__`` stores config only; ``open()`` acquires; ``load()`` a variant's
+    artefact; ``predict()`` for the accuracy pass; ``window()`` for timed windows; ``close()``.
+
+    A target never builds, exports or calibrates a model: it declares the :class:`Artefact` it
+    consumes (:attr:`artefact`, per runtime where it has several) and ``load()`` receives that file
+    from the variant pipeline (:func:`harness.pipeline.variants.produce_artefact`).
     """
 
     kind: ClassVar[str]
@@ -67,8 +75,14 @@ class Target(ABC):
     @abstractmethod
     def open(self) -> None: ...
 
+    @property
     @abstractmethod
-    def load(self, variant: Variant) -> None: ...
+    def artefact(self) -> Artefact:
+        """The model format ``load()`` consumes under this target's configuration."""
+
+    @abstractmethod
+    def load(self, variant: Variant, artefact: ArtefactFile) -> None:
+        """Load ``variant`` from ``artefact`` (a file of kind :attr:`artefact`, produced by the pipeline)."""
 
     def set_inputs(self, x: np.ndarray) -> None:
         """Rows of the eval set that timed windows cycle through (default: the target picks)."""

@@ -13,6 +13,7 @@ from ..errors import TargetError
 from ..ir.model import Variant
 from ..runtimes import RUNTIMES, Runtime
 from ..sysinfo import host_summary
+from .artefact import Artefact, ArtefactFile
 from .base import TARGETS, Target, TargetConfig, Window
 
 
@@ -41,12 +42,17 @@ class CpuTarget(Target):
     def availability(cls) -> str | None:
         return None
 
+    @property
+    def artefact(self) -> Artefact:
+        """The file format of the configured runtime (ONNX for ``ort``, TFLite for ``litert``)."""
+        return Artefact(RUNTIMES.get(self.config.runtime).format)
+
     def supports(self, variant: Variant) -> str | None:
         rt = RUNTIMES.get(self.config.runtime)
         reason = rt.available()
         if reason:
             return reason
-        if variant.path(rt.format) is None:
+        if variant.path(self.artefact.value) is None:
             return f"variant has no .{rt.format} file (technique {variant.meta.get('technique')} does not produce one)"
         return None
 
@@ -60,12 +66,14 @@ class CpuTarget(Target):
                     f"cannot pin to cores {self.config.cores}: {e}; list cores with `nproc`"
                 ) from e
 
-    def load(self, variant: Variant) -> None:
+    def load(self, variant: Variant, artefact: ArtefactFile) -> None:
+        if artefact.kind is not self.artefact:
+            raise TargetError(
+                f"variant {variant.name}: runtime {self.config.runtime} loads {self.artefact.value} files, "
+                f"was given {artefact.kind.value}"
+            )
         cls = RUNTIMES.get(self.config.runtime)
-        path = variant.path(cls.format)
-        if path is None:
-            raise TargetError(f"variant {variant.name} has no {cls.format} file")
-        self.rt = cls(path, threads=self.config.threads, batch=self.config.batch)
+        self.rt = cls(artefact.path, threads=self.config.threads, batch=self.config.batch)
 
     def _runtime(self) -> Runtime:
         if self.rt is None:

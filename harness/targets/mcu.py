@@ -6,9 +6,13 @@ with ``nodelay=on``), so costs are deterministic instruction counts; latency and
 them are *simulated* with the profile's energy model (meter ``mcu-sim``). With a real board give
 ``port`` (any ``serial_for_url`` URL); times come from ``m-lap-us`` and energy from an external meter.
 
-Each variant's blob is checked against the board budget before it is sent, uploaded to RAM with the
-binary bulk extension (CRC32), then ``predict()`` runs the eval set on the device in batches and
-``window()`` runs ``infer N 0`` windows. A reset (boot banner) or a stall makes the window invalid.
+The target consumes :attr:`Artefact.MCU_BLOB` files, which the variant pipeline exports, calibrates
+and caches (the target never builds a model). Each blob is checked against the board budget before
+it is sent, uploaded to RAM with the binary bulk extension (CRC32), then ``predict()`` runs the eval
+set on the device in batches and ``window()`` runs ``infer N 0`` windows. A reset (boot banner) or a
+stall makes the window invalid. Under an emulator each window carries its instruction count and
+energy model (:class:`~harness.meters.trace.SimulatedEnergy`), from which the ``mcu-sim`` meter
+prices it.
 """
 
 from __future__ import annotations
@@ -23,11 +27,11 @@ from pydantic import Field
 
 from ..errors import ProtocolError, StateError, TargetError, WindowInvalid
 from ..ir.model import Variant
-from ..meters import mcu_sim as simmeter
-from ..mcu.blob.codec import BlobError, QModel, read_blob, supported_kinds, unsupported_layers, variant_blob
+from ..mcu.blob.codec import BlobError, QModel, read_blob, supported_kinds, unsupported_layers
 from ..mcu.board import BoardProfile, load_board
 from ..mcu.protocol import DutClient, DutReset, Extensions
-from .base import TARGETS, Target, TargetConfig, Window
+from .artefact import Artefact, ArtefactFile
+from .base import TARGETS, SimulatedEnergy, Target, TargetConfig, Window
 
 log = logging.getLogger(__name__)
 PROBE_N = 64  # inferences of the load-time probe that fixes instructions/inference
@@ -68,6 +72,7 @@ class McuTarget(Target):
     kind = "mcu"
     Config = McuConfig
     config: McuConfig
+    artefact = Artefact.MCU_BLOB
 
     def __init__(self, config: McuConfig) -> None:  # type: ignore[override]
         super().__init__(config)
@@ -79,7 +84,6 @@ class McuTarget(Target):
         self.qm: QModel | None = None
         self.blob: bytes | None = None
         self.variant: Variant | None = None
-        self.x_calib: np.ndarray | None = None
         self._input: bytes | None = None
         self._probe: float | None = None  # instructions per inference (emulator) or DUT s per inference
         self._stale = False
@@ -98,9 +102,10 @@ class McuTarget(Target):
         return self.config.icount_shift if self.config.icount_shift is not None else self.profile.icount_shift
 
     def supports(self, variant: Variant) -> str | None:
-        if variant.path("blob") is not None:
+        stored = variant.path(self.artefact.value)
+        if stored is not None:
             try:
-                read_blob(variant.path("blob").read_bytes())  # type: ignore[union-attr]
+                read_blob(stored.read_bytes())
             except (BlobError, OSError) as e:
                 return f"its MCU blob is unusable: {e}"
             return None
@@ -179,25 +184,6 @@ class McuTarget(Target):
         return self.dut
 
     # ------------------------------------------------------------ models
-    def set_calibration(self, x_calib: np.ndarray) -> None:
-        """Calibration rows used to export a blob for variants that have none."""
-        self.x_calib = np.asarray(x_calib, dtype=np.float32)
-
-    def _calibration_for(self, variant: Variant) -> np.ndarray:
-        if self.x_calib is not None:
-            return self.x_calib
-        base_key = variant.meta.get("base_key")
-        any_file = next(iter(variant.files.values()), None) or variant.net_path
-        if base_key and any_file is not None:
-            data = Path(any_file).parent.parent.parent / "base" / str(base_key) / "data.npz"
-            if data.exists():
-                with np.load(data, allow_pickle=False) as z:
-                    return np.asarray(z["x_calib"], dtype=np.float32)
-        raise TargetError(
-            f"variant {variant.name!r} has no MCU blob and no calibration data was found; "
-            "call set_calibration(x_calib) or export one with harness.mcu.blob.codec.variant_blob"
-        )
-
     def check_budget(self, blob: bytes, qm: QModel) -> None:
         """Refuse, before sending, a model the board cannot hold (sizes in the message)."""
         b = self.profile.budget
@@ -219,9 +205,14 @@ class McuTarget(Target):
                 f"model input is {qm.in_dim} bytes but the board's input buffer is {b.db_bytes}"
             )
 
-    def load(self, variant: Variant) -> None:
-        blob = variant_blob(variant, self._calibration_for(variant) if variant.path("blob") is None else None)
-        self.load_blob(blob)
+    def load(self, variant: Variant, artefact: ArtefactFile) -> None:
+        """Upload the variant's MCU blob (exported and calibrated by the variant pipeline)."""
+        if artefact.kind is not self.artefact:
+            raise TargetError(
+                f"variant {variant.name}: the MCU target loads {self.artefact.value} files, "
+                f"was given {artefact.kind.value}"
+            )
+        self.load_blob(artefact.read_bytes())
         self.variant = variant
 
     def load_blob(self, blob: bytes) -> None:
@@ -317,7 +308,7 @@ class McuTarget(Target):
             r = dut.infer(n, 0)
             t_end = time.perf_counter()
             extra: dict[str, Any] = {"warmup_inferences": w, "host_s": r.host_s, "dut_lap_s": r.dut_s}
-            instr = None
+            instr, sim = None, None
             if self.profile.emulated and self.ext is not None:
                 ticks, hz, n_dut = dut.xstat()
                 if n_dut != n:
@@ -330,9 +321,7 @@ class McuTarget(Target):
                     # the same window on the named MCU (instructions x CPI / clock): simulated
                     extra["simulated_s"] = total * em.cycles_per_instruction / em.clock_hz
                     extra["simulated_mcu"] = f"{em.mcu} at {em.clock_hz / 1e6:g} MHz"
-                    simmeter.publish(
-                        simmeter.SimWindow(t_start, t_end, total, em.joules_per_instruction, em.describe())
-                    )
+                    sim = SimulatedEnergy(total, em.joules_per_instruction, em.describe())
             if r.dut_s is None:
                 raise WindowInvalid("the DUT printed no m-lap-us timestamps (energy-mode firmware?)")
             dut_s = r.dut_s  # m-lap-us: under QEMU -icount, virtual time (2^shift ns per instruction)
@@ -351,6 +340,7 @@ class McuTarget(Target):
             dut_s=dut_s,
             instr_per_inference=instr,
             extra=extra,
+            simulated=sim,
         )
 
     def _seconds_per_inference(self) -> float:

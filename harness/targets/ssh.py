@@ -27,6 +27,7 @@ from ..agent.client import AgentClient, AgentError, ClockSample, LinkLostError
 from ..errors import StateError, TargetError, WindowInvalid
 from ..ir.model import Variant
 from ..mcu.board import find_board_file, known_boards
+from .artefact import Artefact, ArtefactFile
 from .base import TARGETS, Target, TargetConfig, Window
 
 if TYPE_CHECKING:
@@ -35,7 +36,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-RUNTIME_FORMAT = {"ort": "onnx", "litert": "tflite", "tflite-runtime": "tflite"}
+# the artefact each board runtime loads (the agent's runtimes are not host Runtime classes)
+RUNTIME_ARTEFACT = {"ort": Artefact.ONNX, "litert": Artefact.TFLITE, "tflite-runtime": Artefact.TFLITE}
 # the agent falls back between the two TFLite interpreters (same .tflite files, same kernels)
 RUNTIME_ACCEPTS = {
     "ort": ["ort"],
@@ -147,6 +149,7 @@ class SshTarget(Target):
         self.notes: dict[str, Any] = {}
         self.clock: ClockSample | None = None
         self._variant: Variant | None = None
+        self._artefact: ArtefactFile | None = None
         self._inputs: np.ndarray | None = None
         self._per_call_s: float | None = None
         self._lost = False
@@ -162,12 +165,13 @@ class SshTarget(Target):
         return None
 
     @property
-    def fmt(self) -> str:
-        return RUNTIME_FORMAT[self.config.runtime]
+    def artefact(self) -> Artefact:
+        """The file format of the configured board runtime (ONNX for ``ort``, else TFLite)."""
+        return RUNTIME_ARTEFACT[self.config.runtime]
 
     def supports(self, variant: Variant) -> str | None:
-        if variant.path(self.fmt) is None:
-            return f"variant has no .{self.fmt} file, which runtime {self.config.runtime} needs"
+        if variant.path(self.artefact.value) is None:
+            return f"variant has no .{self.artefact.value} file, which runtime {self.config.runtime} needs"
         return None
 
     # ------------------------------------------------------------ lifecycle
@@ -245,15 +249,18 @@ class SshTarget(Target):
                 f"{c.python} -m pip install {' '.join(missing)}{fallback}"
             )
 
-    def load(self, variant: Variant) -> None:
-        self._twice("load", lambda: self._load(variant))
+    def load(self, variant: Variant, artefact: ArtefactFile) -> None:
+        if artefact.kind is not self.artefact:
+            raise TargetError(
+                f"variant {variant.name}: runtime {self.config.runtime} loads {self.artefact.value} files, "
+                f"was given {artefact.kind.value}"
+            )
+        self._twice("load", lambda: self._load(variant, artefact))
 
-    def _load(self, variant: Variant) -> None:
+    def _load(self, variant: Variant, artefact: ArtefactFile) -> None:
         agent, pusher = self._need_agent(), self.pusher
         assert pusher is not None
-        path = variant.path(self.fmt)
-        if path is None:
-            raise TargetError(self.supports(variant) or f"variant {variant.name} has no {self.fmt} file")
+        path = artefact.path
         remote, sha = pusher.push_model(Path(path), agent)
         c = self.config
         self.loaded = agent.load(c.runtime, c.threads, c.batch, remote)
@@ -262,7 +269,7 @@ class SshTarget(Target):
             raise TargetError(
                 f"the board loaded {remote} with sha256 {self.loaded.get('sha256')}, expected {sha}"
             )
-        self._variant = variant
+        self._variant, self._artefact = variant, artefact
         self._per_call_s = None
         if self._inputs is not None:
             agent.set_input(self._inputs)
@@ -306,8 +313,8 @@ class SshTarget(Target):
         self._drop()
         self.reconnects += 1
         self.open()  # clears _lost on success
-        if self._variant is not None:
-            self._load(self._variant)
+        if self._variant is not None and self._artefact is not None:
+            self._load(self._variant, self._artefact)
 
     def _twice(self, what: str, fn: Callable[[], T]) -> T:
         """Run ``fn``; after a lost link reconnect once and run it again (not for timed windows)."""

@@ -1,1 +1,1 @@
-"""Writers from the model IR to runnable files (ONNX, TFLite; the MCU blob lives in ``harness.mcu``)."""
+"""Writers from the model IR to runnable files (ONNX, TFLite) and the graph builders layers write into."""

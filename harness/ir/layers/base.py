@@ -10,8 +10,8 @@ import numpy as np
 from ...registry import Registry
 
 if TYPE_CHECKING:
-    from ..export.onnx_export import OnnxGraph
-    from ..export.tflite_export import TfliteGraph
+    from ..export.onnx_graph import OnnxGraph
+    from ..export.tflite_graph import TfliteGraph
     from ..quant import QParams
 
 LAYERS: Registry[type[Layer]] = Registry("layer")

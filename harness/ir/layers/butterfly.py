@@ -46,6 +46,7 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as tfl
 
 from ...errors import CompressionError
+from ..quant import QParams, activation_qparams
 from .base import LAYERS, Layer
 from .monarch import (
     Monarch,
@@ -61,9 +62,8 @@ from .monarch import (
 )
 
 if TYPE_CHECKING:
-    from ..export.onnx_export import OnnxGraph
-    from ..export.tflite_export import TfliteGraph
-    from ..quant import QParams
+    from ..export.onnx_graph import OnnxGraph
+    from ..export.tflite_graph import TfliteGraph
 
 
 FORMS = ("levels", "monarch")
@@ -344,8 +344,6 @@ class Butterfly(Layer):
         for lvl in range(self.levels):
             a, c, perm = level_coefs(self.tw[lvl], n, 1 << lvl)
             if ranges is not None:
-                from ..quant import activation_qparams
-
                 r = ranges[lvl]
                 q1, q2, qy = (activation_qparams(*r[j]) for j in range(3))
                 (aq, qa), (cq, qc) = symmetric_qparams(a), symmetric_qparams(c)

@@ -9,8 +9,8 @@ import numpy as np
 from .base import LAYERS, Layer
 
 if TYPE_CHECKING:
-    from ..export.onnx_export import OnnxGraph
-    from ..export.tflite_export import TfliteGraph
+    from ..export.onnx_graph import OnnxGraph
+    from ..export.tflite_graph import TfliteGraph
     from ..quant import QParams
 
 

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..quant import QParams, activation_qparams
 from .base import LAYERS, Layer
 from .monarch import range_of
 
 if TYPE_CHECKING:
-    from ..export.onnx_export import OnnxGraph
-    from ..export.tflite_export import TfliteGraph
-    from ..quant import QParams
+    from ..export.onnx_graph import OnnxGraph
+    from ..export.tflite_graph import TfliteGraph
 
 
 def svd_factors(w: np.ndarray, rank: int) -> tuple[np.ndarray, np.ndarray]:
@@ -121,8 +121,6 @@ class LowRank(Layer):
         return g.fully_connected(h, self.v.T.copy(), self.b, relu=self.act == "relu")
 
     def to_tflite_int8(self, g: TfliteGraph, x: int, qin: QParams, qout: QParams) -> int:
-        from ..quant import activation_qparams
-
         if self.ranges is not None:
             lo, hi = self.ranges[0]
         else:  # loose bound from the input range

@@ -41,12 +41,12 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as tfl
 
 from ...errors import CompressionError
+from ..quant import QParams, activation_qparams
 from .base import LAYERS, Layer
 
 if TYPE_CHECKING:
-    from ..export.onnx_export import OnnxGraph
-    from ..export.tflite_export import TfliteGraph
-    from ..quant import QParams
+    from ..export.onnx_graph import OnnxGraph
+    from ..export.tflite_graph import TfliteGraph
 
 # ONNX graph forms (same arithmetic, different node layouts; benches/perf/monarch.py times them):
 #   "matmul": Reshape, Transpose, MatMul (k, B, p)@(k, p, q), Transpose, MatMul, Transpose, Reshape
@@ -166,8 +166,6 @@ def tfl_mul(g: TfliteGraph, a: int, b: int, shape: list[int], dtype: Any, q: QPa
 
 def symmetric_qparams(x: np.ndarray) -> tuple[np.ndarray, QParams]:
     """Per-tensor symmetric int8 (zero point 0) for constants that BATCH_MATMUL/MUL read."""
-    from ..quant import QParams  # lazy: harness.ir.quant imports the layer package
-
     m = float(np.abs(x).max())
     scale = m / 127.0 if m > 0 else 1.0
     q = np.clip(np.round(x / scale), -127, 127).astype(np.int8)
@@ -176,8 +174,6 @@ def symmetric_qparams(x: np.ndarray) -> tuple[np.ndarray, QParams]:
 
 def const_qparams(x: np.ndarray) -> tuple[np.ndarray, QParams]:
     """Per-tensor asymmetric int8 for a constant operand of ADD (e.g. a bias)."""
-    from ..quant import activation_qparams
-
     qp = activation_qparams(float(x.min()), float(x.max()))
     return qp.quantize(x), qp
 
@@ -388,8 +384,6 @@ def monarch_tflite(
     k, p, q = w1.shape
     s = w2.shape[2]
     if qin is not None:
-        from ..quant import activation_qparams
-
         assert ranges is not None
         dt: Any = np.int8
         qh, qy = activation_qparams(*ranges[0]), activation_qparams(*ranges[1])

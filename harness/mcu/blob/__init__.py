@@ -1,1 +1,1 @@
-"""The MCU model blob: the int8 container format, and its dense, sparse and factored layer payloads."""
+"""The MCU model blob: the int8 container, its dense/sparse and factored layer payloads, the codec on top."""

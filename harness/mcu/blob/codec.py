@@ -3,6 +3,10 @@
 The exporter turns a float :class:`harness.ir.network.Network` plus calibration data into int8 layers
 with TFLite arithmetic (:mod:`harness.ir.quant`), chooses dense, CSR or 4x4 block-sparse storage for
 each dense layer by estimated cost, and packs everything into one little-endian, CRC-protected blob.
+
+This module sits on top of the blob package: the container (:mod:`.container`) and the payload
+modules (:mod:`.dense`, :mod:`.factored`) know nothing of each other's tables; the tables below name
+every IR layer kind the MCU runs and every payload kind a blob holds.
 """
 
 from __future__ import annotations
@@ -10,249 +14,56 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ...errors import ModelError
 from ...ir.network import Network
-from ...ir.quant import QParams, calibrate, quantize_dense, quantize_multiplier
-
-MAGIC = b"FBM1"
-VERSION = 1
-HEADER = struct.Struct("<4sHHIIHHIIIfifi16s")
-LAYER = struct.Struct("<BBHIIIIiiI")
-assert HEADER.size == 64 and LAYER.size == 32
-
-DENSE, CSR, BSR4, MONARCH, BUTTERFLY, SOFTMAX, ARGMAX = 1, 2, 3, 4, 5, 6, 7
-KIND_NAMES = {
-    DENSE: "dense",
-    CSR: "csr",
-    BSR4: "bsr4",
-    MONARCH: "monarch",
-    BUTTERFLY: "butterfly",
-    SOFTMAX: "softmax",
-    ARGMAX: "argmax",
-}
-HEADS = {"softmax": SOFTMAX, "argmax": ARGMAX}
-ACC_LIMIT = 2**31 - 1
-
-
-class BlobError(ModelError):
-    """A blob is corrupt, or a network cannot be written as a blob (says which layer and why)."""
-
-
-@dataclass
-class QLayer:
-    """One int8 layer of a blob.
-
-    ``params`` holds the arrays of its kind: ``bias``/``mult``/``shift`` (int32, per output) and
-    ``w`` (int8 ``(out, in)``, dense), ``rowptr``/``col``/``val`` (CSR), ``bptr``/``bcol``/``blocks``
-    (BSR4: ``(nb, 4, 4)`` int8 blocks).
-    """
-
-    kind: int
-    in_dim: int
-    out_dim: int
-    act: int = 0  # 1 = fused ReLU
-    zp_in: int = 0
-    zp_out: int = 0
-    params: dict[str, np.ndarray] = field(default_factory=dict)
-    aux: int = 0
-    note: str = ""  # set when the exporter had to change the layer's form (not stored in the blob)
-
-    @property
-    def name(self) -> str:
-        return KIND_NAMES.get(self.kind, f"kind{self.kind}")
-
-
-@dataclass
-class QModel:
-    """An int8 model as stored in a blob."""
-
-    layers: list[QLayer]
-    in_scale: float
-    in_zp: int
-    out_scale: float
-    out_zp: int
-    model_id: str = "fbnet01"
-
-    @property
-    def notes(self) -> list[str]:
-        return [q.note for q in self.layers if q.note]
-
-    @property
-    def in_dim(self) -> int:
-        return self.layers[0].in_dim
-
-    @property
-    def out_dim(self) -> int:
-        return self.layers[-1].out_dim
-
-    @property
-    def max_dim(self) -> int:
-        def inner(q: QLayer) -> int:
-            return (q.aux & 0xFFFF) * (q.aux >> 16) if q.kind == MONARCH else 0
-
-        return max(max(q.in_dim, q.out_dim, inner(q)) for q in self.layers)
-
-    @property
-    def head(self) -> str | None:
-        last = self.layers[-1].kind
-        return KIND_NAMES[last] if last in (SOFTMAX, ARGMAX) else None
-
-    def quantize_input(self, x: np.ndarray) -> np.ndarray:
-        """Float inputs ``(B, in_dim)`` to the int8 bytes the DUT receives."""
-        q = np.round(np.asarray(x, dtype=np.float64) / self.in_scale) + self.in_zp
-        return np.clip(q, -128, 127).astype(np.int8)
-
-    def dequantize_output(self, q: np.ndarray) -> np.ndarray:
-        return ((q.astype(np.float64) - self.out_zp) * self.out_scale).astype(np.float32)
-
-
-# ---------------------------------------------------------------------------------------------
-# int8 arithmetic helpers shared by the exporter and the reference interpreter
-# ---------------------------------------------------------------------------------------------
-
-
-def requant_params(real_multiplier: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """TFLite Q31 multiplier/shift, limited to what the firmware's single-rounding path accepts.
-
-    A multiplier below 2**-33 (shift < -32) contributes nothing and is stored as ``(0, 0)``.
-    """
-    mult, shift = quantize_multiplier(np.asarray(real_multiplier, dtype=np.float64))
-    if (shift > 30).any():
-        raise BlobError(
-            f"requantisation multiplier {float(np.max(real_multiplier)):.3g} is too large (shift > 30); "
-            "the output scale is far smaller than input scale x weight scale: recalibrate with more data"
-        )
-    tiny = shift < -32
-    mult = np.where(tiny, 0, mult).astype(np.int32)
-    shift = np.where(tiny, 0, shift).astype(np.int32)
-    return mult, shift
-
-
-def requantize(acc: np.ndarray, mult: np.ndarray, shift: np.ndarray, zp_out: int, act: int) -> np.ndarray:
-    """Bit-exact model of ``fb_requant`` in kernels.h (TFLite single rounding) on an int64 array."""
-    acc = np.asarray(acc, dtype=np.int64)
-    ts = 31 - shift.astype(np.int64)
-    p = acc * mult.astype(np.int64) + np.left_shift(np.int64(1), ts - 1)
-    r = np.right_shift(p, ts) + zp_out
-    lo = max(-128, zp_out) if act == 1 else -128
-    return np.clip(r, lo, 127).astype(np.int8)
-
-
-def _fold_bias(bias_q: np.ndarray, w_q: np.ndarray, zp_in: int, where: str) -> np.ndarray:
-    """bias - zp_in * rowsum(w); checks the int32 accumulator cannot overflow on the DUT."""
-    w64 = w_q.astype(np.int64)
-    folded = bias_q.astype(np.int64) - int(zp_in) * w64.sum(axis=1)
-    worst = np.abs(folded) + 128 * np.abs(w64).sum(axis=1)
-    if (worst > ACC_LIMIT).any():
-        raise BlobError(
-            f"{where}: the int32 accumulator could overflow; the layer is too wide or its bias too large"
-        )
-    return folded.astype(np.int32)
-
-
-# ---------------------------------------------------------------------------------------------
-# storage choices for a quantised dense matrix
-# ---------------------------------------------------------------------------------------------
-
-
-def estimate_instructions(kind: int, w_q: np.ndarray) -> float:
-    """Rough instruction-count model of the firmware kernels (from icount measurements)."""
-    out, inp = w_q.shape
-    if kind == DENSE:
-        return 1.25 * out * inp + 40.0 * out
-    if kind == CSR:
-        return 5.0 * int(np.count_nonzero(w_q)) + 18.0 * out
-    if kind == BSR4:
-        if out % 4 or inp % 4:
-            return float("inf")
-        blocks = w_q.reshape(out // 4, 4, inp // 4, 4).transpose(0, 2, 1, 3)
-        nb = int(np.count_nonzero(np.abs(blocks).sum(axis=(2, 3))))
-        return 26.0 * nb + 45.0 * out
-    raise ValueError(kind)
-
-
-def choose_storage(w_q: np.ndarray, mode: str = "auto") -> int:
-    """``auto`` picks the cheapest of dense/CSR/BSR4 by :func:`estimate_instructions`; a forced
-    ``bsr4`` applies where both dims divide by 4 (dense elsewhere)."""
-    if mode == "dense":
-        return DENSE
-    if mode == "csr":
-        return CSR
-    if mode == "bsr4":
-        return DENSE if w_q.shape[0] % 4 or w_q.shape[1] % 4 else BSR4
-    if mode != "auto":
-        raise BlobError(f"unknown sparse storage {mode!r}; use auto, dense, csr or bsr4")
-    if w_q.shape[1] > 65535:
-        return DENSE
-    costs = {k: estimate_instructions(k, w_q) for k in (DENSE, CSR, BSR4)}
-    return min(costs, key=lambda k: (costs[k], k))
-
-
-def linear_qlayer(
-    w_out_in: np.ndarray,
-    b: np.ndarray,
-    act: str | None,
-    qin: QParams,
-    qout: QParams,
-    *,
-    storage: str = "auto",
-    where: str = "layer",
-) -> QLayer:
-    """Quantise one ``y = act(W x + b)`` (W is ``(out, in)``) as a dense/CSR/BSR4 layer."""
-    s_in, zp_in = float(qin.scale), int(qin.zero_point)
-    s_out, zp_out = float(qout.scale), int(qout.zero_point)
-    w_q, wq, bias_q = quantize_dense(np.asarray(w_out_in, dtype=np.float64), b, s_in)
-    mult, shift = requant_params(s_in * wq.scale / s_out)
-    folded = _fold_bias(bias_q, w_q, zp_in, where)
-    kind = choose_storage(w_q, storage)
-    out, inp = w_q.shape
-    params: dict[str, np.ndarray] = {"bias": folded, "mult": mult, "shift": shift}
-    aux = 0
-    if kind == DENSE:
-        params["w"] = w_q
-    elif kind == CSR:
-        rows, cols = np.nonzero(w_q)
-        params["rowptr"] = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=out))]).astype(
-            np.uint32
-        )
-        params["col"] = cols.astype(np.uint16)
-        params["val"] = w_q[rows, cols].astype(np.int8)
-        aux = len(cols)
-    else:
-        blocks = w_q.reshape(out // 4, 4, inp // 4, 4).transpose(0, 2, 1, 3)
-        nzb = np.abs(blocks.astype(np.int32)).sum(axis=(2, 3)) != 0
-        rb, cb = np.nonzero(nzb)
-        params["bptr"] = np.concatenate([[0], np.cumsum(nzb.sum(axis=1))]).astype(np.uint32)
-        params["bcol"] = cb.astype(np.uint16)
-        params["blocks"] = blocks[rb, cb].astype(np.int8)
-        aux = len(cb)
-    return QLayer(kind, inp, out, 1 if act == "relu" else 0, zp_in, zp_out, params, aux)
-
-
-# ---------------------------------------------------------------------------------------------
-# IR layer kinds -> int8 layers (one exporter per IR kind; Monarch/butterfly register their own)
-# ---------------------------------------------------------------------------------------------
+from ...ir.quant import QParams, calibrate
+from . import dense, factored
+from .container import (
+    ARGMAX,
+    BSR4,
+    BUTTERFLY,
+    CSR,
+    DENSE,
+    HEADER,
+    HEADS,
+    LAYER,
+    MAGIC,
+    MONARCH,
+    SOFTMAX,
+    VERSION,
+    BlobError,
+    QLayer,
+    QModel,
+    pad4,
+)
 
 LayerExporter = Callable[[Any, QParams, QParams, np.ndarray, str], list[QLayer]]
-EXPORTERS: dict[str, LayerExporter] = {}
 
+# IR layer kind -> int8 blob layers (a new kind is one function in a payload module plus one entry).
+EXPORTERS: dict[str, LayerExporter] = {
+    "dense": dense.export_dense,
+    "monarch": factored.export_monarch,
+    "butterfly": factored.export_butterfly,
+}
 
-def layer_exporter(kind: str) -> Callable[[LayerExporter], LayerExporter]:
-    def deco(fn: LayerExporter) -> LayerExporter:
-        EXPORTERS[kind] = fn
-        return fn
-
-    return deco
-
-
-@layer_exporter("dense")
-def _export_dense(layer: Any, qin: QParams, qout: QParams, x_in: np.ndarray, storage: str) -> list[QLayer]:
-    return [linear_qlayer(layer.w.T, layer.b, layer.act, qin, qout, storage=storage, where="dense")]
+# Blob layer kind -> writer/reader of the payload part after the bias/mult/shift arrays.
+PAYLOAD_WRITERS: dict[int, Callable[[QLayer], bytes]] = {
+    DENSE: dense.write_dense,
+    CSR: dense.write_csr,
+    BSR4: dense.write_bsr4,
+    MONARCH: factored.write_monarch,
+    BUTTERFLY: factored.write_butterfly,
+}
+PAYLOAD_READERS: dict[int, Callable[[QLayer, memoryview], None]] = {
+    DENSE: dense.read_dense,
+    CSR: dense.read_csr,
+    BSR4: dense.read_bsr4,
+    MONARCH: factored.read_monarch,
+    BUTTERFLY: factored.read_butterfly,
+}
 
 
 def supported_kinds() -> list[str]:
@@ -310,67 +121,19 @@ def quantize_network(
 # ---------------------------------------------------------------------------------------------
 
 
-def _pad4(b: bytes) -> bytes:
-    return b + b"\0" * (-len(b) % 4)
-
-
-def dense_block_order(w: np.ndarray) -> np.ndarray:
-    """int8 ``(out, in)`` to the kernel order: per 4-row block, 4x4 tiles, then the column tail;
-    then the remaining rows row-major (see fb_dense_s8)."""
-    out, inp = w.shape
-    nrb, ng, t = out // 4, inp // 4, inp % 4
-    top = w[: 4 * nrb]
-    main = top[:, : 4 * ng].reshape(nrb, 4, ng, 4).transpose(0, 2, 1, 3).reshape(nrb, 16 * ng)
-    tail = top[:, 4 * ng :].reshape(nrb, 4 * t)
-    return np.concatenate([np.concatenate([main, tail], axis=1).ravel(), w[4 * nrb :].ravel()]).astype(
-        np.int8
-    )
-
-
-def dense_from_block_order(flat: np.ndarray, out: int, inp: int) -> np.ndarray:
-    """Inverse of :func:`dense_block_order`."""
-    nrb, ng, t = out // 4, inp // 4, inp % 4
-    per = 16 * ng + 4 * t
-    top = flat[: nrb * per].reshape(nrb, per)
-    main = top[:, : 16 * ng].reshape(nrb, ng, 4, 4).transpose(0, 2, 1, 3).reshape(4 * nrb, 4 * ng)
-    tail = top[:, 16 * ng :].reshape(4 * nrb, t)
-    rest = flat[nrb * per :].reshape(out - 4 * nrb, inp)
-    return np.concatenate([np.concatenate([main, tail], axis=1), rest]).astype(np.int8)
-
-
 def _layer_payload(q: QLayer) -> bytes:
     p = q.params
     if q.kind in (SOFTMAX, ARGMAX):
         return b""
+    writer = PAYLOAD_WRITERS.get(q.kind)
+    if writer is None:
+        raise BlobError(f"no writer for layer kind {q.kind}")
     rq = (
         p["bias"].astype("<i4").tobytes()
         + p["mult"].astype("<i4").tobytes()
         + p["shift"].astype("<i4").tobytes()
     )
-    if q.kind == DENSE:
-        return rq + _pad4(dense_block_order(p["w"]).tobytes())
-    if q.kind == CSR:
-        return (
-            rq
-            + p["rowptr"].astype("<u4").tobytes()
-            + _pad4(p["col"].astype("<u2").tobytes())
-            + _pad4(p["val"].astype(np.int8).tobytes())
-        )
-    if q.kind == BSR4:
-        return (
-            rq
-            + p["bptr"].astype("<u4").tobytes()
-            + _pad4(p["bcol"].astype("<u2").tobytes())
-            + p["blocks"].astype(np.int8).tobytes()
-        )
-    if q.kind in PAYLOAD_WRITERS:
-        return rq + PAYLOAD_WRITERS[q.kind](q)
-    raise BlobError(f"no writer for layer kind {q.kind}")
-
-
-# Extra kinds (Monarch, butterfly) add a writer and a reader for the part after bias/mult/shift.
-PAYLOAD_WRITERS: dict[int, Callable[[QLayer], bytes]] = {}
-PAYLOAD_READERS: dict[int, Callable[[QLayer, memoryview], None]] = {}
+    return rq + writer(q)
 
 
 FLAG_UNIFORM_RQ = 1
@@ -390,7 +153,7 @@ def write_blob(qm: QModel) -> bytes:
     offset = HEADER.size + LAYER.size * n
     table, payloads = [], []
     for q in qm.layers:
-        data = _pad4(_layer_payload(q))
+        data = pad4(_layer_payload(q))
         table.append(
             LAYER.pack(
                 q.kind, q.act, _flags(q), q.in_dim, q.out_dim, offset, len(data), q.zp_in, q.zp_out, q.aux
@@ -468,30 +231,15 @@ def read_blob(data: bytes) -> QModel:
 def _read_payload(q: QLayer, mv: memoryview) -> None:
     if q.kind in (SOFTMAX, ARGMAX):
         return
+    reader = PAYLOAD_READERS.get(q.kind)
+    if reader is None:
+        raise BlobError(f"unknown layer kind {q.kind} in blob")
     out = q.out_dim
     p = q.params
     p["bias"] = np.frombuffer(mv, "<i4", out, 0).astype(np.int32)
     p["mult"] = np.frombuffer(mv, "<i4", out, 4 * out).astype(np.int32)
     p["shift"] = np.frombuffer(mv, "<i4", out, 8 * out).astype(np.int32)
-    o = 12 * out
-    if q.kind == DENSE:
-        p["w"] = dense_from_block_order(np.frombuffer(mv, np.int8, out * q.in_dim, o), out, q.in_dim)
-    elif q.kind == CSR:
-        p["rowptr"] = np.frombuffer(mv, "<u4", out + 1, o).astype(np.uint32)
-        o += 4 * (out + 1)
-        p["col"] = np.frombuffer(mv, "<u2", q.aux, o).astype(np.uint16)
-        o += (2 * q.aux + 3) & ~3
-        p["val"] = np.frombuffer(mv, np.int8, q.aux, o).copy()
-    elif q.kind == BSR4:
-        p["bptr"] = np.frombuffer(mv, "<u4", out // 4 + 1, o).astype(np.uint32)
-        o += 4 * (out // 4 + 1)
-        p["bcol"] = np.frombuffer(mv, "<u2", q.aux, o).astype(np.uint16)
-        o += (2 * q.aux + 3) & ~3
-        p["blocks"] = np.frombuffer(mv, np.int8, 16 * q.aux, o).reshape(q.aux, 4, 4).copy()
-    elif q.kind in PAYLOAD_READERS:
-        PAYLOAD_READERS[q.kind](q, mv[o:])
-    else:
-        raise BlobError(f"unknown layer kind {q.kind} in blob")
+    reader(q, mv[12 * out :])
 
 
 def export_blob(
@@ -525,6 +273,3 @@ def variant_blob(variant: Any, x_calib: np.ndarray | None) -> bytes:
             f"variant {variant.name!r} has neither a blob nor a network IR; the MCU target needs one of them"
         )
     return export_blob(net, x_calib, model_id=str(variant.meta.get("task", "fbnet01"))[:16])
-
-
-from . import factored as _factored  # noqa: E402,F401  (registers Monarch and butterfly)

@@ -17,22 +17,19 @@ from typing import Any
 import numpy as np
 
 from ...ir.quant import QParams, quantize_bias
-from .codec import (
+from .container import (
     ACC_LIMIT,
     BUTTERFLY,
     MONARCH,
-    PAYLOAD_READERS,
-    PAYLOAD_WRITERS,
     BlobError,
     QLayer,
-    _pad4,
     dense_block_order,
     dense_from_block_order,
-    layer_exporter,
-    linear_qlayer,
+    pad4,
     requant_params,
     requantize,
 )
+from .dense import linear_qlayer
 
 I16 = 32767
 
@@ -93,7 +90,6 @@ def monarch_forward(q: QLayer, x: np.ndarray) -> np.ndarray:
     return requantize(acc.reshape(-1, qq * s), q.params["mult"], q.params["shift"], q.zp_out, q.act)
 
 
-@layer_exporter("monarch")
 def export_monarch(layer: Any, qin: QParams, qout: QParams, x_in: np.ndarray, storage: str) -> list[QLayer]:
     w1f, w2f = layer.w1.astype(np.float64), layer.w2.astype(np.float64)
     k, p, qq = w1f.shape
@@ -134,16 +130,16 @@ def export_monarch(layer: Any, qin: QParams, qout: QParams, x_in: np.ndarray, st
     return [ql]
 
 
-def _write_monarch(q: QLayer) -> bytes:
+def write_monarch(q: QLayer) -> bytes:
     k, p, qq, s = _monarch_dims(q)
     w1 = b"".join(dense_block_order(q.params["w1"][i]).tobytes() for i in range(k))
     w2 = b"".join(dense_block_order(q.params["w2"][j]).tobytes() for j in range(qq))
     return (
-        q.params["bias1"].astype("<i4").tobytes() + q.params["sh1"].astype("<i4").tobytes() + w1 + _pad4(w2)
+        q.params["bias1"].astype("<i4").tobytes() + q.params["sh1"].astype("<i4").tobytes() + w1 + pad4(w2)
     )
 
 
-def _read_monarch(q: QLayer, mv: memoryview) -> None:
+def read_monarch(q: QLayer, mv: memoryview) -> None:
     k, p, qq, s = _monarch_dims(q)
     q.params["bias1"] = np.frombuffer(mv, "<i4", k * qq, 0).astype(np.int32)
     q.params["sh1"] = np.frombuffer(mv, "<i4", 1, 4 * k * qq).astype(np.int32)
@@ -185,7 +181,6 @@ def butterfly_forward(q: QLayer, x: np.ndarray) -> np.ndarray:
     return requantize(acc, q.params["mult"], q.params["shift"], q.zp_out, q.act)
 
 
-@layer_exporter("butterfly")
 def export_butterfly(layer: Any, qin: QParams, qout: QParams, x_in: np.ndarray, storage: str) -> list[QLayer]:
     n, L = layer.n, layer.levels
     s_in, zp_in = float(qin.scale), int(qin.zero_point)
@@ -222,17 +217,14 @@ def export_butterfly(layer: Any, qin: QParams, qout: QParams, x_in: np.ndarray, 
     return [ql]
 
 
-def _write_butterfly(q: QLayer) -> bytes:
+def write_butterfly(q: QLayer) -> bytes:
     tw = q.params["tw"].transpose(0, 1, 3, 2)  # per pair bytes t00, t10, t01, t11
     return q.params["sh"].astype("<i4").tobytes() + np.ascontiguousarray(tw, dtype=np.int8).tobytes()
 
 
-def _read_butterfly(q: QLayer, mv: memoryview) -> None:
+def read_butterfly(q: QLayer, mv: memoryview) -> None:
     L, n = q.aux, q.in_dim
     q.params["sh"] = np.frombuffer(mv, "<i4", L, 0).astype(np.int32)
     tw = np.frombuffer(mv, np.int8, L * n * 2, 4 * L).reshape(L, n // 2, 2, 2)
     q.params["tw"] = tw.transpose(0, 1, 3, 2).copy()
 
-
-PAYLOAD_WRITERS.update({MONARCH: _write_monarch, BUTTERFLY: _write_butterfly})
-PAYLOAD_READERS.update({MONARCH: _read_monarch, BUTTERFLY: _read_butterfly})

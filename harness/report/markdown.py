@@ -1,0 +1,204 @@
+"""The Markdown leaderboard: ranked table per task, then plots, techniques, budgets and carbon."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..results.rank import BoardRow, fronts
+from ..results.record import Result
+from .cells import cell, energy_text
+
+if TYPE_CHECKING:
+    from .sections import ReportData
+
+
+def _md_table(header: str, rows: list[list[str]]) -> list[str]:
+    """A Markdown table; ``header`` cells end in ``>`` to right-align that column."""
+    cells = [c.strip() for c in header.split("|")]
+    names = [c.rstrip(">").strip() for c in cells]
+    rule = ["---:" if c.endswith(">") else "---" for c in cells]
+    out = ["| " + " | ".join(names) + " |", "|" + "|".join(rule) + "|"]
+    return out + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def _md_escape(s: Any) -> str:
+    return cell(s).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def markdown(
+    board: list[BoardRow],
+    skipped: list[Result],
+    data: ReportData | None = None,
+    images: dict[str, str] | None = None,
+) -> str:
+    """Markdown leaderboard; ``data`` adds the richer sections, ``images`` maps plot keys to PNG links."""
+    lines = ["# frugalbench leaderboard", ""]
+    lines.append(
+        "Ranked by quality per joule (metric ÷ energy per inference) among variants that meet the task's "
+        "minimum, within one measurement class; classes are never ranked against each other."
+    )
+    if data is not None:
+        lines += [
+            "",
+            *[
+                f"Run {r['id']} of suite {_md_escape(r['suite'])}: {cell(r['started'])}, git {_md_escape(r['git_rev'])}, "
+                f"host {_md_escape(r['host'])}, {_md_escape(r['status'])}."
+                for r in data.runs
+            ],
+        ]
+    fr = fronts(board)
+    for task in sorted({r["task"] for r in board}):
+        rows = [r for r in board if r["task"] == task]
+        lines += [
+            "",
+            f"## {_md_escape(task)}",
+            "",
+            f"Metric **{rows[0]['metric']}**, minimum acceptable **{cell(rows[0]['min_accuracy'])}**.",
+        ]
+        for cls in sorted({r["energy_class"] or "none" for r in rows}):
+            grp = [r for r in rows if (r["energy_class"] or "none") == cls]
+            lines += [
+                "",
+                f"### energy class: {cls}",
+                "",
+            ]
+            lines += _md_table(
+                "rank> | variant | technique | target | runtime | quality> | quality/J> | E/inference> | "
+                "p50 ms> | p99 ms> | inf/s> | gCO2e/1000> | params> | MACs> | bytes> | break-even inf.>",
+                [
+                    [cell(r["rank"]), _md_escape(r["variant"]), _md_escape(r["technique"]),
+                     _md_escape(r["target"]), _md_escape(r["runtime"]), cell(r["accuracy"]),
+                     cell(r["accuracy_per_joule"], ".4g"), energy_text(r["energy_per_inference_j"]),
+                     cell(r["latency_p50_ms"], ".4f"), cell(r["latency_p99_ms"], ".4f"),
+                     cell(r["throughput_ips"], ".0f"), cell(r["co2e_g_per_1000"], ".3g"), cell(r["params"]),
+                     cell(r["macs"]), cell(r["model_bytes"]), cell(r["breakeven_inferences"], ".3g")]
+                    for r in grp
+                    if r["passes_gate"]
+                ],
+            )  # fmt: skip
+            below = [r for r in grp if not r["passes_gate"]]
+            if below:
+                lines += [
+                    "",
+                    "Below the minimum (not ranked): "
+                    + ", ".join(
+                        f"{_md_escape(r['variant'])}@{_md_escape(r['target'])} ({cell(r['accuracy'])})"
+                        for r in below
+                    ),
+                ]
+            f = fr.get((task, cls if cls != "none" else ""))
+            if f:
+                lines += [
+                    "",
+                    "Pareto front (accuracy × energy): " + ", ".join(map(_md_escape, f["accuracy_energy"])),
+                ]
+        notes = {r["energy_class"] for r in rows}
+        if "estimate" in notes:
+            lines += [
+                "",
+                "_estimate: no meter or counter on this machine; energy modelled from latency "
+                "(Green Algorithms per-core power), so it ranks like latency. Not a measurement._",
+            ]
+        sparse = [r for r in rows if "prune" in (r["technique"] or "") and r["runtime"] in ("ort", "litert")]
+        if sparse:
+            lines += [
+                "",
+                "_Unstructured pruning shrinks stored size but dense runtimes (ORT, LiteRT) "
+                "multiply the zeros: no speed-up is expected there._",
+            ]
+        if data is not None:
+            lines += _md_sections(task, data, images or {})
+        srcs = {(r["grid_source"], r["pue"]) for r in rows}
+        for src, pue in sorted(srcs, key=str):
+            lines += ["", f"CO2e = E × PUE ({cell(pue)}) × grid factor; factor source: {_md_escape(src)}."]
+    if data is not None and data.run_budgets:
+        lines += ["", "## Carbon budget of the run", ""]
+        for b in data.run_budgets:
+            parts = ", ".join(f"{k} {v:.3g} g" for k, v in sorted(b["by_class"].items()))
+            verdict = "fits" if b["fits"] else "**exceeds**"
+            lines.append(
+                f"- run {b['run_id']} ({_md_escape(b['suite'])}): {b['spent_g']:.3g} gCO2e spent of "
+                f"{b['budget_g']:.3g} g budget: {verdict} (by class: {parts})"
+            )
+    if skipped:
+        lines += ["", "## Not measured", ""]
+        for r in skipped:
+            lines.append(
+                f"- {_md_escape(r.task)}/{_md_escape(r.variant)} on {_md_escape(r.target)}: "
+                f"{r.status}: {_md_escape(r.reason)}"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def plot_key(p: dict[str, Any]) -> str:
+    """The key of a plot row in the ``images`` mapping of :func:`markdown`."""
+    return f"{p['task']}|{p['energy_class']}|{p['kind']}"
+
+
+def _md_sections(task: str, data: ReportData, images: dict[str, str]) -> list[str]:
+    lines: list[str] = []
+    info = next((t for t in data.tasks if t["task"] == task), None)
+    if info and info["why_min"]:
+        lines += ["", f"Why this minimum: {_md_escape(info['why_min'])}"]
+    pics = [p for p in data.plots if p["task"] == task and plot_key(p) in images]
+    if pics:
+        lines += ["", "### Pareto plots", ""]
+        lines += [
+            f"![{_md_escape(p['ylabel'])} × energy, {p['energy_class']}]({images[plot_key(p)]})" for p in pics
+        ]
+    tech = [x for x in data.techniques if x["task"] == task]
+    if tech:
+        lines += [
+            "",
+            "### Per technique (best variant, accuracy cost against the base model)",
+            "",
+        ]
+        lines += _md_table(
+            "technique | class | best | rank> | quality> | base> | accuracy cost> | E/inference>",
+            [
+                [_md_escape(x["technique"]), _md_escape(x["energy_class"]), _md_escape(x["best"]),
+                 cell(x["rank"]), cell(x["accuracy"]), cell(x["base_accuracy"]),
+                 cell(x["accuracy_cost"], ".3g"), energy_text(x["energy_per_inference_j"])]
+                for x in tech
+            ],
+        )  # fmt: skip
+    bud = [x for x in data.budgets if x["task"] == task]
+    if bud:
+        lines += [
+            "",
+            f"### Carbon budget: {cell(bud[0]['budget_g_per_1000'], '.3g')} gCO2e per 1000 inferences",
+            "",
+        ]
+        fit = [x for x in bud if x["fits"]]
+        over = [x for x in bud if x["fits"] is False]
+        lines.append("Fit: " + (", ".join(_md_escape(x["id"]) for x in fit) or "none") + ".")
+        if over:
+            lines.append(
+                "Over budget: "
+                + ", ".join(f"{_md_escape(x['id'])} ({cell(x['co2e_g_per_1000'], '.3g')} g)" for x in over)
+                + "."
+            )
+    emb = [x for x in data.embodied if x["task"] == task]
+    if emb:
+        lines += [
+            "",
+            "### Use phase and embodied carbon per 1000 inferences (shown apart, never summed)",
+            "",
+        ]
+        lines += _md_table(
+            "variant@target | use phase gCO2e> | class | embodied gCO2e> | device kgCO2e> | lifetime> | duty> | source",
+            [
+                [_md_escape(x["id"]), cell(x["use_g_per_1000"], ".3g"), _md_escape(x["use_class"]),
+                 cell(x["embodied_g_per_1000"], ".3g"), cell(x["embodied_kgco2e"], ".3g"),
+                 f"{cell(x['lifetime_years'])} y", cell(x["duty"]), _md_escape(x["source"])]
+                for x in emb
+            ],
+        )  # fmt: skip
+    labs = [x for x in data.labels if x["task"] == task]
+    if labs:
+        lines += [
+            "",
+            "Energy grades (A best to E, bands of log10 E within task and class): "
+            + ", ".join(f"{_md_escape(x['id'])} {x['grade']}" for x in labs),
+        ]
+    return lines
