@@ -1,5 +1,9 @@
 """Suite files (``benches/*.toml``): tasks, variants, targets, meter, run rules, carbon settings.
 
+A suite is a file, or the name of a suite that ships with the package (``quick`` -> the packaged
+``benches/quick.toml``; setup.py installs ``benches/`` as ``frugalbench_suites``, found with
+``importlib.resources``), so the packaged suites run from any folder.
+
 Validated on load. An unknown key, a wrong type or a missing file gives a :class:`ConfigError` naming
 the file, the line, the key and what is expected. Target and meter tables are validated against the
 ``Config`` model of the registered class, variant steps against the compressor's signature.
@@ -7,6 +11,7 @@ the file, the line, the key and what is expected. Target and meter tables are va
 
 from __future__ import annotations
 
+import importlib.resources
 import re
 import tomllib
 from pathlib import Path
@@ -181,11 +186,58 @@ def _explain(err: dict[str, Any]) -> str:
     return str(err["msg"])
 
 
+def suites_dir() -> Path:
+    """The packaged suites (the checkout's ``benches/``)."""
+    try:
+        root = importlib.resources.files("frugalbench_suites")
+    except ModuleNotFoundError:
+        # an editable install made before the data packages existed: read the checkout's folder
+        fallback = Path(__file__).resolve().parents[1] / "benches"
+        if fallback.is_dir():
+            return fallback
+        raise ConfigError(
+            "frugalbench's data package frugalbench_suites is not installed; reinstall frugalbench "
+            "(pip install frugalbench, or pip install -e . in a checkout)"
+        ) from None
+    if not isinstance(root, Path):  # e.g. a zipped install: make and tomllib need real files
+        raise ConfigError(f"frugalbench_suites is not a folder on disk ({root}); install frugalbench unzipped")
+    return root
+
+
+def packaged_suites() -> dict[str, Path]:
+    """The suites that ship with the package, by name (the file name without ``.toml``)."""
+    return {p.stem: p for p in sorted(suites_dir().glob("*.toml"))}
+
+
+def resolve_suite(name_or_path: str | Path) -> Path:
+    """A suite file as given, else the packaged suite of that name; an error lists the packaged ones."""
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        return path
+    known = packaged_suites()
+    if path.suffix != ".toml" and len(path.parts) == 1 and path.name in known:
+        return known[path.name]
+    is_path = path.suffix == ".toml" or len(path.parts) > 1
+    what = "suite file" if is_path else "suite (neither a file nor a packaged suite)"
+    raise ConfigError(
+        f"{what} {str(name_or_path)!r} not found; packaged suites: {', '.join(known) or 'none'} "
+        "(e.g. frugalbench run quick; frugalbench suites describes them)"
+    )
+
+
+def suite_description(path: Path) -> tuple[str, str]:
+    """``(name, description)`` from a suite's ``[suite]`` table, read without validating the rest."""
+    try:
+        info = tomllib.loads(path.read_text(encoding="utf-8")).get("suite", {})
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        return path.stem, f"(unreadable: {e})"
+    return str(info.get("name", path.stem)), str(info.get("description", ""))
+
+
 def load_suite(path: str | Path) -> Suite:
-    """Parse and validate a suite file; relative file paths are resolved against its folder."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"suite file {path} not found (examples: benches/quick.toml, benches/default.toml)")
+    """Parse and validate a suite file (or a packaged suite by name); relative file paths are resolved
+    against its folder."""
+    path = resolve_suite(path)
     text = path.read_text(encoding="utf-8")
     try:
         data = tomllib.loads(text)

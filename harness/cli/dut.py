@@ -41,11 +41,9 @@ def start(
 ) -> None:
     """Build the firmware, start QEMU with the UART on 127.0.0.1:PORT and wait for Ctrl-C."""
     prof = load_board(board)
-    if not prof.emulated:
-        raise ConfigError(
-            f"board {prof.name} is real hardware: flash boards/firmware/build/{prof.firmware_board}/fw.bin"
-        )
     elf = build_firmware(prof.firmware_board, portable=portable)
+    if not prof.emulated:
+        raise ConfigError(f"board {prof.name} is real hardware: flash {elf.with_name('fw.bin')} (st-flash, openocd)")
     shift = prof.icount_shift if icount_shift is None else icount_shift
     _ctrl_c_stops()
     with QemuDut(elf, machine=prof.qemu_machine, icount_shift=shift, port=port) as q:

@@ -21,12 +21,14 @@ from .dut import dut_app
 from .farm import farm_app
 from .init import init_task
 from .meters import emulate_app, meters_app
+from .setup import setup_command
+from .suites import suites_command
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_enable=False)
 console = Console(stderr=True)
 _state = {"debug": False}
 
-DEFAULT_SUITE = Path("benches/quick.toml")
+DEFAULT_SUITE = "quick"
 
 
 @app.callback()
@@ -61,7 +63,9 @@ def _rich_progress(progress: Progress) -> Any:
 
 @app.command()
 def run(
-    suite: Annotated[Path, typer.Argument(help="suite file")] = DEFAULT_SUITE,
+    suite: Annotated[
+        str, typer.Argument(help="suite file, or the name of a packaged suite (frugalbench suites)")
+    ] = DEFAULT_SUITE,
     db: Annotated[Path, typer.Option(help="SQLite results file (re-running resumes)")] = Path(
         "results.sqlite"
     ),
@@ -200,6 +204,8 @@ app.add_typer(board_app, name="board")  # board check PROFILE: SSH, host key, ag
 
 
 app.command("compare")(compare_command)
+app.command("suites")(suites_command)  # the packaged suites (harness/cli/suites.py)
+app.command("setup")(setup_command)  # Debian packages of the MCU target (harness/cli/setup.py)
 app.command("label")(label_command)
 
 

@@ -1,7 +1,13 @@
-"""Board profiles (``boards/<name>.toml``): memory budget, clocks, emulator and energy model."""
+"""Board profiles (``boards/<name>.toml``): memory budget, clocks, emulator and energy model.
+
+The profiles ship with the package: setup.py installs the checkout's ``boards/`` (profiles, meter profiles,
+firmware sources) as the package ``frugalbench_boards``, found with ``importlib.resources``, so a board
+name works from any folder; a path to a user's own profile works too.
+"""
 
 from __future__ import annotations
 
+import importlib.resources
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -9,9 +15,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import ConfigError
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-BOARDS_DIR = PROJECT_ROOT / "boards"
 
 
 class Budget(BaseModel):
@@ -66,17 +69,51 @@ class BoardProfile(BaseModel):
         return self.emulator == "qemu"
 
 
-def resolve_board(name_or_path: str) -> Path:
-    """``qemu-mps2-an386`` -> ``boards/qemu-mps2-an386.toml``; a path is taken as is."""
+def boards_dir() -> Path:
+    """The packaged board profiles, meter profiles and firmware sources (the checkout's ``boards/``)."""
+    try:
+        root = importlib.resources.files("frugalbench_boards")
+    except ModuleNotFoundError:
+        # an editable install made before the data packages existed: read the checkout's folder
+        fallback = Path(__file__).resolve().parents[2] / "boards"
+        if fallback.is_dir():
+            return fallback
+        raise ConfigError(
+            "frugalbench's data package frugalbench_boards is not installed; reinstall frugalbench "
+            "(pip install frugalbench, or pip install -e . in a checkout)"
+        ) from None
+    if not isinstance(root, Path):  # e.g. a zipped install: make and tomllib need real files
+        raise ConfigError(f"frugalbench_boards is not a folder on disk ({root}); install frugalbench unzipped")
+    return root
+
+
+def known_boards() -> list[str]:
+    """Names of the packaged board profiles."""
+    return sorted(x.stem for x in boards_dir().glob("*.toml"))
+
+
+def find_board_file(name_or_path: str) -> Path | None:
+    """A board profile file: a path as given (absolute or from the working folder), else a packaged
+    profile by name (``qemu-mps2-an386``) or by its path in the checkout (``boards/raspberry-pi-5.toml``)."""
     p = Path(name_or_path).expanduser()
-    cands = [p] if p.suffix == ".toml" else [BOARDS_DIR / f"{name_or_path}.toml"]
-    if not p.is_absolute():
-        cands += [Path.cwd() / p, PROJECT_ROOT / p]
-    for c in cands:
-        if c.is_file():
-            return c
-    known = sorted(x.stem for x in BOARDS_DIR.glob("*.toml"))
-    raise ConfigError(f"board profile {name_or_path!r} not found; known boards: {', '.join(known)}")
+    if (p.suffix == ".toml" or p.is_absolute()) and p.is_file():
+        return p
+    if p.is_absolute():
+        return None
+    rel = p.relative_to("boards") if p.parts[:1] == ("boards",) and len(p.parts) > 1 else p
+    c = boards_dir() / (rel if p.suffix == ".toml" else f"{rel}.toml")
+    return c if c.is_file() else None
+
+
+def resolve_board(name_or_path: str) -> Path:
+    """``qemu-mps2-an386`` -> the packaged ``qemu-mps2-an386.toml``; a path is taken as is."""
+    found = find_board_file(name_or_path)
+    if found is None:
+        raise ConfigError(
+            f"board profile {name_or_path!r} not found; known boards: {', '.join(known_boards())} "
+            "(or give the path of a profile file)"
+        )
+    return found
 
 
 def load_board(name_or_path: str) -> BoardProfile:

@@ -26,6 +26,7 @@ from pydantic import Field, model_validator
 from ..agent.client import AgentClient, AgentError, ClockSample, LinkLostError
 from ..errors import StateError, TargetError, WindowInvalid
 from ..ir.model import Variant
+from ..mcu.board import find_board_file, known_boards
 from .artefact import Artefact, ArtefactFile
 from .base import TARGETS, Target, TargetConfig, Window
 
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # the artefact each board runtime loads (the agent's runtimes are not host Runtime classes)
 RUNTIME_ARTEFACT = {"ort": Artefact.ONNX, "litert": Artefact.TFLITE, "tflite-runtime": Artefact.TFLITE}
 # the agent falls back between the two TFLite interpreters (same .tflite files, same kernels)
@@ -59,14 +59,15 @@ PREDICT_CHUNK_BYTES = 1 << 20
 
 
 def resolve_board_file(path: str) -> Path:
-    """A board profile path: absolute, else relative to the working directory, else to the project."""
-    p = Path(path).expanduser()
-    for cand in [p] if p.is_absolute() else [Path.cwd() / p, PROJECT_ROOT / p]:
-        if cand.is_file():
-            return cand
-    raise ValueError(
-        f"board profile {path} not found (looked in {Path.cwd()} and {PROJECT_ROOT}; see boards/)"
-    )
+    """A board profile path: absolute, else relative to the working directory, else a packaged profile
+    (``raspberry-pi-5`` or ``boards/raspberry-pi-5.toml``)."""
+    found = find_board_file(path)
+    if found is None:
+        raise ValueError(
+            f"board profile {path} not found (looked in {Path.cwd()} and the packaged boards: "
+            f"{', '.join(known_boards())})"
+        )
+    return found if found.is_absolute() else Path.cwd() / found
 
 
 class SshConfig(TargetConfig):
