@@ -14,7 +14,11 @@ from ..mcu.build import build_firmware
 from ..mcu.qemu import QemuDut
 from ..meters import mcu_sim  # noqa: F401  (registers the mcu-sim meter for every CLI command)
 
-dut_app = typer.Typer(help=__doc__, add_completion=False, no_args_is_help=True)
+dut_app = typer.Typer(
+    help="Build the MCU firmware and leave an emulated board running for manual use.",
+    add_completion=False,
+    no_args_is_help=True,
+)
 out = Console()
 
 

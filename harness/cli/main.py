@@ -22,7 +22,15 @@ from .farm import farm_app
 from .init import init_task
 from .meters import emulate_app, meters_app
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_enable=False)
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help=(
+        "frugalbench: benchmark frugal inference (quality, latency, energy, carbon) on edge hardware. "
+        "Errors print one line without a traceback unless --debug is given."
+    ),
+    pretty_exceptions_enable=False,
+)
 console = Console(stderr=True)
 _state = {"debug": False}
 
