@@ -35,7 +35,9 @@ def test_units_follow_the_magnitude_with_three_significant_figures() -> None:
     assert duration_text(1.1e-6) == "1.10 µs"
     assert ms_text(0.0011) == "1.10 µs"  # the leaderboard stores ms: 0.0011 ms used to print as is
     assert ms_text(4.0) == "4.00 ms" and ms_text(1234.0) == "1.23 s" and duration_text(2.5e-9) == "2.50 ns"
-    assert energy_text(2e-5) == "20.0 µJ" and energy_text(3.24e-5) == "32.4 µJ" and energy_text(0.5) == "500 mJ"
+    assert (
+        energy_text(2e-5) == "20.0 µJ" and energy_text(3.24e-5) == "32.4 µJ" and energy_text(0.5) == "500 mJ"
+    )
     assert energy_text(999.7e-6) == "1.00 mJ"  # rounded before the prefix is chosen
     assert count_text(681455.0) == "681 k" and count_text(0.5) == "0.500" and count_text(None) == "–"
 
@@ -164,7 +166,11 @@ def test_identical_skip_reasons_are_listed_once_with_their_jobs(tmp_path: Path) 
         Result(suite="s", task=t, variant=v, target="qemu-m4", status="skipped", reason=why)
         for t in ("digits", "mnist1d")
         for v in ("fp32", "int8-dynamic")
-    ] + [Result(suite="s", task="digits", variant="fp32", target="cpu-litert", status="skipped", reason="other")]
+    ] + [
+        Result(
+            suite="s", task="digits", variant="fp32", target="cpu-litert", status="skipped", reason="other"
+        )
+    ]
     data = from_board([], skipped)
     assert [(g["reason"], len(g["jobs"])) for g in data.skipped_groups] == [(why, 4), ("other", 1)]
     from harness.report.html import to_html
@@ -257,10 +263,14 @@ def test_litert_skip_names_the_real_reason(tmp_path: Path) -> None:
     from harness.targets.local import CpuConfig, CpuTarget
 
     x = np.zeros((2, 3), np.float32)
-    base = Base("t", "k", Model(files={"onnx": b"x"}), Dataset("t", x, x, x, meta={"ir": "not converted: op Loop"}))
+    base = Base(
+        "t", "k", Model(files={"onnx": b"x"}), Dataset("t", x, x, x, meta={"ir": "not converted: op Loop"})
+    )
     reasons = _no_file_reasons(base.model, {"onnx": b"x"}, base)
     (tmp_path / "model.onnx").write_bytes(b"x")
-    v = Variant("t", "fp32", "k", {"onnx": tmp_path / "model.onnx"}, {"technique": "fp32", "no_file": reasons})
+    v = Variant(
+        "t", "fp32", "k", {"onnx": tmp_path / "model.onnx"}, {"technique": "fp32", "no_file": reasons}
+    )
     target = CpuTarget(CpuConfig(name="cpu-litert", kind="cpu", runtime="litert"))
     why = target.supports(v)
     assert why is not None and "does not produce" not in why
