@@ -224,18 +224,6 @@ def png_figure(plot: dict[str, Any], colours: dict[str, str]) -> Any:
                 edgecolors="white",
                 linewidths=0.6,
             )
-        by_id = {p["id"]: p for p in pts}
-        front = [by_id[i] for i in plot["front"] if i in by_id]
-        if front:
-            ax.step(
-                [p["x"] for p in front],
-                [p["y"] for p in front],
-                where="post",
-                color="#333333",
-                lw=1.2,
-                zorder=2,
-                label="Pareto front",
-            )
         if plot.get("min_y") is not None:
             ax.axhline(plot["min_y"], ls="--", color="#999999", lw=1, label=plot.get("min_label", "minimum"))
         ax.set_xscale("log")
@@ -243,6 +231,18 @@ def png_figure(plot: dict[str, Any], colours: dict[str, str]) -> Any:
         if ylog:
             ax.set_yscale("log")
         _png_axes(ax, plot, pts, ylog)
+        by_id = {p["id"]: p for p in pts}
+        front = [by_id[i] for i in plot["front"] if i in by_id]
+        if front:  # a staircase to the right edge, as in the SVG (one point still shows a line)
+            ax.step(
+                [p["x"] for p in front] + [ax.get_xlim()[1]],
+                [p["y"] for p in front] + [front[-1]["y"]],
+                where="post",
+                color="#333333",
+                lw=1.2,
+                zorder=2,
+                label="Pareto front",
+            )
         ax.set_xlabel(plot["xlabel"] + " (log)")
         ax.set_ylabel(plot["ylabel"] + (" (log)" if ylog else ""))
         ax.set_title(
