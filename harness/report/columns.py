@@ -38,6 +38,7 @@ class Cell:
     text: str
     value: Any
     style: str = ""
+    parts: tuple[tuple[str, str], ...] = ()  # (text, style) pieces joined by " / ", styled one by one
 
 
 @dataclass(frozen=True)
@@ -70,13 +71,13 @@ def _fits(r: BoardRow, x: RowExtras) -> Cell:
 
 
 def _ci(r: BoardRow, x: RowExtras) -> Cell:
-    parts, missed = [], False
+    parts = []
     for rel in (r["latency_ci_rel"], r["energy_ci_rel"]):
         m = ci_missed(rel, x["ci_target"])
-        missed |= m
-        parts.append(percent_text(rel) + (f" {FLAG}" if m else ""))
+        parts.append((percent_text(rel) + (f" {FLAG}" if m else ""), "miss" if m else ""))
     known = [v for v in (r["latency_ci_rel"], r["energy_ci_rel"]) if v is not None]
-    return Cell(" / ".join(parts), max(known) if known else None, "miss" if missed else "")
+    text = " / ".join(t for t, _ in parts)
+    return Cell(text, max(known) if known else None, parts=tuple(parts))
 
 
 def _meter(r: BoardRow, x: RowExtras) -> Cell:

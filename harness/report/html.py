@@ -51,7 +51,7 @@ gap:1px 10px;margin:6px 0;font-size:12px;white-space:normal}details dt{color:var
 width:10px;height:10px;border-radius:50%;margin-right:4px;vertical-align:-1px}
 .labels{display:flex;flex-wrap:wrap;gap:10px}.labels figure{margin:0}.labels figcaption{font-size:12px}.labels button.png{font-size:12px;padding:0 4px}
 .note{color:var(--mut);font-size:13px}.best{margin:2px 0}footer{color:var(--mut);font-size:12px;padding:0 28px 30px}
-.hidden{display:none}.miss{color:#b42318;font-weight:600}
+.hidden{display:none}.miss{color:#b42318;font-weight:600}.wrap{white-space:normal;display:inline-block;min-width:16em}
 .legend-box{margin:12px 0;background:var(--card);border:1px solid var(--line);border-radius:8px;padding:6px 14px}
 .legend-box dl{display:grid;grid-template-columns:max-content auto;gap:2px 12px;font-size:12.5px;margin:6px 0}
 .legend-box dt{font-weight:600}.legend-box dd{margin:0;color:var(--mut)}
@@ -171,12 +171,15 @@ TAB = ' tabindex="0"'
 
 
 def _board_td(c: Column, r: BoardRow, x: RowExtras) -> str:
+    def styled(text: str, style: str) -> str:
+        return f'<span class="{style}">{escape(text)}</span>' if style else escape(text)
+
     v = c.cell(r, x)
-    text = escape(v.text)
-    if v.style:
-        text = f'<span class="{v.style}">{text}</span>'
+    text = " / ".join(styled(t, s) for t, s in v.parts) if v.parts else styled(v.text, v.style)
     if c.key == "class":
         text = _cls(r["energy_class"])
+    elif c.key == "meter":  # the longest text of a row: wraps instead of widening the table
+        text = f'<span class="wrap">{text}</span>'
     return _td(text, v.value, num=c.numeric, raw=True)
 
 

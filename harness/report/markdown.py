@@ -129,12 +129,15 @@ def markdown(
 
 
 def _board_cells(r: BoardRow, x: RowExtras) -> list[str]:
-    """One leaderboard row's Markdown cells; a CI above target is set in bold."""
+    """One leaderboard row's Markdown cells; a CI above target and a budget not met are set in bold."""
     out = []
+
+    def styled(text: str, style: str) -> str:
+        return f"**{_md_escape(text)}**" if style in ("miss", "no") else _md_escape(text)
+
     for c in BOARD_COLUMNS:
         v = c.cell(r, x)
-        text = _md_escape(v.text)
-        out.append(f"**{text}**" if v.style in ("miss", "no") else text)
+        out.append(" / ".join(styled(t, s) for t, s in v.parts) if v.parts else styled(v.text, v.style))
     return out
 
 
