@@ -96,6 +96,7 @@ def rows() -> list[dict[str, Any]]:
 
 def settings(budget_g: float | None = 0.5, task_budget: float | None = 2e-5) -> dict[str, Any]:
     return {
+        "run": {"ci_target": 0.02},
         "carbon": {"pue": 1.0, "region": "WORLD", "budget_g": budget_g},
         "tasks": [
             {"name": "digits", "why_min": "keeps 5 points", "budget_g_per_1000": task_budget},

@@ -70,6 +70,12 @@ def visible_ids(pg: Any, table: str = "table.board") -> list[str]:
     )
 
 
+def nth(table: Any, key: str) -> int:
+    """The 1-based position of the column with ``data-key`` ``key`` (for CSS ``nth-child``)."""
+    keys = table.locator("thead th").evaluate_all("ths => ths.map(th => th.dataset.key)")
+    return keys.index(key) + 1
+
+
 def test_tables_render_the_stored_rows(page: Any) -> None:
     stored = rows()
     assert len(page.query_selector_all("tr.row")) == len(stored)
@@ -81,9 +87,12 @@ def test_tables_render_the_stored_rows(page: Any) -> None:
     below = page.locator("table.board.below tr.row").evaluate_all("rs => rs.map(r => r.dataset.id)")
     assert below == ["prune-90@cpu-litert"]
     # one stored value, exactly as stored
-    cell = page.locator('table.board tr.row[data-id="fp32@mcu"] td').nth(7)
+    table = page.locator("table.board").first
+    cell = page.locator(f'table.board tr.row[data-id="fp32@mcu"] td:nth-child({nth(table, "e")})')
     assert float(cell.get_attribute("data-v")) == pytest.approx(2.0e-5)
-    assert cell.inner_text() == "20 µJ"
+    assert cell.inner_text() == "20.0 µJ"  # three significant figures
+    p50 = page.locator(f'table.board tr.row[data-id="fp32@mcu"] td:nth-child({nth(table, "p50")})')
+    assert p50.inner_text() == "4.00 ms"
     assert "variant has no .tflite file" in page.inner_text("body")
     assert page.errors == []
 
@@ -95,7 +104,7 @@ def test_sorting_by_clicking(page: Any) -> None:
     def energies() -> list[float]:
         return [
             float(v)
-            for v in table.locator("tbody tr td:nth-child(8)").evaluate_all(
+            for v in table.locator(f"tbody tr td:nth-child({nth(table, 'e')})").evaluate_all(
                 "tds => tds.map(td => td.dataset.v)"
             )
         ]
@@ -107,13 +116,17 @@ def test_sorting_by_clicking(page: Any) -> None:
     header.click()
     assert energies() == sorted(asc, reverse=True)
     table.locator('th[data-key="variant"]').click()
-    names = table.locator("tbody tr td:nth-child(2)").evaluate_all("tds => tds.map(td => td.textContent)")
+    names = table.locator(f"tbody tr td:nth-child({nth(table, 'variant')})").evaluate_all(
+        "tds => tds.map(td => td.textContent)"
+    )
     assert names == sorted(names)
     table.locator('th[data-key="ips"]').focus()  # keyboard: Enter sorts too
     page.keyboard.press("Enter")
     ips = [
         float(v)
-        for v in table.locator("tbody tr td:nth-child(11)").evaluate_all("tds => tds.map(td => td.dataset.v)")
+        for v in table.locator(f"tbody tr td:nth-child({nth(table, 'ips')})").evaluate_all(
+            "tds => tds.map(td => td.dataset.v)"
+        )
     ]
     assert ips == sorted(ips)
 
@@ -198,8 +211,10 @@ def test_provenance_on_demand_and_screenshot(page: Any) -> None:
 
 
 def test_label_downloads_as_svg_and_png(page: Any, tmp_path: Path) -> None:
-    card = page.locator('figure.card:has(svg[data-id="int8-static@mcu"])')
+    card = page.locator('figure.card:has(svg[data-id="int8-static@cpu-litert"])')
     assert card.locator("svg").get_attribute("data-grade") == "A"
+    two = page.locator('figure.card:has(svg[data-id="int8-static@mcu"])')  # a class of two rows
+    assert two.locator("svg").get_attribute("data-grade") == "" and "no grade" in two.inner_text()
     with page.expect_download() as d:
         card.locator("a[download]").click()
     svg = tmp_path / "l.svg"
@@ -209,7 +224,7 @@ def test_label_downloads_as_svg_and_png(page: Any, tmp_path: Path) -> None:
         card.locator("button.png").click()
     png = tmp_path / "l.png"
     d.value.save_as(png)
-    assert d.value.suggested_filename == "digits_int8-static_mcu.png"
+    assert d.value.suggested_filename == "digits_int8-static_cpu-litert.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 2000
     assert [u for u in page.requests if not u.startswith("data:")] == [page.url_]
 

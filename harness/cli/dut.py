@@ -26,7 +26,11 @@ def _ctrl_c_stops() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-dut_app = typer.Typer(help=__doc__, add_completion=False, no_args_is_help=True)
+dut_app = typer.Typer(
+    help="Build the MCU firmware and leave an emulated board running for manual use.",
+    add_completion=False,
+    no_args_is_help=True,
+)
 out = Console()
 
 

@@ -13,7 +13,11 @@ from rich.table import Table
 
 from ..farm.errors import CoordinatorUnreachable
 
-farm_app = typer.Typer(help=__doc__, add_completion=False, no_args_is_help=True)
+farm_app = typer.Typer(
+    help="Run a suite on a labgrid board farm, and show the farm and the job queue.",
+    add_completion=False,
+    no_args_is_help=True,
+)
 err = Console(stderr=True)
 DEFAULT_COORD = "127.0.0.1:20408"
 

@@ -24,7 +24,15 @@ from .meters import emulate_app, meters_app
 from .setup import setup_command
 from .suites import suites_command
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_enable=False)
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help=(
+        "frugalbench: benchmark frugal inference (quality, latency, energy, carbon) on edge hardware. "
+        "Errors print one line without a traceback unless --debug is given."
+    ),
+    pretty_exceptions_enable=False,
+)
 console = Console(stderr=True)
 _state = {"debug": False}
 

@@ -23,7 +23,15 @@ from rich.text import Text
 from ..errors import ConfigError, FrugalbenchError
 from ..meters.base import METERS, Meter, Trace
 
-meters_app = typer.Typer(help=__doc__, add_completion=False, no_args_is_help=False)
+meters_app = typer.Typer(
+    help=(
+        "List the energy meters: each driver with its availability, the serial ports whose USB "
+        "VID:PID belongs to a known meter, and the meter URLs named in board profiles. "
+        "'frugalbench meters record' writes a trace as CSV."
+    ),
+    add_completion=False,
+    no_args_is_help=False,
+)
 emulate_app = typer.Typer(
     help="Run emulators that speak a device's protocol byte for byte.", add_completion=False
 )

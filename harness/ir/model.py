@@ -52,7 +52,7 @@ class Variant:
 
     ``meta`` keys: task, name, technique, steps (params per step), fine_tuned, epochs, params, macs,
     model_bytes (per format), base_accuracy (filled by the runner), produce_s, produce_j,
-    produce_energy_class.
+    produce_energy_class, no_file (per runnable format without a file: why).
     """
 
     task: str

@@ -125,6 +125,24 @@ def _finalize(model: Model) -> dict[str, bytes]:
     return files
 
 
+def _no_file_reasons(model: Model, files: dict[str, bytes], base: Base) -> dict[str, str]:
+    """Why each runnable format (ONNX, TFLite) has no file: the skip reason a target gives for it."""
+    have = ", ".join(f".{f}" for f in sorted(files)) or "no file"
+    out = {}
+    for fmt in ("onnx", "tflite"):
+        if fmt in files:
+            continue
+        if model.net is None:
+            why = base.data.meta.get("ir", "no network")
+            out[fmt] = (
+                f"the model could not be converted to frugalbench's network form ({why}), "
+                f"so no .{fmt} file can be exported from it; the variant has {have} only"
+            )
+        else:
+            out[fmt] = f"its last step ({model.technique}) wrote {have} only"
+    return out
+
+
 def _describe(model: Model, files: dict[str, bytes]) -> dict[str, Any]:
     net = model.net
     epochs = sum(int(h.get("epochs") or 0) for h in model.history)
@@ -181,6 +199,7 @@ def build_variant(base: Base, spec: VariantSpec, cache: Path, meter: Meter | Non
             "name": spec.name,
             "base_key": base.key,
             **_describe(model, files),
+            "no_file": _no_file_reasons(model, files, base),
             "produce_s": produce_s,
             "produce_j": produce_j,
             "produce_energy_class": produce_class,

@@ -13,10 +13,11 @@ from typing import Any
 
 from ..results.rank import BoardRow
 from ..results.record import Result
-from .cells import energy_text
+from .cells import energy_text, ms_text, percent_text
+from .columns import BOARD_COLUMNS, FLAG, GRADE_RULE, LEGEND, Column, RowExtras
 from .label import file_stem, svg_label
 from .plots import colour_map, svg_plot
-from .sections import ReportData, from_board, iso_time, row_id
+from .sections import ReportData, from_board, iso_datetime, row_id
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
 
@@ -50,7 +51,10 @@ gap:1px 10px;margin:6px 0;font-size:12px;white-space:normal}details dt{color:var
 width:10px;height:10px;border-radius:50%;margin-right:4px;vertical-align:-1px}
 .labels{display:flex;flex-wrap:wrap;gap:10px}.labels figure{margin:0}.labels figcaption{font-size:12px}.labels button.png{font-size:12px;padding:0 4px}
 .note{color:var(--mut);font-size:13px}.best{margin:2px 0}footer{color:var(--mut);font-size:12px;padding:0 28px 30px}
-.hidden{display:none}
+.hidden{display:none}.miss{color:#b42318;font-weight:600}.wrap{white-space:normal;display:inline-block;min-width:16em}
+.legend-box{margin:12px 0;background:var(--card);border:1px solid var(--line);border-radius:8px;padding:6px 14px}
+.legend-box dl{display:grid;grid-template-columns:max-content auto;gap:2px 12px;font-size:12.5px;margin:6px 0}
+.legend-box dt{font-weight:600}.legend-box dd{margin:0;color:var(--mut)}
 """
 
 JS = r"""
@@ -118,7 +122,13 @@ def _cls(c: str | None) -> str:
     return f'<span class="cls cls-{escape(c)}">{escape(c)}</span>'
 
 
-def _provenance(r: BoardRow) -> str:
+def _gzip_text(size: int | None, gz: int | None) -> str:
+    """File size and its gzip size, each ``unknown`` when not recorded."""
+    return f"{'unknown' if size is None else size} (gzip: {'unknown' if gz is None else gz})"
+
+
+def _provenance(r: BoardRow, x: RowExtras) -> str:
+    target = x["ci_target"]
     items: list[tuple[str, Any]] = [
         ("runtime", f"{r['runtime']} {r['runtime_version'] or ''}".strip()),
         ("ISA", ", ".join(r["isa"]) if isinstance(r["isa"], list) else r["isa"]),
@@ -127,81 +137,62 @@ def _provenance(r: BoardRow) -> str:
         ("meter", r["meter"]),
         ("boundary", r["boundary"]),
         ("marker method", r["marker_method"]),
-        (
-            "latency CI of median (±)",
-            None if r["latency_ci_rel"] is None else f"{100 * r['latency_ci_rel']:.2f} %",
-        ),
-        (
-            "energy CI of median (±)",
-            None if r["energy_ci_rel"] is None else f"{100 * r['energy_ci_rel']:.2f} %",
-        ),
+        ("valid windows", x["n_windows"]),
+        ("CI target of the run (±)", None if target is None else percent_text(target)),
+        ("latency CI of median (±)", _ci_text(r["latency_ci_rel"], target)),
+        ("energy CI of median (±)", _ci_text(r["energy_ci_rel"], target)),
+        ("p90", ms_text(r["latency_p90_ms"]) if r["latency_p90_ms"] is not None else None),
         ("P idle", None if r["p_idle_w"] is None else f"{r['p_idle_w']:.3g} W"),
         ("E dynamic", energy_text(r["energy_dyn_j"]) if r["energy_dyn_j"] is not None else None),
-        ("date", iso_time(r["date"])),
+        ("date (UTC)", iso_datetime(r["date"])),
         ("git revision", r["git_rev"]),
         ("run", r["run_id"]),
         ("grid factor", f"{r['grid_g_per_kwh']} gCO2e/kWh, PUE {r['pue']}: {r['grid_source']}"),
-        ("fine-tuned", f"{r['fine_tuned']} ({r['epochs'] or 0} epochs)"),
-        ("params / MACs", f"{r['params']} / {r['macs']}"),
-        ("bytes (gzip)", f"{r['model_bytes']} ({r['model_bytes_gz']})"),
+        ("fine-tuned", f"{'yes' if r['fine_tuned'] else 'no'} ({r['epochs'] or 0} epochs)"),
+        ("params / MACs", f"{_t(r['params'])} / {_t(r['macs'])}"),
+        ("bytes", _gzip_text(r["model_bytes"], r["model_bytes_gz"])),
     ]
+    shown = ("isa", "threads", "batch", "runtime_version", "git_rev", "date")
     for k, v in sorted((r.get("provenance") or {}).items()):
-        if k not in ("isa", "threads", "batch", "runtime_version", "git_rev"):
+        if k not in shown:
             items.append((k, json.dumps(v, sort_keys=True) if isinstance(v, dict | list) else v))
     dl = "".join(f"<dt>{_t(k)}</dt><dd>{_t(v)}</dd>" for k, v in items)
     return f"<details><summary>details</summary><dl>{dl}</dl></details>"
 
 
+def _ci_text(rel: float | None, target: float | None) -> str | None:
+    if rel is None:
+        return None
+    miss = target is not None and rel > target
+    return percent_text(rel) + (f" {FLAG} above the target {percent_text(target)}" if miss else "")
+
+
 TAB = ' tabindex="0"'
 
-BOARD_COLS = (
-    ("rank", "rank"),
-    ("variant", "variant"),
-    ("technique", "technique"),
-    ("target", "target"),
-    ("class", "measurement"),
-    ("accuracy", "quality"),
-    ("qpj", "quality / J"),
-    ("e", "E / inference"),
-    ("p50", "p50 ms"),
-    ("p99", "p99 ms"),
-    ("ips", "inf/s"),
-    ("bytes", "size (bytes)"),
-    ("co2", "gCO2e / 1000"),
-    ("budget", "fits budget"),
-    ("prov", "provenance"),
-)
+
+def _board_td(c: Column, r: BoardRow, x: RowExtras) -> str:
+    def styled(text: str, style: str) -> str:
+        return f'<span class="{style}">{escape(text)}</span>' if style else escape(text)
+
+    v = c.cell(r, x)
+    text = " / ".join(styled(t, s) for t, s in v.parts) if v.parts else styled(v.text, v.style)
+    if c.key == "class":
+        text = _cls(r["energy_class"])
+    elif c.key == "meter":  # the longest text of a row: wraps instead of widening the table
+        text = f'<span class="wrap">{text}</span>'
+    return _td(text, v.value, num=c.numeric, raw=True)
 
 
-def _board_table(task: str, rows: list[BoardRow], fits: dict[str, bool | None], kind: str) -> str:
+def _board_table(task: str, rows: list[BoardRow], data: ReportData, kind: str) -> str:
     head = "".join(
-        f'<th class="{"" if k == "prov" else "sortable"}" data-key="{k}"{"" if k == "prov" else TAB}>'
-        f"{escape(lab)}</th>"
-        for k, lab in BOARD_COLS
+        f'<th class="sortable" data-key="{c.key}" title="{escape(c.legend)}"{TAB}>{escape(c.header)}</th>'
+        for c in BOARD_COLUMNS
     )
+    head += '<th data-key="prov">details</th>'
     body = []
     for r in rows:
-        f = fits.get(row_id(r))
-        fit_txt = (
-            "–" if f is None else ('<span class="yes">yes</span>' if f else '<span class="no">no</span>')
-        )
-        cells = [
-            _td(_t(r["rank"]) if r["rank"] is not None else "–", r["rank"], num=True, raw=True),
-            _td(r["variant"], r["variant"]),
-            _td(r["technique"] or "–", r["technique"] or ""),
-            _td(r["target"], r["target"]),
-            _td(_cls(r["energy_class"]), r["energy_class"] or "", raw=True),
-            _td(_num(r["accuracy"], ".4g"), r["accuracy"], num=True),
-            _td(_num(r["accuracy_per_joule"], ".4g"), r["accuracy_per_joule"], num=True),
-            _td(energy_text(r["energy_per_inference_j"]), r["energy_per_inference_j"], num=True),
-            _td(_num(r["latency_p50_ms"], ".4f"), r["latency_p50_ms"], num=True),
-            _td(_num(r["latency_p99_ms"], ".4f"), r["latency_p99_ms"], num=True),
-            _td(_num(r["throughput_ips"], ".0f"), r["throughput_ips"], num=True),
-            _td(_t(r["model_bytes"]), r["model_bytes"], num=True, raw=True),
-            _td(_num(r["co2e_g_per_1000"], ".3g"), r["co2e_g_per_1000"], num=True),
-            _td(fit_txt, None if f is None else int(f), raw=True),
-            f"<td>{_provenance(r)}</td>",
-        ]
+        x = data.extra(r)
+        cells = [_board_td(c, r, x) for c in BOARD_COLUMNS] + [f"<td>{_provenance(r, x)}</td>"]
         body.append(
             f'<tr class="row" data-id="{escape(row_id(r))}" data-target="{escape(r["target"] or "")}" '
             f'data-technique="{escape(r["technique"] or "")}" data-class="{escape(r["energy_class"] or "")}">'
@@ -211,6 +202,15 @@ def _board_table(task: str, rows: list[BoardRow], fits: dict[str, bool | None], 
     return (
         f'<div class="tbl"><table class="board sortable {kind}" data-task="{escape(task)}" data-kind="{kind}">'
         f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
+    )
+
+
+def _legend() -> str:
+    dl = "".join(f"<dt>{escape(h)}</dt><dd>{escape(d)}</dd>" for h, d in LEGEND)
+    dl += "<dt>details</dt><dd>provenance of the row: runtime version, meter, windows, CIs, host, date</dd>"
+    return (
+        '<details class="legend-box"><summary>How to read the tables</summary>'
+        f'<dl class="legend-dl">{dl}</dl><p class="note">{escape(GRADE_RULE)}</p></details>'
     )
 
 
@@ -295,10 +295,10 @@ def render(data: ReportData) -> str:
         )
         + "</span></div>"
     )
+    parts.append(_legend())
     for n_task, t in enumerate(data.tasks):
         task = t["task"]
         rows = [r for r in board if r["task"] == task]
-        tfits = {b["id"]: b["fits"] for b in data.budgets if b["task"] == task}
         hib = "at least" if t["higher_is_better"] else "at most"
         parts.append(f'<section class="task" data-task="{escape(task)}"><h2>{escape(task)}</h2>')
         meta = (
@@ -314,7 +314,7 @@ def render(data: ReportData) -> str:
                 f'<p class="best">Best in class {_cls(b["energy_class"])}: <b>{escape(b["id"])}</b> · '
                 f"{_num(b['accuracy_per_joule'], '.4g')} {escape(t['metric'])}/J · "
                 f"{escape(energy_text(b['energy_per_inference_j']))} per inference · {escape(t['metric'])} "
-                f"{_num(b['accuracy'], '.4g')} · p50 {_num(b['latency_p50_ms'], '.4f')} ms</p>"
+                f"{_num(b['accuracy'], '.4g')} · p50 {escape(ms_text(b['latency_p50_ms']))}</p>"
             )
         parts.append('<div class="plots">')
         for i, p in enumerate(x for x in data.plots if x["task"] == task):
@@ -324,10 +324,10 @@ def render(data: ReportData) -> str:
         ranked = [r for r in rows if r["passes_gate"]]
         below = [r for r in rows if not r["passes_gate"]]
         parts.append("<h3>Ranked (meets the minimum)</h3>")
-        parts.append(_board_table(task, ranked, tfits, "ranked") if ranked else '<p class="note">none</p>')
+        parts.append(_board_table(task, ranked, data, "ranked") if ranked else '<p class="note">none</p>')
         if below:
             parts.append("<h3>Below the minimum (not ranked)</h3>")
-            parts.append(_board_table(task, below, tfits, "below"))
+            parts.append(_board_table(task, below, data, "below"))
         tech = [x for x in data.techniques if x["task"] == task]
         if tech:
             parts.append("<h3>Per technique: best variant and its accuracy cost against the base model</h3>")
@@ -371,10 +371,7 @@ def render(data: ReportData) -> str:
             )
         labs = [x for x in data.labels if x["task"] == task]
         if labs:
-            parts.append(
-                "<h3>Energy labels</h3><p class='note'>Grade A (best) to E: five equal bands of "
-                "log10(energy per inference) within this task and measurement class.</p>"
-            )
+            parts.append(f"<h3>Energy labels</h3><p class='note'>{escape(GRADE_RULE)}</p>")
             parts.append('<div class="labels">' + "".join(_label_figure(x) for x in labs) + "</div>")
         parts.append("</section>")
     if data.run_budgets:
@@ -405,10 +402,12 @@ def render(data: ReportData) -> str:
             + ".</p></section>"
         )
     if data.skipped:
-        parts.append('<section class="task"><h2>Not measured</h2><ul>')
-        for r in data.skipped:
+        parts.append('<section class="task"><h2>Not measured</h2><ul class="skipped">')
+        for g in data.skipped_groups:
+            jobs = g["jobs"]
             parts.append(
-                f"<li>{_t(r.task)}/{_t(r.variant)} on {_t(r.target)}: {_t(r.status)}: {_t(r.reason)}</li>"
+                f"<li>{_t(g['status'])} ({len(jobs)} job{'s' if len(jobs) != 1 else ''}): {_t(g['reason'])}"
+                f"<ul>{''.join(f'<li>{_t(j)}</li>' for j in jobs)}</ul></li>"
             )
         parts.append("</ul></section>")
     parts.append("</main><footer>")

@@ -2,7 +2,9 @@
 
 The grade (A best .. E) is relative within one task and one measurement class: the range of
 log10(energy per inference) is cut into five equal bands (AI Energy Score cuts its linear range into
-five 20 % bands; edge variants span decades, hence the log). It is computed in
+five 20 % bands; edge variants span decades, hence the log), and only where the group is large and
+spread enough for bands to mean something (:data:`harness.report.columns.GRADE_RULE`); otherwise the
+grade is None and the card shows no grade. It is computed in
 :func:`harness.report.sections.label_rows`; here the card is only drawn, as SVG or PNG.
 """
 
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .cells import energy_text
+from .columns import GRADE_MIN_ROWS, GRADE_MIN_SPREAD
 from .plots import RendererMissing
 
 GRADE_COLOURS = {"A": "#1a9641", "B": "#a6d96a", "C": "#e6c229", "D": "#fdae61", "E": "#d7191c"}
@@ -23,6 +26,16 @@ CW, CH = 320, 176
 def short(text: str, n: int) -> str:
     """``text`` cut to ``n`` characters with an ellipsis (the full text stays in the data)."""
     return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _foot(lab: dict[str, Any]) -> str:
+    if lab["grade"] is None:
+        why = (
+            f"no grade ({lab['n_in_group']} in class; needs {GRADE_MIN_ROWS}+, {GRADE_MIN_SPREAD:g}× spread)"
+        )
+    else:
+        why = f"grade within {lab['n_in_group']} variants of this task and class"
+    return f"{why} · {lab['date'] or ''}"
 
 
 def _lines(lab: dict[str, Any]) -> list[tuple[str, str]]:
@@ -41,7 +54,7 @@ def svg_label(lab: dict[str, Any]) -> str:
     g = lab["grade"]
     out = [
         f'<svg class="label" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {CW} {CH}" width="{CW}" '
-        f'height="{CH}" data-id="{escape(lab["id"])}" data-grade="{g}" font-family="sans-serif">',
+        f'height="{CH}" data-id="{escape(lab["id"])}" data-grade="{g or ""}" font-family="sans-serif">',
         f'<rect x="0.5" y="0.5" width="{CW - 1}" height="{CH - 1}" rx="8" fill="#ffffff" stroke="#333333"/>',
         f'<rect x="0.5" y="0.5" width="{CW - 1}" height="26" rx="8" fill="#1f2d3d"/>',
         f'<rect x="0.5" y="18" width="{CW - 1}" height="9" fill="#1f2d3d"/>',
@@ -69,7 +82,11 @@ def svg_label(lab: dict[str, Any]) -> str:
         out.append(
             f'<text x="140" y="{y}" font-size="11" font-weight="bold" fill="#111111">{escape(v)}</text>'
         )
-    foot = f"grade within {lab['n_in_group']} variants of this task and class · {lab['date'] or ''}"
+    if g is None:
+        out.append(
+            f'<text x="{CW - 88}" y="{34 + 5 * 15 + 10}" font-size="10" fill="#444444">no grade</text>'
+        )
+    foot = _foot(lab)
     out.append(f'<text x="10" y="{CH - 10}" font-size="8" fill="#666666">{escape(foot)}</text>')
     out.append("</svg>")
     return "".join(out)
@@ -130,13 +147,7 @@ def png_label(lab: dict[str, Any], path: Path) -> Path:
             y = 80 + i * 16
             ax.text(10, y, k, fontsize=6.5, color="#555555")
             ax.text(140, y, v, fontsize=7, weight="bold")
-        ax.text(
-            10,
-            CH - 10,
-            f"grade within {lab['n_in_group']} variants of this task and class · {lab['date'] or ''}",
-            fontsize=5,
-            color="#666666",
-        )
+        ax.text(10, CH - 10, _foot(lab), fontsize=5, color="#666666")
         fig.savefig(path, format="png", dpi=dpi)
     finally:
         plt.close(fig)

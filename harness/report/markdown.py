@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..results.rank import BoardRow, fronts
 from ..results.record import Result
 from .cells import cell, energy_text
-
-if TYPE_CHECKING:
-    from .sections import ReportData
+from .columns import BOARD_COLUMNS, GRADE_RULE, LEGEND, NO_EXTRAS, RowExtras
+from .sections import ReportData, skipped_groups
 
 
 def _md_table(header: str, rows: list[list[str]]) -> list[str]:
@@ -46,6 +45,14 @@ def markdown(
                 for r in data.runs
             ],
         ]
+    if data is not None:
+        lines += ["", "How to read the tables:", ""]
+        lines += [f"- **{_md_escape(h)}**: {_md_escape(d)}" for h, d in LEGEND]
+        lines += [f"- {_md_escape(GRADE_RULE)}"]
+
+    def extra(r: BoardRow) -> RowExtras:
+        return data.extra(r) if data is not None else NO_EXTRAS
+
     fr = fronts(board)
     for task in sorted({r["task"] for r in board}):
         rows = [r for r in board if r["task"] == task]
@@ -63,19 +70,9 @@ def markdown(
                 "",
             ]
             lines += _md_table(
-                "rank> | variant | technique | target | runtime | quality> | quality/J> | E/inference> | "
-                "p50 ms> | p99 ms> | inf/s> | gCO2e/1000> | params> | MACs> | bytes> | break-even inf.>",
-                [
-                    [cell(r["rank"]), _md_escape(r["variant"]), _md_escape(r["technique"]),
-                     _md_escape(r["target"]), _md_escape(r["runtime"]), cell(r["accuracy"]),
-                     cell(r["accuracy_per_joule"], ".4g"), energy_text(r["energy_per_inference_j"]),
-                     cell(r["latency_p50_ms"], ".4f"), cell(r["latency_p99_ms"], ".4f"),
-                     cell(r["throughput_ips"], ".0f"), cell(r["co2e_g_per_1000"], ".3g"), cell(r["params"]),
-                     cell(r["macs"]), cell(r["model_bytes"]), cell(r["breakeven_inferences"], ".3g")]
-                    for r in grp
-                    if r["passes_gate"]
-                ],
-            )  # fmt: skip
+                " | ".join(c.header + (">" if c.numeric else "") for c in BOARD_COLUMNS),
+                [_board_cells(r, extra(r)) for r in grp if r["passes_gate"]],
+            )
             below = [r for r in grp if not r["passes_gate"]]
             if below:
                 lines += [
@@ -122,12 +119,26 @@ def markdown(
             )
     if skipped:
         lines += ["", "## Not measured", ""]
-        for r in skipped:
+        for g in data.skipped_groups if data is not None else skipped_groups(skipped):
+            jobs = g["jobs"]
             lines.append(
-                f"- {_md_escape(r.task)}/{_md_escape(r.variant)} on {_md_escape(r.target)}: "
-                f"{r.status}: {_md_escape(r.reason)}"
+                f"- {g['status']} ({len(jobs)} job{'s' if len(jobs) != 1 else ''}): {_md_escape(g['reason'])}: "
+                + ", ".join(map(_md_escape, jobs))
             )
     return "\n".join(lines) + "\n"
+
+
+def _board_cells(r: BoardRow, x: RowExtras) -> list[str]:
+    """One leaderboard row's Markdown cells; a CI above target and a budget not met are set in bold."""
+    out = []
+
+    def styled(text: str, style: str) -> str:
+        return f"**{_md_escape(text)}**" if style in ("miss", "no") else _md_escape(text)
+
+    for c in BOARD_COLUMNS:
+        v = c.cell(r, x)
+        out.append(" / ".join(styled(t, s) for t, s in v.parts) if v.parts else styled(v.text, v.style))
+    return out
 
 
 def plot_key(p: dict[str, Any]) -> str:
@@ -198,7 +209,7 @@ def _md_sections(task: str, data: ReportData, images: dict[str, str]) -> list[st
     if labs:
         lines += [
             "",
-            "Energy grades (A best to E, bands of log10 E within task and class): "
-            + ", ".join(f"{_md_escape(x['id'])} {x['grade']}" for x in labs),
+            "Energy grades (A best to E; see how to read the tables): "
+            + ", ".join(f"{_md_escape(x['id'])} {cell(x['grade'])}" for x in labs),
         ]
     return lines

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FrugalbenchError
+from .cells import si_text
 
 PALETTE = ("#1b6ca8", "#d1495b", "#2e933c", "#edae49", "#7b4b94", "#00798c", "#8c564b", "#5f6b6d")
 W, H, ML, MR, MT, MB = 460, 300, 64, 16, 30, 46
@@ -26,14 +27,24 @@ def colour_map(techniques: list[str]) -> dict[str, str]:
     return {t: PALETTE[i % len(PALETTE)] for i, t in enumerate(sorted(set(techniques)))}
 
 
-def _fmt_tick(v: float) -> str:
-    return f"{v:.0e}".replace("e-0", "e-").replace("e+0", "e") if (v < 1e-2 or v >= 1e4) else f"{v:g}"
+def tick_text(v: float, unit: str) -> str:
+    """A tick label: with an SI prefix for a unit ('20 µJ', '1.5 µs'), else three significant figures."""
+    if unit == "J":
+        return si_text(v, "J", largest="k", compact=True)
+    if unit == "ms":  # latencies are stored in ms; the tick reads in the prefix that suits it
+        return si_text(v * 1e-3, "s", largest="", smallest="n", compact=True)
+    return f"{v:.3g}"
 
 
 def _log_ticks(lo: float, hi: float) -> list[float]:
+    """Ticks inside [lo, hi] on a log axis: decades, else 1-2-5, else 1..9 per decade, else linear
+    steps, whichever first gives at least three (so an axis within one decade still reads)."""
     decades = range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
-    steps = (1, 2, 5) if math.log10(hi / lo) <= 2.5 else (1,)
-    return [m * 10.0**k for k in decades for m in steps]
+    for steps in ((1,), (1, 2, 5), tuple(range(1, 10))):
+        ticks = [m * 10.0**k for k in decades for m in steps if lo <= m * 10.0**k <= hi]
+        if len(ticks) >= 3:
+            return ticks
+    return _lin_ticks(lo, hi)
 
 
 def _lin_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
@@ -45,7 +56,8 @@ def _lin_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
             step *= m
             break
     start = math.ceil(lo / step) * step
-    return [round(start + i * step, 10) for i in range(int((hi - start) / step) + 1)]
+    # rounded to significant figures, not decimals: energies go down to picojoules
+    return [float(f"{start + i * step:.6g}") for i in range(int((hi - start) / step + 1e-9) + 1)]
 
 
 class _Axis:
@@ -66,9 +78,19 @@ class _Axis:
         return self.a + (self.f(v) - self.lo) / (self.hi - self.lo) * (self.b - self.a)
 
     def ticks(self) -> list[float]:
+        """Tick values inside the axis range (at least two for any range)."""
         if self.log:
             return [t for t in _log_ticks(10**self.lo, 10**self.hi) if self.lo <= math.log10(t) <= self.hi]
         return [t for t in _lin_ticks(self.lo, self.hi) if self.lo <= t <= self.hi]
+
+    def limits(self) -> tuple[float, float]:
+        """The axis range in data units (for matplotlib)."""
+        return (10**self.lo, 10**self.hi) if self.log else (self.lo, self.hi)
+
+
+def _units(plot: dict[str, Any]) -> tuple[str, str]:
+    """The units the x and y ticks read in: energy in J; latency in ms; a metric has none."""
+    return "J", ("ms" if plot["kind"] == "latency_energy" else "")
 
 
 def svg_plot(plot: dict[str, Any], colours: dict[str, str], *, plot_id: str = "") -> str:
@@ -80,6 +102,7 @@ def svg_plot(plot: dict[str, Any], colours: dict[str, str], *, plot_id: str = ""
     extra_y = [plot["min_y"]] if plot.get("min_y") is not None else []
     X = _Axis([p["x"] for p in pts], True, ML, W - MR)
     Y = _Axis([p["y"] for p in pts] + extra_y, ylog, H - MB, MT)
+    xu, yu = _units(plot)
     title = f"{plot['task']} · {plot['energy_class'] or 'no class'} · {plot['ylabel']} × energy"
     out = [
         f'<svg class="plot" id="{escape(plot_id)}" data-kind="{escape(plot["kind"])}" '
@@ -92,12 +115,14 @@ def svg_plot(plot: dict[str, Any], colours: dict[str, str], *, plot_id: str = ""
         x = X(t)
         out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{MT}" y2="{H - MB}" class="grid"/>')
         out.append(
-            f'<text x="{x:.1f}" y="{H - MB + 14}" class="tick" text-anchor="middle">{_fmt_tick(t)}</text>'
+            f'<text x="{x:.1f}" y="{H - MB + 14}" class="tick" text-anchor="middle">{escape(tick_text(t, xu))}</text>'
         )
     for t in Y.ticks():
         y = Y(t)
         out.append(f'<line x1="{ML}" x2="{W - MR}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
-        out.append(f'<text x="{ML - 5}" y="{y + 4:.1f}" class="tick" text-anchor="end">{_fmt_tick(t)}</text>')
+        out.append(
+            f'<text x="{ML - 5}" y="{y + 4:.1f}" class="tick" text-anchor="end">{escape(tick_text(t, yu))}</text>'
+        )
     out.append(
         f'<text x="{(ML + W - MR) / 2}" y="{H - 8}" class="axis" text-anchor="middle">'
         f"{escape(plot['xlabel'])} (log)</text>"
@@ -132,7 +157,7 @@ def svg_plot(plot: dict[str, Any], colours: dict[str, str], *, plot_id: str = ""
     for p in pts:
         c = colours.get(p["technique"] or "", PALETTE[0])
         cls = "pt" + (" on-front" if p["id"] in on_front else "") + ("" if p["passes_gate"] else " below")
-        tip = f"{p['id']} ({p['technique']}): E={p['x']:.3g} J, {plot['ylabel']}={p['y']:.4g}"
+        tip = f"{p['id']} ({p['technique']}): E={tick_text(p['x'], xu)}, {plot['ylabel']}={tick_text(p['y'], yu)}"
         out.append(
             f'<circle class="{cls}" cx="{X(p["x"]):.1f}" cy="{Y(p["y"]):.1f}" r="{6 if p["id"] in on_front else 4.5}" '
             f'fill="{c}" data-id="{escape(p["id"])}" data-target="{escape(p["target"] or "")}" '
@@ -142,8 +167,39 @@ def svg_plot(plot: dict[str, Any], colours: dict[str, str], *, plot_id: str = ""
     return "".join(out)
 
 
+def _png_axes(ax: Any, plot: dict[str, Any], pts: list[dict[str, Any]], ylog: bool) -> None:
+    """The same ranges, ticks and tick labels as the SVG plot (matplotlib leaves a log axis within one
+    decade without labels)."""
+    from matplotlib.ticker import FixedLocator, NullLocator
+
+    xu, yu = _units(plot)
+    extra_y = [plot["min_y"]] if plot.get("min_y") is not None else []
+    ys = [p["y"] for p in pts if p["y"] > 0 or not ylog] + extra_y
+    for axis, A, unit, setlim in (
+        (ax.xaxis, _Axis([p["x"] for p in pts], True, 0.0, 1.0), xu, ax.set_xlim),
+        (ax.yaxis, _Axis(ys, ylog, 0.0, 1.0), yu, ax.set_ylim),
+    ):
+        setlim(*A.limits())
+        ticks = A.ticks()
+        axis.set_major_locator(FixedLocator(ticks))
+        axis.set_ticklabels([tick_text(t, unit) for t in ticks])
+        axis.set_minor_locator(NullLocator())
+
+
 def png_plot(plot: dict[str, Any], colours: dict[str, str], path: Path) -> Path:
     """Write the same plot as a PNG file with matplotlib (the ``report`` extra)."""
+    import matplotlib.pyplot as plt  # png_figure has checked that matplotlib is there
+
+    fig = png_figure(plot, colours)
+    try:
+        fig.savefig(path, format="png")
+    finally:
+        plt.close(fig)
+    return path
+
+
+def png_figure(plot: dict[str, Any], colours: dict[str, str]) -> Any:
+    """The matplotlib figure of :func:`png_plot` (the caller closes it)."""
     try:
         import matplotlib
 
@@ -168,32 +224,34 @@ def png_plot(plot: dict[str, Any], colours: dict[str, str], path: Path) -> Path:
                 edgecolors="white",
                 linewidths=0.6,
             )
+        if plot.get("min_y") is not None:
+            ax.axhline(plot["min_y"], ls="--", color="#999999", lw=1, label=plot.get("min_label", "minimum"))
+        ax.set_xscale("log")
+        ylog = plot["kind"] == "latency_energy"
+        if ylog:
+            ax.set_yscale("log")
+        _png_axes(ax, plot, pts, ylog)
         by_id = {p["id"]: p for p in pts}
         front = [by_id[i] for i in plot["front"] if i in by_id]
-        if front:
+        if front:  # a staircase to the right edge, as in the SVG (one point still shows a line)
             ax.step(
-                [p["x"] for p in front],
-                [p["y"] for p in front],
+                [p["x"] for p in front] + [ax.get_xlim()[1]],
+                [p["y"] for p in front] + [front[-1]["y"]],
                 where="post",
                 color="#333333",
                 lw=1.2,
                 zorder=2,
                 label="Pareto front",
             )
-        if plot.get("min_y") is not None:
-            ax.axhline(plot["min_y"], ls="--", color="#999999", lw=1, label=plot.get("min_label", "minimum"))
-        ax.set_xscale("log")
-        if plot["kind"] == "latency_energy":
-            ax.set_yscale("log")
-        ax.set_xlabel(plot["xlabel"])
-        ax.set_ylabel(plot["ylabel"])
+        ax.set_xlabel(plot["xlabel"] + " (log)")
+        ax.set_ylabel(plot["ylabel"] + (" (log)" if ylog else ""))
         ax.set_title(
             f"{plot['task']} · {plot['energy_class'] or 'no class'} · {plot['ylabel']} × energy", fontsize=10
         )
         ax.grid(True, which="major", alpha=0.3)
         ax.legend(fontsize=7, loc="best")
         fig.tight_layout()
-        fig.savefig(path, format="png")
-    finally:
+    except BaseException:
         plt.close(fig)
-    return path
+        raise
+    return fig

@@ -18,6 +18,7 @@ from ..metrics import HIGHER_IS_BETTER
 from ..results.carbon import J_PER_KWH
 from ..results.rank import BoardRow, fronts, leaderboard
 from ..results.record import Result
+from .columns import GRADE_MIN_ROWS, GRADE_MIN_SPREAD, NO_EXTRAS, RowExtras
 from .embodied import Profiles, load_profiles
 
 GRADES = ("A", "B", "C", "D", "E")
@@ -39,6 +40,12 @@ class ReportData:
     labels: list[dict[str, Any]] = field(default_factory=list)
     grid_sources: list[dict[str, Any]] = field(default_factory=list)
     plots: list[dict[str, Any]] = field(default_factory=list)
+    extras: dict[tuple[str, str], RowExtras] = field(default_factory=dict)
+    skipped_groups: list[dict[str, Any]] = field(default_factory=list)
+
+    def extra(self, r: BoardRow) -> RowExtras:
+        """The :class:`RowExtras` of a leaderboard row (all unknown when not computed)."""
+        return self.extras.get((r["task"], row_id(r)), NO_EXTRAS)
 
 
 def row_id(r: BoardRow) -> str:
@@ -49,6 +56,37 @@ def row_id(r: BoardRow) -> str:
 def iso_time(ts: float | None) -> str | None:
     """A UNIX time as 'YYYY-MM-DD HH:MM UTC' (None stays None)."""
     return None if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def iso_datetime(ts: float | None) -> str | None:
+    """A UNIX time as ISO 8601 date and time in UTC to the second, 'YYYY-MM-DDTHH:MM:SSZ' (None stays None)."""
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def extras_rows(
+    board: list[BoardRow], results: list[Result], runs: list[dict[str, Any]], budgets: list[dict[str, Any]]
+) -> dict[tuple[str, str], RowExtras]:
+    """Per (task, row id): the budget verdict, the result's valid windows and its run's CI target."""
+    n_windows = {(r.run_id, r.task, r.variant, r.target): r.latency.n_windows for r in results}
+    ci_target = {run["id"]: _settings(run).get("run", {}).get("ci_target") for run in runs}
+    fits = {(b["task"], b["id"]): b["fits"] for b in budgets}
+    out: dict[tuple[str, str], RowExtras] = {}
+    for r in board:
+        key = (r["task"], row_id(r))
+        out[key] = {
+            "fits": fits.get(key),
+            "n_windows": n_windows.get((r["run_id"], r["task"], r["variant"], r["target"])),
+            "ci_target": ci_target.get(r["run_id"]),
+        }
+    return out
+
+
+def skipped_groups(skipped: list[Result]) -> list[dict[str, Any]]:
+    """Results not measured, grouped by (status, reason) in order of first appearance, jobs listed once."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for r in skipped:
+        groups.setdefault((r.status, r.reason or ""), []).append(f"{r.task}/{r.variant} on {r.target}")
+    return [{"status": st, "reason": why or None, "jobs": jobs} for (st, why), jobs in groups.items()]
 
 
 def _settings(run: dict[str, Any]) -> dict[str, Any]:
@@ -206,8 +244,14 @@ def embodied_rows(board: list[BoardRow], profiles: Profiles) -> list[dict[str, A
     return out
 
 
+def gradable(energies: list[float]) -> bool:
+    """Whether a (task, class) group can be graded: enough rows, and a spread wide enough for 5 bands."""
+    return len(energies) >= GRADE_MIN_ROWS and max(energies) >= GRADE_MIN_SPREAD * min(energies)
+
+
 def label_rows(board: list[BoardRow]) -> list[dict[str, Any]]:
-    """One label per row: grade A-E from 5 equal bands of log10(E/inference) within (task, class)."""
+    """One label per row: grade A-E from 5 equal bands of log10(E/inference) within (task, class);
+    grade None where the group is not :func:`gradable`."""
     groups: dict[tuple[str, str], list[BoardRow]] = defaultdict(list)
     for r in board:
         if r["energy_per_inference_j"]:
@@ -216,8 +260,9 @@ def label_rows(board: list[BoardRow]) -> list[dict[str, Any]]:
     for (task, cls), rows in sorted(groups.items()):
         logs = [math.log10(r["energy_per_inference_j"] or 0.0) for r in rows]  # non-zero in every group
         lo, hi = min(logs), max(logs)
+        graded = gradable([r["energy_per_inference_j"] or 0.0 for r in rows])
         for r, x in zip(rows, logs, strict=True):
-            band = 0 if hi == lo else min(4, int(5 * (x - lo) / (hi - lo)))
+            band = min(4, int(5 * (x - lo) / (hi - lo))) if graded else None
             prov = r["provenance"] or {}
             out.append(
                 {
@@ -234,7 +279,7 @@ def label_rows(board: list[BoardRow]) -> list[dict[str, Any]]:
                     "energy_per_inference_j": r["energy_per_inference_j"],
                     "co2e_g_per_1000": r["co2e_g_per_1000"],
                     "energy_class": cls,
-                    "grade": GRADES[band],
+                    "grade": None if band is None else GRADES[band],
                     "n_in_group": len(rows),
                     "date": iso_time(r["date"]),
                     "grid_source": r["grid_source"],
@@ -254,7 +299,7 @@ def plot_rows(board: list[BoardRow], fr: dict[tuple[str, str], dict[str, list[st
         f = fr.get((task, cls), {})
         kinds: tuple[tuple[str, Literal["accuracy", "latency_p50_ms"], str], ...] = (
             ("accuracy_energy", "accuracy", rows[0]["metric"]),
-            ("latency_energy", "latency_p50_ms", "latency p50 (ms)"),
+            ("latency_energy", "latency_p50_ms", "latency p50"),
         )
         for kind, ykey, ylabel in kinds:
             pts = [
@@ -274,7 +319,7 @@ def plot_rows(board: list[BoardRow], fr: dict[tuple[str, str], dict[str, list[st
                     "task": task,
                     "energy_class": cls,
                     "kind": kind,
-                    "xlabel": "energy per inference (J)",
+                    "xlabel": "energy per inference",
                     "ylabel": ylabel,
                     "min_y": rows[0]["min_accuracy"] if kind == "accuracy_energy" else None,
                     "min_label": "minimum" if HIGHER_IS_BETTER.get(rows[0]["metric"], True) else "maximum",
@@ -304,6 +349,7 @@ def build(
     fr = fronts(board)
     tasks = task_rows(board, runs)
     run_ids = {r.run_id for r in results}
+    budgets = budget_rows(board, tasks)
     return ReportData(
         board=board,
         skipped=skipped,
@@ -322,12 +368,14 @@ def build(
         tasks=tasks,
         fronts=fr,
         techniques=technique_rows(board),
-        budgets=budget_rows(board, tasks),
+        budgets=budgets,
         run_budgets=run_budget_rows(results, [r for r in runs if r["id"] in run_ids], window_energy_j or {}),
         embodied=embodied_rows(board, profiles or Profiles({}, {})),
         labels=label_rows(board),
         grid_sources=grid_rows(board),
         plots=plot_rows(board, fr),
+        extras=extras_rows(board, results, runs, budgets),
+        skipped_groups=skipped_groups(skipped),
     )
 
 
@@ -343,6 +391,8 @@ def from_board(board: list[BoardRow], skipped: list[Result] | None = None) -> Re
         labels=label_rows(board),
         grid_sources=grid_rows(board),
         plots=plot_rows(board, fr),
+        extras=extras_rows(board, [], [], []),
+        skipped_groups=skipped_groups(skipped or []),
     )
 
 

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import re
+import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +35,42 @@ def _interpreter_cls() -> tuple[Any, str]:
         raise ModelError(
             "no TFLite interpreter: `pip install ai-edge-litert` (or tflite-runtime on 32-bit Pi OS)"
         ) from None
+
+
+# printed by the C++ runtime on fd 2 when allocate_tensors() applies the default delegate
+BANNER = re.compile(r"^INFO: Created TensorFlow Lite (XNNPACK )?delegate for CPU\.\s*$")
+
+
+@contextmanager
+def quiet_banner() -> Iterator[None]:
+    """Hold file descriptor 2 in a temporary file while LiteRT builds an interpreter, then write back
+    every line except the delegate banner, so warnings and errors still reach stderr.
+
+    LiteRT prints the banner from C++ with no log level to turn it off (``TF_CPP_MIN_LOG_LEVEL`` is
+    ignored by ai-edge-litert), so fd 2 itself is redirected. Without a usable fd 2, nothing changes.
+    """
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    with tempfile.TemporaryFile() as held:
+        sys.stderr.flush()
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            kept = [
+                ln
+                for ln in held.read().splitlines(keepends=True)
+                if not BANNER.match(ln.decode("utf-8", "replace"))
+            ]
+            if kept:
+                os.write(2, b"".join(kept))
 
 
 @RUNTIMES.register("litert")
@@ -69,16 +111,8 @@ class LiteRtRuntime(Runtime):
     def __init__(self, path: Path, *, threads: int, batch: int) -> None:
         cls, _ = _interpreter_cls()
         try:
-            self.it = cls(model_path=str(path), num_threads=threads)
-            inp = self.it.get_input_details()
-            if len(inp) != 1:
-                raise ModelError(f"{path} has {len(inp)} inputs; the harness feeds one input tensor")
-            shape = list(inp[0]["shape"])
-            sig = list(inp[0].get("shape_signature", shape))
-            if sig and sig[0] == -1 or (shape and shape[0] != batch and batch > 1):
-                shape[0] = batch
-                self.it.resize_tensor_input(inp[0]["index"], shape)
-            self.it.allocate_tensors()
+            with quiet_banner():
+                self._build(cls, path, threads, batch)
         except ModelError:
             raise
         except (ValueError, RuntimeError) as e:
@@ -90,6 +124,19 @@ class LiteRtRuntime(Runtime):
         out = self.it.get_output_details()[0]
         self._out = out["index"]
         self._out_q = out.get("quantization", (0.0, 0)) if np.dtype(out["dtype"]).kind in "iu" else None
+
+    def _build(self, cls: Any, path: Path, threads: int, batch: int) -> None:
+        """Create the interpreter, resize a dynamic batch and allocate the tensors."""
+        self.it = cls(model_path=str(path), num_threads=threads)
+        inp = self.it.get_input_details()
+        if len(inp) != 1:
+            raise ModelError(f"{path} has {len(inp)} inputs; the harness feeds one input tensor")
+        shape = list(inp[0]["shape"])
+        sig = list(inp[0].get("shape_signature", shape))
+        if sig and sig[0] == -1 or (shape and shape[0] != batch and batch > 1):
+            shape[0] = batch
+            self.it.resize_tensor_input(inp[0]["index"], shape)
+        self.it.allocate_tensors()
 
     @property
     def input_shape(self) -> tuple[int | None, ...]:

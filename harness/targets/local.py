@@ -53,7 +53,11 @@ class CpuTarget(Target):
         if reason:
             return reason
         if variant.path(self.artefact.value) is None:
-            return f"variant has no .{rt.format} file (technique {variant.meta.get('technique')} does not produce one)"
+            why = (variant.meta.get("no_file") or {}).get(rt.format)
+            if why is None:  # built before the reason was recorded: say what the variant has
+                have = ", ".join(f".{f}" for f in sorted(variant.files)) or "no file"
+                why = f"the variant has {have} only"
+            return f"variant has no .{rt.format} file: {why}"
         return None
 
     def open(self) -> None:
