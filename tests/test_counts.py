@@ -1,0 +1,224 @@
+"""Parameters and MACs (:mod:`harness.ir.counts`): hand-built ONNX graphs with hand-computed counts, and the
+real models shipped in PyPI wheels checked against an independent count done here from their op lists."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from harness.ir.counts import count_files, count_model, count_onnx, count_tflite
+from harness.ir.export.onnx_export import network_to_onnx_bytes
+from harness.ir.export.tflite_export import network_to_tflite
+from harness.ir.layers import Dense
+from harness.ir.network import Network
+
+
+def _wheel_file(pkg: str, rel: str) -> Path:
+    spec = importlib.util.find_spec(pkg)
+    if spec is None or spec.origin is None:
+        pytest.skip(f"{pkg} not installed (.ci/install installs it with --no-deps)")
+    return Path(spec.origin).parent / rel
+
+
+def _init(name: str, *shape: int) -> onnx.TensorProto:
+    rng = np.random.default_rng(len(name))
+    return numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32), name)
+
+
+def _const(name: str, *shape: int) -> onnx.NodeProto:
+    return helper.make_node("Constant", [], [name], value=_init(name, *shape))
+
+
+def _cnn(batch: int | str = 1, height: int | str = 32) -> onnx.ModelProto:
+    """Conv 3x3 stride 2 SAME (3→8), depthwise 3x3 (group 8), global pool, Gemm 8→10 with Constant weights."""
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], kernel_shape=[3, 3], strides=[2, 2], auto_pad="SAME_UPPER"),
+        helper.make_node("Relu", ["c1"], ["r1"]),
+        helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=8),
+        helper.make_node("Add", ["c2", "r1"], ["s"]),
+        helper.make_node("GlobalAveragePool", ["s"], ["p"]),
+        helper.make_node("Flatten", ["p"], ["f"]),
+        _const("wg", 10, 8),
+        _const("bg", 10),
+        helper.make_node("Gemm", ["f", "wg", "bg"], ["y"], transB=1),
+    ]
+    g = helper.make_graph(
+        nodes,
+        "cnn",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 3, height, 32])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 10])],
+        [_init("w1", 8, 3, 3, 3), _init("b1", 8), _init("w2", 8, 1, 3, 3), _init("b2", 8)],
+    )
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+CNN_PARAMS = (8 * 3 * 3 * 3 + 8) + (8 * 1 * 3 * 3 + 8) + (10 * 8 + 10)
+CNN_MACS = (8 * 16 * 16) * (3 * 3 * 3) + (8 * 16 * 16) * (1 * 3 * 3) + 8 * 10  # 32x32 → 16x16 by stride 2 SAME
+
+
+def test_onnx_cnn_hand_counted() -> None:
+    c = count_onnx(_cnn())
+    assert c.params == CNN_PARAMS == 394
+    assert c.macs == CNN_MACS == 55296 + 18432 + 80
+    by_op = {o.op: o for o in c.ops if o.op != "Constant"}
+    assert [o.macs for o in c.ops if o.op == "Conv"] == [55296, 18432]
+    assert by_op["Gemm"].macs == 80 and by_op["Add"].macs == 0 and by_op["GlobalAveragePool"].macs == 0
+    assert sum(o.params for o in c.ops) == CNN_PARAMS  # each constant attributed to the op that reads it
+    # the same counts through ONNX Runtime's own view of the output shape
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(_cnn().SerializeToString(), providers=["CPUExecutionProvider"])
+    (y,) = sess.run(None, {"x": np.zeros((1, 3, 32, 32), np.float32)})
+    assert y.shape == (1, 10)
+
+
+def test_onnx_dynamic_batch_is_one_inference_and_dynamic_shape_is_unknown() -> None:
+    assert count_onnx(_cnn(batch="N")).macs == CNN_MACS  # per inference: a dynamic batch is 1
+    c = count_onnx(_cnn(batch="N", height="H"))
+    assert c.macs is None and c.params == CNN_PARAMS  # params stay known
+    assert c.reason is not None and "Conv" in c.reason and "dynamic" in c.reason
+    assert count_onnx(_cnn(batch="N", height="H"), {"x": [1, 3, 32, 32]}).macs == CNN_MACS
+
+
+def test_onnx_matmul_weights_in_initializer_and_constant() -> None:
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["h"]),  # (1, 4, 6) @ (6, 5): 4 rows of 6x5
+        _const("w2", 5, 3),
+        helper.make_node("MatMul", ["h", "w2"], ["y"]),  # (1, 4, 5) @ (5, 3)
+    ]
+    g = helper.make_graph(
+        nodes,
+        "mm",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 3])],
+        [_init("w", 6, 5)],
+    )
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    c = count_onnx(m.SerializeToString())
+    assert c.params == 6 * 5 + 5 * 3 and c.macs == 4 * 6 * 5 + 4 * 5 * 3
+    # a Constant-only model (weights as nodes, PP-OCR style) is not params 0
+    assert count_onnx(m).params != 0
+
+
+def test_onnx_unknown_op_and_control_flow_are_none_with_the_op_named() -> None:
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+    odd = helper.make_graph([helper.make_node("FrobnicateXYZ", ["x"], ["y"], domain="com.example")], "g", [x], [y])
+    m = helper.make_model(odd, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.example", 1)])
+    c = count_onnx(m)
+    assert c.macs is None and "FrobnicateXYZ" in (c.reason or "")
+    z = helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 4])
+    branch = helper.make_graph([helper.make_node("Identity", ["x"], ["z"])], "b", [], [z])
+    cond = helper.make_tensor_value_info("c", TensorProto.BOOL, [])
+    g = helper.make_graph([helper.make_node("If", ["c"], ["y"], then_branch=branch, else_branch=branch, name="iff")],
+                          "g", [cond, x], [y])
+    c = count_onnx(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
+    assert c.macs is None and "If 'iff'" in (c.reason or "") and "control flow" in (c.reason or "")
+
+
+def test_our_exports_count_alike() -> None:
+    rng = np.random.default_rng(0)
+    net = Network([Dense(rng.normal(size=(16, 32)), np.zeros(32), "relu"), Dense(rng.normal(size=(32, 4)), np.zeros(4))])
+    on, tf = count_onnx(network_to_onnx_bytes(net)), count_tflite(network_to_tflite(net))
+    assert on.macs == tf.macs == net.macs() == 16 * 32 + 32 * 4
+    assert on.params == net.n_params() and tf.params is not None and tf.params >= net.n_params()
+    assert count_files({"blob": b"x"}) is None
+    assert count_files({"tflite": network_to_tflite(net)}) == tf
+
+
+# ---------------------------------------------------------------- independent counts of the wheel models
+
+_ITEMSIZE = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 6: 1, 7: 2, 9: 1, 10: 8, 16: 4}  # TFLite TensorType → bytes
+
+
+def _tflite_params_from_bytes(raw: bytes) -> int:
+    """Constant elements as buffer bytes / element size (the flat API, not the object API counts.py uses)."""
+    from ai_edge_litert import schema_py_generated as s
+
+    m = s.Model.GetRootAs(raw, 0)
+    size: dict[int, int] = {}
+    for gi in range(m.SubgraphsLength()):
+        g = m.Subgraphs(gi)
+        for ti in range(g.TensorsLength()):
+            t = g.Tensors(ti)
+            n = m.Buffers(t.Buffer()).DataLength()
+            if t.Buffer() > 0 and n:
+                size[t.Buffer()] = n // _ITEMSIZE[t.Type()]
+    return sum(size.values())
+
+
+_MOVES = {"CALL_ONCE", "VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "RESHAPE", "CONCATENATION",
+          "STRIDED_SLICE", "SPLIT_V", "LOGISTIC", "QUANTIZE", "DEQUANTIZE", "ADD", "MEAN", "SOFTMAX",
+          "AVERAGE_POOL_2D", "MAX_POOL_2D"}
+
+
+def _tflite_macs_from_interpreter(path: Path) -> int:
+    """MACs from LiteRT's own op list and tensor shapes (the interpreter, not the flatbuffer schema)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_path=str(path))
+    shape = {d["index"]: [int(v) for v in d["shape"]] for d in it.get_tensor_details()}
+    total = 0
+    for op in it._get_ops_details():
+        name, w, y = op["op_name"], op["inputs"], op["outputs"]
+        if name == "CONV_2D":  # out elements x (kh * kw * Cin)
+            total += int(np.prod(shape[y[0]])) * int(np.prod(shape[w[1]][1:]))
+        elif name == "DEPTHWISE_CONV_2D":  # out elements x (kh * kw)
+            total += int(np.prod(shape[y[0]])) * shape[w[1]][1] * shape[w[1]][2]
+        elif name == "FULLY_CONNECTED":
+            total += int(np.prod(shape[y[0]])) * shape[w[1]][-1]
+        else:
+            assert name in _MOVES, f"the test has no rule for {name}"
+    return total
+
+
+@pytest.mark.parametrize("model", ["okay_nabu", "alexa", "hey_jarvis", "hey_mycroft"])
+def test_micro_wakeword_int8_tflite(model: str) -> None:
+    path = _wheel_file("pymicro_wakeword", f"models/{model}.tflite")
+    c = count_model(path)
+    assert c.macs is not None and c.macs == _tflite_macs_from_interpreter(path) > 10_000
+    assert c.params == _tflite_params_from_bytes(path.read_bytes()) > 10_000
+    assert c.reason is None
+    from harness.byo.inspect import inspect_model
+
+    assert inspect_model(path).inputs[0].dtype == "int8"  # the dtype stored in the file
+
+
+def _onnx_params_from_arrays(m: onnx.ModelProto) -> int:
+    """Elements of every initializer and Constant value, as decoded arrays, in every (sub)graph."""
+    seen: dict[str, int] = {}
+
+    def walk(g: onnx.GraphProto) -> None:
+        for t in g.initializer:
+            seen.setdefault(t.name, numpy_helper.to_array(t).size)
+        for n in g.node:
+            if n.op_type == "Constant":
+                v = helper.get_attribute_value(n.attribute[0])
+                arr = numpy_helper.to_array(v) if isinstance(v, onnx.TensorProto) else np.asarray(v)
+                seen.setdefault(n.output[0], arr.size)
+            for a in n.attribute:
+                if a.type == onnx.AttributeProto.GRAPH:
+                    walk(a.g)
+
+    walk(m.graph)
+    return sum(seen.values())
+
+
+def test_silero_vad_onnx_params_and_unknown_macs() -> None:
+    path = _wheel_file("silero_vad", "data/silero_vad_16k_op15.onnx")
+    m = onnx.load(str(path))
+    c = count_model(path, {"input": [1, 512], "state": [2, 1, 128]})
+    assert c.params == _onnx_params_from_arrays(m) > 100_000
+    assert sum(1 for n in m.graph.node if n.op_type == "Constant") > 0  # weights in Constant nodes count
+    # a Pad whose pads are computed leaves the STFT's shapes dynamic, and If is control flow
+    assert c.macs is None and c.reason is not None
+    named = [o for o in c.ops if o.macs is None]
+    assert {o.op for o in named} >= {"Conv", "If"}
+    assert all(o.reason and o.reason.startswith(f"{o.op} ") for o in named)
+    assert [o.macs for o in c.ops if o.op in ("Relu", "Sigmoid", "Pad")] == [0] * sum(
+        o.op in ("Relu", "Sigmoid", "Pad") for o in c.ops)
