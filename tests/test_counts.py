@@ -222,3 +222,51 @@ def test_silero_vad_onnx_params_and_unknown_macs() -> None:
     assert all(o.reason and o.reason.startswith(f"{o.op} ") for o in named)
     assert [o.macs for o in c.ops if o.op in ("Relu", "Sigmoid", "Pad")] == [0] * sum(
         o.op in ("Relu", "Sigmoid", "Pad") for o in c.ops)
+
+
+# ---------------------------------------------------------------- the leaderboard of a user's CNN
+
+CNN_SUITE = """
+[suite]
+name = "cnn"
+[run]
+warmup_s = 0.01
+window_s = 0.02
+min_windows = 2
+max_windows = 2
+ci_target = 0.9
+
+[[tasks]]
+name = "cnn"
+model = "cnn.onnx"
+data = "cnn.npz"
+metric = "accuracy"
+min_accuracy = 0.0
+
+[[variants]]
+name = "fp32"
+technique = "fp32"
+
+[[targets]]
+name = "cpu-ort"
+kind = "cpu"
+"""
+
+
+def test_user_onnx_cnn_has_params_and_macs_on_the_leaderboard(tmp_path: Path) -> None:
+    """A user's CNN that does not convert to the IR runs as a file; its counts come from the file."""
+    from harness.pipeline.runner import run_suite
+    from harness.results.rank import leaderboard
+    from harness.results.store import Store
+    from harness.suite import load_suite
+
+    (tmp_path / "cnn.onnx").write_bytes(_cnn(batch="N").SerializeToString())
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "cnn.npz", x_eval=rng.standard_normal((12, 3, 32, 32)).astype(np.float32),
+             y_eval=np.arange(12) % 10)
+    (tmp_path / "s.toml").write_text(CNN_SUITE)
+    run_suite(load_suite(tmp_path / "s.toml"), tmp_path / "r.sqlite", cache=tmp_path / "cache")
+    with Store.open(tmp_path / "r.sqlite", create=False) as s:
+        rows = s.results()
+    (row,) = leaderboard(rows)
+    assert row["params"] == CNN_PARAMS and row["macs"] == CNN_MACS

@@ -28,8 +28,13 @@ from ..errors import ModelError
 
 Shape = tuple[int | None, ...]
 
+
+def _names(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
 # ONNX operators that do no multiply-accumulate under the convention above
-ONNX_ZERO_MAC = frozenset(
+ONNX_ZERO_MAC = _names(
     """Abs Acos Acosh Add And ArgMax ArgMin Asin Asinh Atan Atanh AveragePool BatchNormalization
     BitShift Cast CastLike Ceil Celu Clip Compress Concat ConcatFromSequence Constant ConstantOfShape
     Cos Cosh CumSum DepthToSpace DequantizeLinear Div Dropout DynamicQuantizeLinear Elu Equal Erf Exp
@@ -41,12 +46,12 @@ ONNX_ZERO_MAC = frozenset(
     ReduceMax ReduceMean ReduceMin ReduceProd ReduceSum ReduceSumSquare Relu Reshape Resize
     ReverseSequence Round ScatterElements ScatterND Selu Shape Shrink Sigmoid Sign Sin Sinh Size Slice
     Softmax Softplus Softsign SpaceToDepth Split Sqrt Squeeze Sub Sum Tan Tanh ThresholdedRelu Tile
-    TopK Transpose Trilu Unsqueeze Upsample Where Xor""".split()
+    TopK Transpose Trilu Unsqueeze Upsample Where Xor"""
 )
 ONNX_CONTROL_FLOW = frozenset({"If", "Loop", "Scan"})
 
 # TFLite builtin operators that do no multiply-accumulate (or run state bookkeeping)
-TFLITE_ZERO_MAC = frozenset(
+TFLITE_ZERO_MAC = _names(
     """ABS ADD ADD_N ARG_MAX ARG_MIN ASSIGN_VARIABLE AVERAGE_POOL_2D BATCH_TO_SPACE_ND BROADCAST_ARGS
     BROADCAST_TO CALL_ONCE CAST CEIL CONCATENATION COS CUMSUM DEPTH_TO_SPACE DEQUANTIZE DIV ELU EQUAL
     EXP EXPAND_DIMS FILL FLOOR FLOOR_DIV FLOOR_MOD GATHER GATHER_ND GELU GREATER GREATER_EQUAL
@@ -56,7 +61,7 @@ TFLITE_ZERO_MAC = frozenset(
     REDUCE_MAX REDUCE_MIN REDUCE_PROD RELU RELU6 RELU_N1_TO_1 RELU_0_TO_1 RESHAPE RESIZE_BILINEAR
     RESIZE_NEAREST_NEIGHBOR REVERSE_V2 ROUND RSQRT SELECT SELECT_V2 SHAPE SIN SLICE SOFTMAX
     SPACE_TO_BATCH_ND SPACE_TO_DEPTH SPLIT SPLIT_V SQRT SQUARE SQUARED_DIFFERENCE SQUEEZE STRIDED_SLICE
-    SUB SUM TANH TILE TOPK_V2 TRANSPOSE UNPACK VAR_HANDLE ZEROS_LIKE""".split()
+    SUB SUM TANH TILE TOPK_V2 TRANSPOSE UNPACK VAR_HANDLE ZEROS_LIKE"""
 )
 TFLITE_CONTROL_FLOW = frozenset({"WHILE", "IF"})
 DYNAMIC = "not static (dynamic input dims, or dims computed from values in the graph)"
@@ -282,6 +287,8 @@ def count_onnx(model: Any, input_shapes: Mapping[str, Sequence[int]] | None = No
         if node.op_type == "Constant":
             reads = [n for n in node.output if n in consts and n not in seen]
         seen.update(reads)
+        macs: int | None
+        why: str | None
         if node.domain not in ("", "ai.onnx"):
             macs, why = None, f"{node.op_type} {node.name!r}: custom-domain operator ({node.domain})"
         else:
@@ -304,7 +311,9 @@ def _tflite_model(raw: bytes) -> Any:
     try:
         return s.ModelT.InitFromObj(s.Model.GetRootAs(raw, 0))
     except Exception as e:  # flatbuffers raises whatever a bad offset gives
-        raise ModelError(f"not a readable TFLite model ({type(e).__name__}: {e}); corrupt or truncated?") from None
+        raise ModelError(
+            f"not a readable TFLite model ({type(e).__name__}: {e}); corrupt or truncated?"
+        ) from None
 
 
 def _has_data(buf: Any) -> bool:
@@ -322,14 +331,16 @@ def _tflite_shape(t: Any) -> Shape:
     )
 
 
-def _tflite_op_macs(op: str, ins: list[Shape | None], outs: list[Shape | None], opt: Any) -> int | str:
+def _tflite_op_macs(
+    op: str, ins: Sequence[Shape | None], outs: Sequence[Shape | None], opt: Any
+) -> int | str:
     """MACs of one TFLite operator from its tensors' shapes, or the reason they are unknown."""
 
     def need(*shapes: Shape | None) -> list[tuple[int, ...]] | str:
         for s in shapes:
             if not _static(s):
                 return f"shape {_fmt(s)}, {DYNAMIC}"
-        return [tuple(int(d) for d in s) for s in shapes if s is not None]
+        return [tuple(int(d or 0) for d in s) for s in shapes if s is not None]
 
     if op in ("CONV_2D", "CONV_3D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
         s = need(ins[1], outs[0])
@@ -398,7 +409,9 @@ def count_tflite(model: str | Path | bytes) -> Counts:
         ins = [_tflite_shape(tensors[j]) if j >= 0 else None for j in idx]
         outs = [_tflite_shape(tensors[int(j)]) for j in (op.outputs if op.outputs is not None else [])]
         consts = [j for j in idx if j >= 0 and 0 < tensors[j].buffer < len(buffers)]
-        consts = [j for j in consts if _has_data(buffers[tensors[j].buffer]) and tensors[j].buffer not in read]
+        consts = [
+            j for j in consts if _has_data(buffers[tensors[j].buffer]) and tensors[j].buffer not in read
+        ]
         read.update(tensors[j].buffer for j in consts)
         n_params = sum(seen[tensors[j].buffer] for j in consts)
         out_name = tensors[int(op.outputs[0])].name if op.outputs is not None and len(op.outputs) else b""
