@@ -105,6 +105,29 @@ def test_onnx_matmul_weights_in_initializer_and_constant() -> None:
     assert count_onnx(m).params != 0
 
 
+def test_onnx_conv_transpose_and_lstm() -> None:
+    nodes = [
+        helper.make_node("ConvTranspose", ["x", "wt"], ["u"], kernel_shape=[3, 3], strides=[2, 2]),  # 4→2 channels
+        helper.make_node("Reshape", ["s", "shape"], ["seq"]),
+        helper.make_node("LSTM", ["seq", "W", "R"], ["h"], hidden_size=4),
+    ]
+    g = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8]),
+         helper.make_tensor_value_info("s", TensorProto.FLOAT, [15])],
+        [helper.make_tensor_value_info("u", TensorProto.FLOAT, None),
+         helper.make_tensor_value_info("h", TensorProto.FLOAT, None)],
+        [_init("wt", 4, 2, 3, 3), numpy_helper.from_array(np.array([5, 1, 3], np.int64), "shape"),
+         _init("W", 1, 16, 3), _init("R", 1, 16, 4)],
+    )
+    c = count_onnx(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
+    by_op = {o.op: o.macs for o in c.ops}
+    assert by_op["ConvTranspose"] == (4 * 8 * 8) * (2 * 3 * 3)  # every input element scatters a 2x3x3 kernel
+    assert by_op["LSTM"] == 5 * (16 * 3 + 16 * 4)  # 5 steps, 4 gates x 4 hidden over the input and the state
+    assert c.params == 4 * 2 * 3 * 3 + 3 + 16 * 3 + 16 * 4
+
+
 def test_onnx_unknown_op_and_control_flow_are_none_with_the_op_named() -> None:
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
@@ -129,6 +152,84 @@ def test_our_exports_count_alike() -> None:
     assert on.params == net.n_params() and tf.params is not None and tf.params >= net.n_params()
     assert count_files({"blob": b"x"}) is None
     assert count_files({"tflite": network_to_tflite(net)}) == tf
+
+
+def _tflite_cnn(height: int = 32) -> bytes:
+    """The CNN of :func:`_cnn` in TFLite (NHWC): CONV_2D 3x3/2 SAME, DEPTHWISE_CONV_2D, ADD, MEAN, FULLY_CONNECTED,
+    BATCH_MATMUL by a constant, SOFTMAX. ``height=-1`` stores a dynamic height in the shape signature."""
+    from ai_edge_litert import schema_py_generated as tfl
+
+    from harness.ir.export.tflite_graph import TfliteGraph
+
+    rng = np.random.default_rng(0)
+    f32 = np.float32
+    g = TfliteGraph()
+    op = tfl.BuiltinOperator
+    x = g.tensor("x", [1, abs(height), 32, 3], f32)
+    dyn = [x]
+    conv = tfl.Conv2DOptionsT()
+    conv.padding, conv.strideH, conv.strideW = tfl.Padding.SAME, 2, 2
+    c1 = g.tensor("c1", [1, 16, 16, 8], f32)
+    dyn.append(c1)
+    g.op(op.CONV_2D, [x, g.const("w1", rng.standard_normal((8, 3, 3, 3)).astype(f32)),
+                      g.const("b1", np.zeros(8, f32))], [c1], tfl.BuiltinOptions.Conv2DOptions, conv)
+    dw = tfl.DepthwiseConv2DOptionsT()
+    dw.padding, dw.strideH, dw.strideW, dw.depthMultiplier = tfl.Padding.SAME, 1, 1, 1
+    c2 = g.tensor("c2", [1, 16, 16, 8], f32)
+    dyn.append(c2)
+    g.op(op.DEPTHWISE_CONV_2D, [c1, g.const("w2", rng.standard_normal((1, 3, 3, 8)).astype(f32)),
+                                g.const("b2", np.zeros(8, f32))], [c2], tfl.BuiltinOptions.DepthwiseConv2DOptions, dw)
+    s = g.tensor("s", [1, 16, 16, 8], f32)
+    dyn.append(s)
+    for t in dyn if height < 0 else []:  # as a converter writes a dynamic height: -1 in the signature
+        g.sub.tensors[t].shapeSignature = [1, -1, *g.sub.tensors[t].shape[2:]]
+    g.op(op.ADD, [c2, c1], [s], tfl.BuiltinOptions.AddOptions, tfl.AddOptionsT())
+    red = tfl.ReducerOptionsT()
+    red.keepDims = False
+    p = g.tensor("p", [1, 8], f32)
+    g.op(op.MEAN, [s, g.const("axes", np.array([1, 2], np.int32))], [p], tfl.BuiltinOptions.ReducerOptions, red)
+    h = g.fully_connected(p, rng.standard_normal((10, 8)), np.zeros(10), relu=True)
+    y = g.tensor("y", [1, 6], f32)
+    bmm = tfl.BatchMatMulOptionsT()
+    g.op(op.BATCH_MATMUL, [h, g.const("m", rng.standard_normal((10, 6)).astype(f32))], [y],
+         tfl.BuiltinOptions.BatchMatMulOptions, bmm)
+    sm = tfl.SoftmaxOptionsT()
+    sm.beta = 1.0
+    z = g.tensor("z", [1, 6], f32)
+    g.op(op.SOFTMAX, [y], [z], tfl.BuiltinOptions.SoftmaxOptions, sm)
+    return g.finish([x], [z])
+
+
+TFL_PARAMS = (8 * 3 * 3 * 3 + 8) + (3 * 3 * 8 + 8) + 2 + (10 * 8 + 10) + 10 * 6  # "axes" is a constant too
+TFL_MACS = (16 * 16 * 8) * (3 * 3 * 3) + (16 * 16 * 8) * (3 * 3) + 8 * 10 + 10 * 6
+
+
+def test_tflite_cnn_hand_counted(tmp_path: Path) -> None:
+    raw = _tflite_cnn()
+    c = count_tflite(raw)
+    assert c.params == TFL_PARAMS and c.macs == TFL_MACS == 55296 + 18432 + 80 + 60
+    assert [(o.op, o.macs) for o in c.ops] == [
+        ("CONV_2D", 55296), ("DEPTHWISE_CONV_2D", 18432), ("ADD", 0), ("MEAN", 0), ("FULLY_CONNECTED", 80),
+        ("BATCH_MATMUL", 60), ("SOFTMAX", 0),
+    ]
+    # the shapes written are the ones LiteRT computes: the file runs, with the declared output shape
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_content=raw)
+    it.allocate_tensors()
+    it.set_tensor(it.get_input_details()[0]["index"], np.ones((1, 32, 32, 3), np.float32))
+    it.invoke()
+    assert it.get_tensor(it.get_output_details()[0]["index"]).shape == (1, 6)
+    (tmp_path / "m.tflite").write_bytes(raw)
+    assert count_model(tmp_path / "m.tflite") == c
+
+
+def test_tflite_dynamic_shape_is_unknown_with_the_op_named() -> None:
+    c = count_tflite(_tflite_cnn(height=-1))
+    assert c.macs is None and c.params == TFL_PARAMS
+    assert c.reason is not None and c.reason.startswith("CONV_2D (operator 0") and "(1, ?, 16, 8)" in c.reason
+    assert [o.op for o in c.ops if o.macs is None] == ["CONV_2D", "DEPTHWISE_CONV_2D"]
+    assert [o.macs for o in c.ops if o.op in ("FULLY_CONNECTED", "BATCH_MATMUL")] == [80, 60]
 
 
 # ---------------------------------------------------------------- independent counts of the wheel models
