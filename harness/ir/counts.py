@@ -24,6 +24,8 @@ from math import prod
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import ModelError
 
 Shape = tuple[int | None, ...]
@@ -256,13 +258,21 @@ def load_onnx(model: str | Path | bytes) -> Any:
         ) from None
 
 
-def count_onnx(model: Any, input_shapes: Mapping[str, Sequence[int]] | None = None) -> Counts:
+def count_onnx(
+    model: Any,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    values: Mapping[str, np.ndarray] | None = None,
+) -> Counts:
     """Counts of an ONNX model (a path, serialized bytes or a ``ModelProto``).
 
-    ``input_shapes`` gives the dims of graph inputs whose shapes are dynamic in the file.
+    ``input_shapes`` gives the dims of graph inputs whose shapes are dynamic in the file; ``values``
+    the values of inputs fed as constants (a sample rate): shape arithmetic and ``If`` conditions
+    that follow from them are folded (:mod:`.onnx_fold`), so the MACs are those of that input.
     """
     import onnx
     from onnx import shape_inference
+
+    from .onnx_fold import fold_shapes
 
     if isinstance(model, str | Path | bytes):
         model = load_onnx(model)
@@ -273,9 +283,12 @@ def count_onnx(model: Any, input_shapes: Mapping[str, Sequence[int]] | None = No
     _fix_inputs(m, {i.name for i in m.graph.initializer}, input_shapes or {})
     extra: list[str] = []
     try:
-        m = shape_inference.infer_shapes(m, data_prop=True)
-    except Exception as e:  # an invalid or unsupported graph: shapes stay unknown
-        extra.append(f"ONNX shape inference failed ({type(e).__name__}: {str(e).splitlines()[0][:160]})")
+        m = fold_shapes(m, values)
+    except Exception:  # folding is best effort: plain shape inference then
+        try:
+            m = shape_inference.infer_shapes(m, data_prop=True)
+        except Exception as e:  # an invalid or unsupported graph: shapes stay unknown
+            extra.append(f"ONNX shape inference failed ({type(e).__name__}: {str(e).splitlines()[0][:160]})")
     shapes: dict[str, Shape | None] = {}
     for vi in [*m.graph.value_info, *m.graph.input, *m.graph.output]:
         shapes[vi.name] = _value_shape(vi)

@@ -144,13 +144,15 @@ def bench_model(
     unknown = sorted((set(shapes) | set(values)) - {n for n, _, _ in specs})
     if unknown:
         raise ModelError(f"no input named {unknown}; the model's inputs are {[n for n, _, _ in specs]}")
-    given = {n: _dims(n, shp, 1, shapes[n]) for n, shp, _ in specs if n in shapes}
-    counts = count_onnx(proto, given) if proto is not None else count_tflite(path.read_bytes())
-    stored = _stored_dtypes(rt, specs)
     feeds = [
         {n: _make_input(n, shp, dt, batch, rng, shapes.get(n), values.get(n)) for n, shp, dt in specs}
         for _ in range(8)
     ]
+    # counted for one inference of the shapes and constant values fed (a dynamic batch counts as 1)
+    given = {n: _dims(n, shp, 1, shapes[n]) for n, shp, _ in specs if n in shapes}
+    consts = {n: feeds[0][n] for n in values}
+    counts = count_onnx(proto, given, consts) if proto is not None else count_tflite(path.read_bytes())
+    stored = _stored_dtypes(rt, specs)
     loop = lambda k: rt.timed_feeds(feeds, k)  # noqa: E731
     probe = loop(10)
     per_call = max(float(np.median(probe)) * 1e-9, 1e-7)
