@@ -10,7 +10,9 @@ Conventions (those of MLPerf Tiny and of the common profilers):
   ``MatMul`` (and their quantised forms) and recurrent cells in ONNX; ``CONV_2D``, ``CONV_3D``,
   ``DEPTHWISE_CONV_2D``, ``TRANSPOSE_CONV``, ``FULLY_CONNECTED``, ``BATCH_MATMUL`` in TFLite. Bias
   additions, element-wise arithmetic, activations, pooling, normalisation, reductions and data
-  movement count 0. A dynamic leading (batch) dimension of a graph input is taken as 1.
+  movement count 0. A dynamic leading (batch) dimension of a graph input is taken as 1; other
+  dynamic dims can be given (``input_shapes``), and ONNX shape arithmetic and ``If`` conditions that
+  follow from the shapes and from inputs given as constants are folded first (:mod:`.onnx_fold`).
 * Unknown is ``None``, never 0: an operator without a rule, control flow (``If``/``Loop``/``Scan``,
   ``WHILE``/``IF``), custom operators or a shape left dynamic make the total MACs ``None``, with a
   reason naming the operator.
