@@ -366,6 +366,14 @@ data = "cnn.npz"
 metric = "accuracy"
 min_accuracy = 0.0
 
+[[tasks]]
+name = "vad"
+model = "silero_vad_16k_op15.onnx"
+data = "vad.npz"
+input = { output = "output", constants = { state = 0.0, sr = 16000 } }
+metric = "auc"
+min_accuracy = 0.0
+
 [[variants]]
 name = "fp32"
 technique = "fp32"
@@ -387,9 +395,20 @@ def test_user_onnx_cnn_has_params_and_macs_on_the_leaderboard(tmp_path: Path) ->
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "cnn.npz", x_eval=rng.standard_normal((12, 3, 32, 32)).astype(np.float32),
              y_eval=np.arange(12) % 10)
+    vad = _wheel_file("silero_vad", "data/silero_vad_16k_op15.onnx")
+    (tmp_path / vad.name).write_bytes(vad.read_bytes())
+    np.savez(tmp_path / "vad.npz", x_eval=rng.standard_normal((8, 512)).astype(np.float32), y_eval=np.arange(8) % 2)
     (tmp_path / "s.toml").write_text(CNN_SUITE)
     run_suite(load_suite(tmp_path / "s.toml"), tmp_path / "r.sqlite", cache=tmp_path / "cache")
     with Store.open(tmp_path / "r.sqlite", create=False) as s:
         rows = s.results()
-    (row,) = leaderboard(rows)
-    assert row["params"] == CNN_PARAMS and row["macs"] == CNN_MACS
+    board = {b["task"]: b for b in leaderboard(rows)}
+    assert board["cnn"]["params"] == CNN_PARAMS and board["cnn"]["macs"] == CNN_MACS
+    # silero-vad: sr and state bound by input.constants (stored as initializers: constants of the file
+    # that runs, so they count), 512 samples per row of the dataset
+    meta = {r.variant_key: r for r in rows if r.task == "vad"}
+    (key,) = meta
+    (ran,) = [onnx.load(str(f)) for f in (tmp_path / "cache" / "variants").glob("*/*.onnx")
+              if f.parent.name == key or any(i.name == "sr" for i in onnx.load(str(f)).graph.initializer)]
+    assert board["vad"]["params"] == _onnx_params_from_arrays(ran) > _onnx_params_from_arrays(onnx.load(str(vad)))
+    assert board["vad"]["macs"] == 563_968

@@ -459,10 +459,12 @@ def count_model(
     raise ModelError(f"{path}: unknown model format {path.suffix!r}; give an .onnx or .tflite file")
 
 
-def count_files(files: Mapping[str, bytes]) -> Counts | None:
+def count_files(
+    files: Mapping[str, bytes], input_shapes: Mapping[str, Sequence[int]] | None = None
+) -> Counts | None:
     """Counts of the first ONNX or TFLite encoding in ``files`` (format → bytes), else ``None``."""
     if "onnx" in files:
-        return count_onnx(files["onnx"])
+        return count_onnx(files["onnx"], input_shapes)
     if "tflite" in files:
         return count_tflite(files["tflite"])
     return None

@@ -44,6 +44,8 @@ def _static_shapes(m: Any) -> dict[str, tuple[int, ...]]:
         t = vi.type.tensor_type
         if t.HasField("shape") and all(d.HasField("dim_value") and d.dim_value > 0 for d in t.shape.dim):
             out[vi.name] = tuple(int(d.dim_value) for d in t.shape.dim)
+    for init in m.graph.initializer:  # inputs bound to constants are initializers, not inputs
+        out[init.name] = tuple(int(d) for d in init.dims)
     return out
 
 

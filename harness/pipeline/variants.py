@@ -126,19 +126,22 @@ def _finalize(model: Model) -> dict[str, bytes]:
     return files
 
 
-def _file_counts(files: dict[str, bytes]) -> tuple[int | None, int | None]:
-    """Parameters and MACs counted from a model file (a user's model with no IR network)."""
+def _file_counts(files: dict[str, bytes], data: Dataset) -> tuple[int | None, int | None]:
+    """Parameters and MACs counted from a model file (a user's model with no IR network), for one
+    sample of the dataset's shape fed to the task's input."""
+    name = data.meta.get("input")
+    shapes = {name: [1, *np.shape(data.x_eval)[1:]]} if isinstance(name, str) else None
     try:
-        c = count_files(files)
+        c = count_files(files, shapes)
     except ModelError:
         return None, None
     return (c.params, c.macs) if c is not None else (None, None)
 
 
-def _describe(model: Model, files: dict[str, bytes]) -> dict[str, Any]:
+def _describe(model: Model, files: dict[str, bytes], data: Dataset) -> dict[str, Any]:
     net = model.net
     epochs = sum(int(h.get("epochs") or 0) for h in model.history)
-    params, macs = (net.n_params(), net.macs()) if net is not None else _file_counts(files)
+    params, macs = (net.n_params(), net.macs()) if net is not None else _file_counts(files, data)
     return {
         "technique": model.technique,
         "steps": model.history,
@@ -191,7 +194,7 @@ def build_variant(base: Base, spec: VariantSpec, cache: Path, meter: Meter | Non
             "task": base.task,
             "name": spec.name,
             "base_key": base.key,
-            **_describe(model, files),
+            **_describe(model, files, base.data),
             "produce_s": produce_s,
             "produce_j": produce_j,
             "produce_energy_class": produce_class,
