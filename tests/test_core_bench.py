@@ -46,6 +46,7 @@ def test_bench_our_models(small: tuple[Path, Path]) -> None:
     assert r.throughput_ips > 0 and r.inputs[0]["shape"] == [4, 16]
     t = bench_model(tfl_path, window_s=0.05, windows=3, warmup_s=0.01)
     assert t.params == 16 * 32 + 32 + 32 * 4 + 4 and t.runtime == "litert"
+    assert t.macs == r.macs and t.macs_unknown is None  # a static .tflite is counted, never "not computable"
 
 
 def test_silero_vad_from_its_wheel() -> None:
@@ -55,6 +56,7 @@ def test_silero_vad_from_its_wheel() -> None:
     r = bench_model(path, window_s=0.05, windows=2, warmup_s=0.01,
                     shapes={"input": "1x512", "state": "2x1x128"}, values={"sr": "16000"})
     assert r.params and r.params > 100_000
+    assert r.macs == 563_968  # for sr=16000 and 512 samples (tests/test_counts.py checks it against ORT's shapes)
     assert r.latency_ms["p50"] > 0
     assert {i["name"] for i in r.inputs} == {"input", "state", "sr"}
 
@@ -63,6 +65,7 @@ def test_micro_wakeword_tflite_from_its_wheel() -> None:
     path = _wheel_file("pymicro_wakeword", "models/okay_nabu.tflite")
     r = bench_model(path, window_s=0.05, windows=2, warmup_s=0.01)
     assert r.inputs[0]["shape"] == [1, 3, 40] and r.params and r.params > 1000
+    assert r.macs == 36_480  # 15 CONV_2D/DEPTHWISE_CONV_2D/FULLY_CONNECTED ops, summed by hand from the op list
     assert r.latency_ms["p50"] > 0
 
 
@@ -102,6 +105,34 @@ def test_bench_json_cli(small: tuple[Path, Path]) -> None:
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["latency_ms"]["p99"] >= out["latency_ms"]["p50"] > 0
+    assert out["macs"] == 16 * 32 + 32 * 4 and out["macs_unknown"] is None
+
+
+def test_bench_table_names_the_unknown_op_and_the_stored_dtype(tmp_path: Path) -> None:
+    env = {**os.environ, "COLUMNS": "400"}
+    path = _wheel_file("pymicro_wakeword", "models/okay_nabu.tflite")
+    r = subprocess.run([sys.executable, "-m", "harness.cli.main", "bench", str(path), "--window-s", "0.02",
+                        "--windows", "2"], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "36480" in r.stdout and "int8 (fed as float32)" in r.stdout and "not computable" not in r.stdout
+    path = _wheel_file("silero_vad", "data/silero_vad.onnx")  # the export whose If branches on sr
+    r = subprocess.run([sys.executable, "-m", "harness.cli.main", "bench", str(path), "--window-s", "0.02",
+                        "--windows", "2", "--shape", "input=1x512", "--shape", "state=2x1x128", "--value", "sr=16000"],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "563968" in r.stdout  # the branch taken for 16 kHz, as in the op15 export
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.ones((4, 3), np.float32), "w")
+    g = helper.make_graph([helper.make_node("Einsum", ["x", "w"], ["y"], equation="bi,ij->bj")], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])], [w])
+    p = tmp_path / "einsum.onnx"
+    p.write_bytes(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    r = subprocess.run([sys.executable, "-m", "harness.cli.main", "bench", str(p), "--window-s", "0.02",
+                        "--windows", "2"], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "unknown: Einsum" in r.stdout and "no MAC rule" in r.stdout
 
 
 def test_targets_and_meters_list_reasons() -> None:
@@ -129,4 +160,4 @@ def test_runtimes_declare_their_inputs(small: tuple[Path, Path]) -> None:
     lit = RUNTIMES.get("litert")(path, threads=1, batch=1)
     assert lit.input_dtype == np.dtype(np.int8) and lit.input_specs[0].dtype == np.dtype(np.float32)
     r = bench_model(path, window_s=0.02, windows=2, warmup_s=0.01)
-    assert r.inputs == [{"name": "input", "shape": [1, 3, 40], "dtype": "float32"}]
+    assert r.inputs == [{"name": "input", "shape": [1, 3, 40], "dtype": "int8", "fed_dtype": "float32"}]

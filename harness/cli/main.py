@@ -128,6 +128,12 @@ def report(
         typer.echo(text, nl=False)
 
 
+def _input_desc(i: dict[str, Any]) -> str:
+    """``name [1, 3, 40] int8 (fed as float32)``: the dtype stored in the model, and what bench feeds."""
+    fed = f" (fed as {i['fed_dtype']})" if i["fed_dtype"] != i["dtype"] else ""
+    return f"{i['name']} {i['shape']} {i['dtype']}{fed}"
+
+
 @app.command()
 def bench(
     model: Annotated[Path, typer.Argument(help=".onnx or .tflite file")],
@@ -171,8 +177,8 @@ def bench(
         ("throughput (inf/s)", f"{r.throughput_ips:.1f}"),
         ("model bytes", str(r.model_bytes)),
         ("parameters", str(r.params) if r.params is not None else "unknown"),
-        ("MACs", str(r.macs) if r.macs is not None else "not computable (dynamic shapes or control flow)"),
-        ("inputs", ", ".join(f"{i['name']} {i['shape']} {i['dtype']}" for i in r.inputs)),
+        ("MACs", str(r.macs) if r.macs is not None else f"unknown: {r.macs_unknown}"),
+        ("inputs", ", ".join(_input_desc(i) for i in r.inputs)),
         ("inferences", str(r.n_inferences)),
     ]:
         t.add_row(k, v)

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError
+from ..ir.counts import count_onnx, count_tflite, load_onnx
 from ..runtimes import RUNTIMES
 from ..stats import median_ci, percentiles, rel_half_width
 from ..sysinfo import host_summary
@@ -24,6 +25,7 @@ class BenchResult:
     model_bytes: int
     params: int | None
     macs: int | None
+    macs_unknown: str | None  # why ``macs`` is None (the operator and the reason), else None
     inputs: list[dict[str, Any]]
     latency_ms: dict[str, float]
     latency_ci_rel: float
@@ -40,70 +42,6 @@ def _check_file(path: Path) -> None:
         raise ModelError(f"{path} is not a TFLite flatbuffer (no TFL3 identifier): corrupt or truncated?")
     if path.stat().st_size == 0:
         raise ModelError(f"{path} is empty")
-
-
-def onnx_cost(path: Path) -> tuple[int | None, int | None]:
-    """Parameters (initializer elements) and MACs of MatMul/Gemm/Conv with static shapes; None if unknown."""
-    import onnx
-    from onnx import numpy_helper, shape_inference
-
-    try:
-        m = onnx.load(str(path))
-    except Exception as e:  # protobuf DecodeError and friends
-        raise ModelError(
-            f"{path} is not a readable ONNX model ({type(e).__name__}: {e}); corrupt or truncated?"
-        ) from None
-    inits = {i.name: i for i in m.graph.initializer}
-    params = int(sum(np.prod(i.dims) if i.dims else 1 for i in inits.values()))
-    try:
-        m = shape_inference.infer_shapes(m)
-    except Exception:
-        return params, None
-    shapes: dict[str, list[int | None]] = {}
-    for vi in [*m.graph.value_info, *m.graph.input, *m.graph.output]:
-        dims = [d.dim_value if d.HasField("dim_value") else None for d in vi.type.tensor_type.shape.dim]
-        shapes[vi.name] = dims
-    for name, init in inits.items():
-        shapes[name] = list(init.dims)
-    macs, known = 0, True
-    for node in m.graph.node:
-        if node.op_type in ("MatMul", "Gemm"):
-            a, b = shapes.get(node.input[0]), shapes.get(node.input[1])
-            if not a or not b or None in b:
-                known = False
-                continue
-            transb = any(at.name == "transB" and at.i for at in node.attribute)
-            k, n = (b[-1], b[-2]) if transb else (b[-2], b[-1])
-            rows = int(np.prod([d or 1 for d in a[1:-1]])) if len(a) > 2 else 1
-            macs += rows * int(k or 0) * int(n or 0)
-        elif node.op_type == "Conv" and node.input[1] in inits:
-            w = list(inits[node.input[1]].dims)
-            out = shapes.get(node.output[0])
-            if not out or None in out[2:]:
-                known = False
-                continue
-            macs += int(np.prod([d or 0 for d in out[1:]]) * np.prod(w[1:]))
-        elif node.op_type in ("If", "Loop", "Scan"):
-            known = False
-    _ = numpy_helper
-    return params, (macs if known else None)
-
-
-def tflite_params(path: Path) -> int | None:
-    from ai_edge_litert import schema_py_generated as tfl
-
-    buf = path.read_bytes()
-    try:
-        m = tfl.ModelT.InitFromPackedBuf(buf, 0)
-    except Exception as e:
-        raise ModelError(f"{path} is not a readable TFLite model ({e}); corrupt or truncated?") from None
-    total = 0
-    for sg in m.subgraphs or []:
-        for t in sg.tensors or []:
-            b = m.buffers[t.buffer] if t.buffer < len(m.buffers) else None
-            if b is not None and b.data is not None and len(b.data) and t.shape is not None:
-                total += int(np.prod(t.shape)) if len(t.shape) else 1
-    return total
 
 
 def parse_overrides(items: list[str] | None, *, what: str) -> dict[str, str]:
@@ -159,6 +97,14 @@ def _make_input(
     return rng.integers(max(info.min, -128), min(info.max, 127) + 1, size=dims).astype(dt)
 
 
+def _stored_dtypes(rt: Any, specs: list[Any]) -> dict[str, str]:
+    """Each input's dtype as stored in the model file (an int8 TFLite input is fed as float32)."""
+    out = {n: np.dtype(dt).name for n, _, dt in specs}
+    if len(specs) == 1:
+        out[specs[0][0]] = np.dtype(rt.input_dtype).name
+    return out
+
+
 def _runtime_for(path: Path) -> str:
     """The registered runtime that loads files with ``path``'s extension."""
     names = [n for n in RUNTIMES.names() if f".{RUNTIMES.get(n).format}" == path.suffix]
@@ -191,10 +137,7 @@ def bench_model(
     cls = RUNTIMES.get(runtime)
     if path.suffix != f".{cls.format}" and path.suffix in (".onnx", ".tflite"):
         raise ModelError(f"runtime {runtime} loads .{cls.format} files, not {path.suffix}")
-    if cls.format == "onnx":
-        params, macs = onnx_cost(path)
-    else:
-        params, macs = tflite_params(path), None
+    proto = load_onnx(path) if cls.format == "onnx" else None  # a clear error for a corrupt file
     rt = cls(path, threads=threads, batch=batch)
     rng = np.random.default_rng(seed)
     specs = rt.input_specs  # names, shapes and the dtypes the runtime takes
@@ -205,6 +148,11 @@ def bench_model(
         {n: _make_input(n, shp, dt, batch, rng, shapes.get(n), values.get(n)) for n, shp, dt in specs}
         for _ in range(8)
     ]
+    # counted for one inference of the shapes and constant values fed (a dynamic batch counts as 1)
+    given = {n: _dims(n, shp, 1, shapes[n]) for n, shp, _ in specs if n in shapes}
+    consts = {n: feeds[0][n] for n in values}
+    counts = count_onnx(proto, given, consts) if proto is not None else count_tflite(path.read_bytes())
+    stored = _stored_dtypes(rt, specs)
     loop = lambda k: rt.timed_feeds(feeds, k)  # noqa: E731
     probe = loop(10)
     per_call = max(float(np.median(probe)) * 1e-9, 1e-7)
@@ -225,9 +173,13 @@ def bench_model(
         threads=threads,
         batch=batch,
         model_bytes=path.stat().st_size,
-        params=params,
-        macs=macs,
-        inputs=[{"name": n, "shape": list(a.shape), "dtype": str(a.dtype)} for n, a in feeds[0].items()],
+        params=counts.params,
+        macs=counts.macs,
+        macs_unknown=counts.reason,
+        inputs=[
+            {"name": n, "shape": list(a.shape), "dtype": stored[n], "fed_dtype": str(a.dtype)}
+            for n, a in feeds[0].items()
+        ],
         latency_ms={k: v * 1e3 for k, v in pct.items()},
         latency_ci_rel=rel_half_width(med, lo, hi),
         throughput_ips=float(np.median(thr)),

@@ -34,6 +34,7 @@ from .. import __version__
 from ..byo.task import build as build_byo
 from ..compress.base import COMPRESSORS, make_compressor
 from ..errors import CompressionError, FrugalbenchError, ModelError
+from ..ir.counts import count_files
 from ..ir.data import Dataset
 from ..ir.export.onnx_export import network_to_onnx_bytes
 from ..ir.export.tflite_export import network_to_tflite
@@ -143,16 +144,29 @@ def _no_file_reasons(model: Model, files: dict[str, bytes], base: Base) -> dict[
     return out
 
 
-def _describe(model: Model, files: dict[str, bytes]) -> dict[str, Any]:
+def _file_counts(files: dict[str, bytes], data: Dataset) -> tuple[int | None, int | None]:
+    """Parameters and MACs counted from a model file (a user's model with no IR network), for one
+    sample of the dataset's shape fed to the task's input."""
+    name = data.meta.get("input")
+    shapes = {name: [1, *np.shape(data.x_eval)[1:]]} if isinstance(name, str) else None
+    try:
+        c = count_files(files, shapes)
+    except ModelError:
+        return None, None
+    return (c.params, c.macs) if c is not None else (None, None)
+
+
+def _describe(model: Model, files: dict[str, bytes], data: Dataset) -> dict[str, Any]:
     net = model.net
     epochs = sum(int(h.get("epochs") or 0) for h in model.history)
+    params, macs = (net.n_params(), net.macs()) if net is not None else _file_counts(files, data)
     return {
         "technique": model.technique,
         "steps": model.history,
         "fine_tuned": model.fine_tuned,
         "epochs": epochs,
-        "params": net.n_params() if net is not None else None,
-        "macs": net.macs() if net is not None else None,
+        "params": params,
+        "macs": macs,
         "architecture": net.describe() if net is not None else None,
         "model_bytes": {fmt: len(b) for fmt, b in files.items()},
         "model_bytes_gz": {fmt: len(gzip.compress(b, 9)) for fmt, b in files.items()},
@@ -198,7 +212,7 @@ def build_variant(base: Base, spec: VariantSpec, cache: Path, meter: Meter | Non
             "task": base.task,
             "name": spec.name,
             "base_key": base.key,
-            **_describe(model, files),
+            **_describe(model, files, base.data),
             "no_file": _no_file_reasons(model, files, base),
             "produce_s": produce_s,
             "produce_j": produce_j,
