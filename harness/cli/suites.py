@@ -6,7 +6,7 @@ import typer
 
 
 def suites_command() -> None:
-    """List the packaged suites: the name to pass to ``run``, its description and its file."""
+    """List the packaged suites: the name to pass to run, its description and its file."""
     from ..suite import packaged_suites, suite_description
 
     suites = packaged_suites()
