@@ -207,6 +207,24 @@ class Store:
             out.append(Result.from_columns(d))
         return out
 
+    def results_as_of(self, run_id: int) -> list[Result]:
+        """The done results the database held for run ``run_id``'s suite once that run ended: its own
+        and those of earlier runs of the same suite (a resumed run skips what they finished), in
+        insertion order. Raises StoreError if there is no such run."""
+        row = self.conn.execute("SELECT suite FROM runs WHERE id=?", (run_id,)).fetchone()
+        if row is None:
+            known = [r["id"] for r in self.runs()]
+            raise StoreError(f"{self.path} has no run {run_id}; its runs are {known}")
+        ids = [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT id FROM results WHERE run_id<=? AND suite=? AND status='done' ORDER BY id",
+                (run_id, row[0]),
+            )
+        ]
+        keep = set(ids)
+        return [r for r in self.results(status="done") if r.id in keep]
+
     def windows(self, result_id: int) -> list[dict[str, Any]]:
         return [
             dict(r)
