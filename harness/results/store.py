@@ -75,6 +75,16 @@ class WindowRow:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class WindowRange:
+    """The lowest and highest window figure of one result (see :meth:`Store.window_ranges`)."""
+
+    latency_min_s: float | None
+    latency_max_s: float | None
+    energy_min_j: float | None
+    energy_max_j: float | None
+
+
 class Store:
     """The results database. Open with :meth:`open`; refuses files of a newer schema untouched."""
 
@@ -224,6 +234,16 @@ class Store:
         ]
         keep = set(ids)
         return [r for r in self.results(status="done") if r.id in keep]
+
+    def window_ranges(self) -> dict[int, WindowRange]:
+        """Per result id, the range of its valid windows: lowest and highest window median latency (s),
+        lowest and highest window energy per inference (J); None where no window has one."""
+        rows = self.conn.execute(
+            "SELECT result_id, MIN(latency_p50_s), MAX(latency_p50_s), "
+            "MIN(CASE WHEN n > 0 THEN energy_j / n END), MAX(CASE WHEN n > 0 THEN energy_j / n END) "
+            "FROM windows WHERE valid=1 GROUP BY result_id"
+        )
+        return {int(r[0]): WindowRange(r[1], r[2], r[3], r[4]) for r in rows}
 
     def windows(self, result_id: int) -> list[dict[str, Any]]:
         return [
