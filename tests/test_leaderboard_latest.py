@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from report_fixtures import _row
 from typer.testing import CliRunner
@@ -40,6 +41,13 @@ def _db(path: Path) -> Path:
     return path
 
 
+def _rows(doc: Any) -> list[dict[str, Any]]:
+    """The leaderboard rows of a JSON report: the document itself, or its list of rows."""
+    if isinstance(doc, list):
+        return doc
+    return next(v for v in doc.values() if isinstance(v, list) and v and "variant" in v[0])
+
+
 def test_latest_keeps_one_result_per_label(tmp_path: Path) -> None:
     with Store.open(_db(tmp_path / "r.sqlite")) as s:
         results = s.results()
@@ -59,15 +67,13 @@ def test_report_default_and_all_runs(tmp_path: Path) -> None:
     db = _db(tmp_path / "r.sqlite")
     r = runner.invoke(app, ["report", "--db", str(db), "-f", "json"])
     assert r.exit_code == 0, r.output
-    rows = json.loads(r.output)
-    rows = rows["leaderboard"] if isinstance(rows, dict) else rows
+    rows = _rows(json.loads(r.output))
     assert [(x["variant"], x["energy_per_inference_j"]) for x in rows if x["variant"] == "fp32"] == [
         ("fp32", 9.73e-5)
     ]
     r = runner.invoke(app, ["report", "--db", str(db), "-f", "json", "--all-runs"])
     assert r.exit_code == 0, r.output
-    rows = json.loads(r.output)
-    rows = rows["leaderboard"] if isinstance(rows, dict) else rows
+    rows = _rows(json.loads(r.output))
     assert sorted(x["energy_per_inference_j"] for x in rows if x["variant"] == "fp32") == [5.83e-5, 9.73e-5]
     r = runner.invoke(app, ["report", "--db", str(db), "--all-runs", "--embodied", "x.toml"])
     assert r.exit_code != 0 and "--all-runs" in str(r.exception)
