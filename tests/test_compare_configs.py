@@ -232,6 +232,9 @@ def test_a_busy_spell_is_not_a_regression(tmp_path: Path) -> None:
         a, b, wins = so.results(), sn.results(), (so.window_ranges(), sn.window_ranges())
     (row,) = compare(a, b, rules=Rules(threshold=0.1), windows=wins)
     assert row.changes[1].verdict == BEST_WINDOW_WITHIN and not row.regression
+    r = runner.invoke(app, ["compare", str(old), str(new), "-f", "json", "--spread-factor", "0"])
+    assert r.exit_code == 0 and json.loads(r.output)["rules"]["latency_limit"] == 0.1
+    assert json.loads(r.output)["matched"][0]["metrics"]["latency_p50_s"]["verdict"] == BEST_WINDOW_WITHIN
     (row,) = compare(a, b, rules=Rules(threshold=0.1))  # no windows at hand: the median decides
     assert row.changes[1].verdict == REGRESSION
     # the same median when every window is slower is a regression

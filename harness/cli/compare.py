@@ -33,6 +33,14 @@ def compare_command(
             min=0.0,
         ),
     ] = None,
+    spread_factor: Annotated[
+        float | None,
+        typer.Option(
+            help="a measured change must also exceed this × the spread between windows the compared "
+            "results show (0: the threshold alone)",
+            min=0.0,
+        ),
+    ] = None,
     exact_tolerance: Annotated[
         float | None,
         typer.Option(help="tolerance, %, of deterministic figures (instruction-counted, simulated)", min=0.0),
@@ -47,6 +55,7 @@ def compare_command(
     from ..errors import ConfigError
     from ..report.compare import (
         DEFAULT_EXACT_TOLERANCE,
+        DEFAULT_SPREAD_FACTOR,
         DEFAULT_THRESHOLD,
         Rules,
         compare,
@@ -77,6 +86,7 @@ def compare_command(
         accuracy_tolerance=accuracy_tolerance,
         latency_spread=lat_spread,
         energy_spread=e_spread,
+        spread_factor=DEFAULT_SPREAD_FACTOR if spread_factor is None else spread_factor,
     )
     rows = compare(a, b, rules=rules, windows=(ranges_a, ranges_b))
     on = f"{old}" + (f" run {old_run}" if old_run is not None else "")
