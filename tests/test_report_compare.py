@@ -31,8 +31,8 @@ def _verdicts(old: Result, new: Result) -> dict[str, str]:
 
 
 def test_change_within_the_ci_is_not_a_regression() -> None:
-    old = record("t", "v", "int8", "cpu-ort", e=1.00e-4, e_ci=0.05, lat=1e-5, lat_ci=0.05)
-    new = record("t", "v", "int8", "cpu-ort", e=1.08e-4, e_ci=0.05, lat=1.09e-5, lat_ci=0.05)
+    old = record("t", "v", "int8", "cpu-ort", e=1.00e-4, e_ci=0.05, lat=1e-5, lat_ci=0.05, cls="counter")
+    new = record("t", "v", "int8", "cpu-ort", e=1.08e-4, e_ci=0.05, lat=1.09e-5, lat_ci=0.05, cls="counter")
     v = _verdicts(old, new)
     assert (
         v["energy_per_inference_j"] == WITHIN and v["latency_p50_s"] == WITHIN and v["accuracy"] == UNCHANGED
@@ -40,26 +40,22 @@ def test_change_within_the_ci_is_not_a_regression() -> None:
 
 
 def test_change_beyond_the_ci_is_a_regression_or_an_improvement() -> None:
-    old = record("t", "v", "int8", "cpu-ort", e=1.0e-4, e_ci=0.02, lat=1e-5, lat_ci=0.02)
-    worse = record("t", "v", "int8", "cpu-ort", e=1.2e-4, e_ci=0.02, lat=0.8e-5, lat_ci=0.02)
+    old = record("t", "v", "int8", "cpu-ort", e=1.0e-4, e_ci=0.02, lat=1e-5, lat_ci=0.02, cls="counter")
+    worse = record("t", "v", "int8", "cpu-ort", e=1.3e-4, e_ci=0.02, lat=0.7e-5, lat_ci=0.02, cls="counter")
     v = _verdicts(old, worse)
     assert v["energy_per_inference_j"] == REGRESSION and v["latency_p50_s"] == IMPROVEMENT
     # the same change with wide CIs is not significant
-    wide = record("t", "v", "int8", "cpu-ort", e=1.2e-4, e_ci=0.15, lat=1e-5)
-    assert (
-        _verdicts(record("t", "v", "int8", "cpu-ort", e=1.0e-4, e_ci=0.15), wide)["energy_per_inference_j"]
-        == WITHIN
-    )
+    wide = record("t", "v", "int8", "cpu-ort", e=1.3e-4, e_ci=0.15, lat=1e-5, cls="counter")
+    old_wide = record("t", "v", "int8", "cpu-ort", e=1.0e-4, e_ci=0.15, cls="counter")
+    assert _verdicts(old_wide, wide)["energy_per_inference_j"] == WITHIN
 
 
 def test_classes_are_never_compared_and_missing_ci_is_said() -> None:
     old = record("t", "v", "int8", "cpu-ort", e=1e-4, cls="estimate")
     new = record("t", "v", "int8", "cpu-ort", e=1e-6, cls="external")
     assert _verdicts(old, new)["energy_per_inference_j"] == NOT_COMPARABLE
-    assert (
-        _verdicts(record("t", "v", "x", "c", e_ci=None), record("t", "v", "x", "c"))["energy_per_inference_j"]
-        == NO_CI
-    )
+    no_ci = _verdicts(record("t", "v", "x", "c", e_ci=None, cls="counter"), record("t", "v", "x", "c", cls="counter"))
+    assert no_ci["energy_per_inference_j"] == NO_CI
 
 
 def test_accuracy_drop_and_lost_minimum() -> None:
@@ -84,7 +80,7 @@ def test_judgement_is_antisymmetric(a: float, b: float, ca: float, cb: float) ->
 def test_cli_exit_code_markdown_and_html(tmp_path: Path) -> None:
     old = make_db(tmp_path / "old.sqlite")
     changed = rows()
-    changed[2] = {**changed[2], "energy_per_inference_j": changed[2]["energy_per_inference_j"] * 2}
+    changed[2] = {**changed[2], "latency_p50_s": changed[2]["latency_p50_s"] * 2}
     new = make_db(tmp_path / "new.sqlite", changed)
     same = runner.invoke(app, ["compare", str(old), str(old)])
     assert same.exit_code == 0, same.output

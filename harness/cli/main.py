@@ -101,12 +101,37 @@ def run(
 
 
 def _render(
-    db: Path, fmt: str, run_id: int | None, output: Path | None = None, embodied: Path | None = None
+    db: Path,
+    fmt: str,
+    run_id: int | None,
+    output: Path | None = None,
+    embodied: Path | None = None,
+    all_runs: bool = False,
 ) -> str:
     from ..report import FORMATS, render_db
 
     FORMATS.get(fmt)  # unknown format: a clear error listing the known ones
+    if all_runs:
+        return _render_history(db, fmt, run_id, output, embodied)
     return render_db(db, fmt, run_id, output=output, embodied=embodied)
+
+
+def _render_history(
+    db: Path, fmt: str, run_id: int | None, output: Path | None, embodied: Path | None
+) -> str:
+    """Every done result of every run (``report --all-runs``): the leaderboard and what derives from it."""
+    from ..errors import ConfigError
+    from ..report.render import render_data
+    from ..report.sections import from_board
+    from ..results.rank import leaderboard
+    from ..results.store import Store
+
+    if embodied is not None:
+        raise ConfigError("--embodied needs the latest results per configuration; drop --all-runs to use it")
+    with Store.open(db, create=False) as s:
+        results = s.results(run_id=run_id)
+    board = leaderboard(results, all_runs=True)
+    return render_data(fmt, from_board(board, [r for r in results if r.status != "done"]), output=output)
 
 
 @app.command()
@@ -118,9 +143,16 @@ def report(
     ] = None,
     run_id: Annotated[int | None, typer.Option(help="only this run")] = None,
     embodied: Annotated[Path | None, typer.Option(help="embodied-carbon profile (TOML, per target)")] = None,
+    all_runs: Annotated[
+        bool,
+        typer.Option(
+            "--all-runs", help="history: every run's results, not only the latest per task/variant/target"
+        ),
+    ] = False,
 ) -> None:
-    """Print the leaderboard of a results database (md with -o also writes PNG plots beside it)."""
-    text = _render(db, format, run_id, output, embodied)
+    """Print the leaderboard of a results database: the latest result per task, variant and target,
+    with its run id (md with -o also writes PNG plots beside it)."""
+    text = _render(db, format, run_id, output, embodied, all_runs)
     if output:
         output.write_text(text, encoding="utf-8")
         console.print(f"wrote {output}")

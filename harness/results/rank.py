@@ -3,6 +3,8 @@
 Input: :class:`~harness.results.record.Result` records from the store; output: the leaderboard rows
 (:class:`BoardRow`, keyed by the column names of the JSON and CSV reports) that every report renders.
 Classes (external, counter, simulated, estimate) are ranked separately, never against each other.
+A database holds every run; the leaderboard shows the latest done result per (task, variant, target)
+(:func:`latest`), so a re-run after a failed run replaces its older figures instead of listing both.
 """
 
 from __future__ import annotations
@@ -101,9 +103,32 @@ def _ms(x: float | None) -> float | None:
     return None if x is None else x * 1e3
 
 
-def leaderboard(results: Iterable[Result]) -> list[BoardRow]:
-    """Leaderboard rows (done results only), sorted by task, class, rank; extra keys kept for reports."""
-    rows = [r for r in results if r.status == "done"]
+def identity(r: Result) -> tuple[str, str, str]:
+    """What a leaderboard row is labelled by: (task, variant, target)."""
+    return (r.task, r.variant, r.target)
+
+
+def latest(results: Iterable[Result]) -> list[Result]:
+    """The latest done result per (task, variant, target), latest by store id (else input order);
+    returned in the order of the input."""
+    done = [r for r in results if r.status == "done"]
+    last: dict[tuple[str, str, str], int] = {}
+    for i, r in enumerate(done):
+        k = identity(r)
+        j = last.get(k)
+        if j is None or (r.id or 0) >= (done[j].id or 0):
+            last[k] = i
+    keep = set(last.values())
+    return [r for i, r in enumerate(done) if i in keep]
+
+
+def leaderboard(results: Iterable[Result], *, all_runs: bool = False) -> list[BoardRow]:
+    """Leaderboard rows, sorted by task, class, rank; extra keys kept for reports.
+
+    Default: the latest done result per (task, variant, target) (each row keeps its ``run_id``);
+    ``all_runs``: every done result of every run (history: one label may then appear more than once).
+    """
+    rows = [r for r in results if r.status == "done"] if all_runs else latest(results)
     base_acc: dict[tuple[str, str], float] = {}
     base_e: dict[tuple[str, str], float] = {}
     for r in rows:

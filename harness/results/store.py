@@ -75,6 +75,16 @@ class WindowRow:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class WindowRange:
+    """The lowest and highest window figure of one result (see :meth:`Store.window_ranges`)."""
+
+    latency_min_s: float | None
+    latency_max_s: float | None
+    energy_min_j: float | None
+    energy_max_j: float | None
+
+
 class Store:
     """The results database. Open with :meth:`open`; refuses files of a newer schema untouched."""
 
@@ -206,6 +216,34 @@ class Store:
                 d[k] = json.loads(d[k]) if d[k] else {}
             out.append(Result.from_columns(d))
         return out
+
+    def results_as_of(self, run_id: int) -> list[Result]:
+        """The done results the database held for run ``run_id``'s suite once that run ended: its own
+        and those of earlier runs of the same suite (a resumed run skips what they finished), in
+        insertion order. Raises StoreError if there is no such run."""
+        row = self.conn.execute("SELECT suite FROM runs WHERE id=?", (run_id,)).fetchone()
+        if row is None:
+            known = [r["id"] for r in self.runs()]
+            raise StoreError(f"{self.path} has no run {run_id}; its runs are {known}")
+        ids = [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT id FROM results WHERE run_id<=? AND suite=? AND status='done' ORDER BY id",
+                (run_id, row[0]),
+            )
+        ]
+        keep = set(ids)
+        return [r for r in self.results(status="done") if r.id in keep]
+
+    def window_ranges(self) -> dict[int, WindowRange]:
+        """Per result id, the range of its valid windows: lowest and highest window median latency (s),
+        lowest and highest window energy per inference (J); None where no window has one."""
+        rows = self.conn.execute(
+            "SELECT result_id, MIN(latency_p50_s), MAX(latency_p50_s), "
+            "MIN(CASE WHEN n > 0 THEN energy_j / n END), MAX(CASE WHEN n > 0 THEN energy_j / n END) "
+            "FROM windows WHERE valid=1 GROUP BY result_id"
+        )
+        return {int(r[0]): WindowRange(r[1], r[2], r[3], r[4]) for r in rows}
 
     def windows(self, result_id: int) -> list[dict[str, Any]]:
         return [
