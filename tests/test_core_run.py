@@ -89,6 +89,8 @@ def test_results_stored_with_provenance(ran: tuple[Path, Path]) -> None:
             assert lat.n_windows and lat.n_windows >= 2 and lat.n_inferences and lat.n_inferences > 0
             assert r.energy.measurement_class in ("counter", "estimate")
             assert r.energy.per_inference_j and r.energy.per_inference_j > 0
+            if r.energy.measurement_class == "estimate":  # priced from the row's own p50: they agree exactly
+                assert r.energy.per_inference_j == pytest.approx(12.0 * lat.p50_s, rel=1e-12)
             assert r.model.fine_tuned is False and r.technique in ("fp32", "int8")  # 0 in SQLite, read back
             p = r.provenance
             assert p["runtime"] in ("ort", "litert") and p["runtime_version"] and "isa" in p and p["threads"] == 1

@@ -47,6 +47,9 @@ class MeterInfo:
     accuracy: str
     marker_method: MarkerMethod
     note: str = ""
+    # A modelled meter's constant power (W): energy per inference is then this × the latency p50,
+    # the very statistic the row reports as latency, so the two figures can never disagree.
+    model_power_w: float | None = None
 
 
 class Meter(ABC):

@@ -83,4 +83,5 @@ class EstimateMeter(Meter):
             accuracy="unknown: a model, not a measurement",
             marker_method="none",
             note="energy = cores × W per core × median latency; ∝ latency, not comparable with measured classes",
+            model_power_w=self.power_w,
         )

@@ -270,6 +270,10 @@ class Runner:
         thr = float(np.median([g.n / g.dut_s for g, _ in good if g.dut_s > 0]))
         e_per = [e / g.n for g, e in good if e is not None]
         e_med, e_lo, e_hi = median_ci(np.array(e_per), seed=r.seed) if e_per else (None, None, None)
+        if info.model_power_w is not None and e_per:
+            # a modelled meter prices latency: derive E from the row's own p50 so the two agree exactly
+            e_med = info.model_power_w * pct["p50"]
+            e_lo, e_hi = (e_med * (1 - ci), e_med * (1 + ci)) if np.isfinite(ci) else (None, None)
         e_dyn = None
         if p_idle is not None and e_per:
             e_dyn = float(np.median([(e - p_idle * g.dut_s) / g.n for g, e in good if e is not None]))
