@@ -128,6 +128,8 @@ def _finalize(model: Model) -> dict[str, bytes]:
 def _describe(model: Model, files: dict[str, bytes]) -> dict[str, Any]:
     net = model.net
     epochs = sum(int(h.get("epochs") or 0) for h in model.history)
+    stages = [h["accuracy_stages"] for h in model.history if h.get("accuracy_stages")]
+    extra = {"accuracy_stages": stages[-1]} if stages else {}  # base / projection / fine-tuned accuracy
     return {
         "technique": model.technique,
         "steps": model.history,
@@ -138,6 +140,7 @@ def _describe(model: Model, files: dict[str, bytes]) -> dict[str, Any]:
         "architecture": net.describe() if net is not None else None,
         "model_bytes": {fmt: len(b) for fmt, b in files.items()},
         "model_bytes_gz": {fmt: len(gzip.compress(b, 9)) for fmt, b in files.items()},
+        **extra,
     }
 
 
