@@ -99,6 +99,8 @@ def build(task: Any) -> ByoBase:
         "output": out.name,
         "dtype": dtype,
     }
+    if info.quantized:  # already int8: nothing to quantise, and no float network to export an MCU blob from
+        meta["quantized"] = True
     ds = Dataset(
         task.name,
         arrays["x_eval"],

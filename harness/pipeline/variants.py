@@ -125,6 +125,17 @@ def _finalize(model: Model) -> dict[str, bytes]:
     return files
 
 
+def _byo_facts(meta: dict[str, Any]) -> dict[str, Any]:
+    """What a user's model file says about where it can run (absent for recipe tasks): whether it
+    converted to the IR (``ir``, with the reason when not) and whether the file is already int8."""
+    out: dict[str, Any] = {}
+    if "ir" in meta:
+        out["ir"] = meta["ir"]
+    if meta.get("quantized"):
+        out["int8_file"] = True
+    return out
+
+
 def _describe(model: Model, files: dict[str, bytes]) -> dict[str, Any]:
     net = model.net
     epochs = sum(int(h.get("epochs") or 0) for h in model.history)
@@ -183,6 +194,7 @@ def build_variant(base: Base, spec: VariantSpec, cache: Path, meter: Meter | Non
             "task": base.task,
             "name": spec.name,
             "base_key": base.key,
+            **_byo_facts(base.data.meta),
             **_describe(model, files),
             "produce_s": produce_s,
             "produce_j": produce_j,

@@ -109,18 +109,30 @@ class McuTarget(Target):
             except (BlobError, OSError) as e:
                 return f"its MCU blob is unusable: {e}"
             return None
-        steps = variant.meta.get("steps") or []
+        meta = variant.meta
+        if meta.get("int8_file"):
+            return (
+                "the model file is already int8, but the MCU runtime loads only the int8 form that frugalbench "
+                "exports from a float model it can convert; to run this network on the MCU, give the task its "
+                "float model (.onnx, or a float .tflite) and add a variant with technique int8, mode = \"static\""
+            )
+        net = variant.net()
+        if net is None:
+            why = str(meta.get("ir") or "").removeprefix("not converted: ")
+            return (
+                "the MCU runtime runs only networks frugalbench converts from the model file, and this one did "
+                f"not convert{f' ({why})' if why else ''}; measure this task on a CPU target, or give a model made "
+                f"of layers the MCU runs ({', '.join(supported_kinds())})"
+            )
+        steps = meta.get("steps") or []
         last = steps[-1] if steps else {}
         if last.get("technique") != "int8" or (last.get("params") or {}).get("mode", "static") != "static":
             # Our MCU runtime is full-integer int8: running an fp32 or dynamic-range variant here would
             # silently measure its static int8 form under the wrong name.
             return (
-                f"the MCU runtime runs full-integer int8 only; variant technique {variant.meta.get('technique')!r} "
+                f"the MCU runtime runs full-integer int8 only; variant technique {meta.get('technique')!r} "
                 'is not static int8 (add an int8 step with mode = "static" to run it on the MCU)'
             )
-        net = variant.net()
-        if net is None:
-            return "the variant has no MCU blob and no network IR to export one from (a user model file)"
         missing = unsupported_layers(net)
         if missing:
             return f"the MCU runtime lacks layer(s) {', '.join(missing)}; it runs: {', '.join(supported_kinds())}"

@@ -266,10 +266,12 @@ def variant_blob(variant: Any, x_calib: np.ndarray | None) -> bytes:
     net = variant.net()
     if net is not None and x_calib is None:
         raise BlobError(
-            f"variant {variant.name!r} has no blob yet: give calibration rows (x_calib) to export one"
+            f"variant {variant.name!r}: no calibration rows to quantise it for the MCU; give the task's "
+            "dataset an x_train (or x_eval) array"
         )
     if net is None:
         raise BlobError(
-            f"variant {variant.name!r} has neither a blob nor a network IR; the MCU target needs one of them"
+            f"variant {variant.name!r}: the MCU runs only models frugalbench converts from the model file, "
+            "and this one did not convert; measure it on a CPU target"
         )
     return export_blob(net, x_calib, model_id=str(variant.meta.get("task", "fbnet01"))[:16])
