@@ -36,8 +36,12 @@ INTERNAL = re.compile(r"set_calibration|variant_blob|harness\.|x_calib\b|\(\)")
 
 def _net(seed: int = 0) -> Network:
     rng = np.random.default_rng(seed)
-    return Network([Dense(rng.normal(size=(8, 6)).astype(np.float32), np.zeros(6, np.float32), "relu"),
-                    Dense(rng.normal(size=(6, 3)).astype(np.float32), np.zeros(3, np.float32))])
+    return Network(
+        [
+            Dense(rng.normal(size=(8, 6)).astype(np.float32), np.zeros(6, np.float32), "relu"),
+            Dense(rng.normal(size=(6, 3)).astype(np.float32), np.zeros(3, np.float32)),
+        ]
+    )
 
 
 def _autoencoder(path: Path, width: int = 640, hidden: int = 16) -> None:
@@ -45,8 +49,11 @@ def _autoencoder(path: Path, width: int = 640, hidden: int = 16) -> None:
     w1 = numpy_helper.from_array(rng.normal(0, 0.05, (width, hidden)).astype(np.float32), "w1")
     w2 = numpy_helper.from_array(rng.normal(0, 0.05, (hidden, width)).astype(np.float32), "w2")
     g = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w1"], ["h"]), helper.make_node("Relu", ["h"], ["r"]),
-         helper.make_node("MatMul", ["r", "w2"], ["y"])],
+        [
+            helper.make_node("MatMul", ["x", "w1"], ["h"]),
+            helper.make_node("Relu", ["h"], ["r"]),
+            helper.make_node("MatMul", ["r", "w2"], ["y"]),
+        ],
         "ae",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, width])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, width])],
@@ -101,10 +108,16 @@ def mcu() -> McuTarget:
 
 def test_mcu_skip_reasons_are_user_level(mcu: McuTarget) -> None:
     not_converted = Variant(
-        "vad", "int8-static", "k", {}, {
-            "technique": "int8", "ir": "not converted: operator Pad (node 'p')",
+        "vad",
+        "int8-static",
+        "k",
+        {},
+        {
+            "technique": "int8",
+            "ir": "not converted: operator Pad (node 'p')",
             "steps": [{"technique": "int8", "params": {"mode": "static"}}],
-        }, None,
+        },
+        None,
     )
     why = mcu.supports(not_converted) or ""
     assert "Pad" in why and "CPU target" in why and not INTERNAL.search(why)
@@ -129,13 +142,14 @@ def test_a_users_onnx_mlp_reaches_the_mcu(tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         clf = MLPClassifier((16,), max_iter=80, random_state=0).fit(x[:1000] / 16, y[:1000])
-    onx = skl2onnx.to_onnx(clf, (x[:1] / 16).astype(np.float32), options={id(clf): {"zipmap": False}},
-                           target_opset=17)
+    onx = skl2onnx.to_onnx(
+        clf, (x[:1] / 16).astype(np.float32), options={id(clf): {"zipmap": False}}, target_opset=17
+    )
     (tmp_path / "m.onnx").write_bytes(onx.SerializeToString())
     np.savez(tmp_path / "d.npz", x_eval=x[1000:1200] / 16, y_eval=y[1000:1200])
     (tmp_path / "s.toml").write_text(
         '[suite]\nname = "byo-mcu"\n[run]\nwarmup_s = 0.01\nwindow_s = 0.02\nmin_windows = 2\n'
-        'max_windows = 2\nci_target = 0.9\n'
+        "max_windows = 2\nci_target = 0.9\n"
         '[[tasks]]\nname = "digits"\nmodel = "m.onnx"\ndata = "d.npz"\nmetric = "accuracy"\n'
         'min_accuracy = 0.5\n[tasks.input]\noutput = "probabilities"\n'
         '[[variants]]\nname = "int8-static"\ntechnique = "int8"\nparams = { mode = "static" }\n'

@@ -49,9 +49,14 @@ def _data(n: int = 200) -> Dataset:
 
 def _model() -> Model:
     rng = np.random.default_rng(1)
-    return Model(net=Network([Dense(rng.normal(0, 0.5, (8, 16)).astype(np.float32), np.zeros(16, np.float32),
-                                    "relu"), Dense(rng.normal(0, 0.5, (16, 2)).astype(np.float32),
-                                                   np.zeros(2, np.float32))]))
+    return Model(
+        net=Network(
+            [
+                Dense(rng.normal(0, 0.5, (8, 16)).astype(np.float32), np.zeros(16, np.float32), "relu"),
+                Dense(rng.normal(0, 0.5, (16, 2)).astype(np.float32), np.zeros(2, np.float32)),
+            ]
+        )
+    )
 
 
 def test_a_diverging_round_restarts_at_half_the_learning_rate(monkeypatch: pytest.MonkeyPatch) -> None:

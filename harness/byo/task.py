@@ -83,7 +83,11 @@ def build(task: Any) -> ByoBase:
             "task %s: metric %s reads a %d-wide output as class scores, but y_eval holds only %d class(es); "
             "if the model is not a %d-class classifier (an autoencoder?), its score means nothing: set the "
             "metric (and input.output) to what the model predicts",
-            task.name, task.metric, width, labels, width,
+            task.name,
+            task.metric,
+            width,
+            labels,
+            width,
         )
     if task.metric == "top_k" and n_classes is not None and int(task.metric_params.get("k", 5)) >= n_classes:
         raise ConfigError(

@@ -130,7 +130,9 @@ class Prune(FineTuner):
             self.epochs // self.steps + (1 if s < self.epochs % self.steps else 0) for s in range(self.steps)
         ]
         oneshot = Network([copy.deepcopy(layer) for layer in net.layers])
-        for i, m in zip(idx, magnitude_masks(ws, self.sparsity, self.scope, floor=self.layer_floor), strict=True):
+        for i, m in zip(
+            idx, magnitude_masks(ws, self.sparsity, self.scope, floor=self.layer_floor), strict=True
+        ):
             oneshot.layers[i].w *= m  # type: ignore[attr-defined]
         oneshot_val = accuracy(oneshot, rows.x_val, rows.y_val)  # pruned, not fine-tuned (reported only)
         losses: list[float] = []

@@ -114,7 +114,7 @@ class McuTarget(Target):
             return (
                 "the model file is already int8, but the MCU runtime loads only the int8 form that frugalbench "
                 "exports from a float model it can convert; to run this network on the MCU, give the task its "
-                "float model (.onnx, or a float .tflite) and add a variant with technique int8, mode = \"static\""
+                'float model (.onnx, or a float .tflite) and add a variant with technique int8, mode = "static"'
             )
         net = variant.net()
         if net is None:
