@@ -92,6 +92,36 @@ def test_a_quantised_tflite_is_recognised_even_with_float_input() -> None:
     assert not tflite_quantized(network_to_tflite(net))
 
 
+def test_an_int8_tflite_keeps_its_own_quantisation_on_the_mcu(tmp_path: Path, mcu: McuTarget) -> None:
+    from ai_edge_litert.interpreter import Interpreter
+
+    from harness.mcu import reference
+    from harness.mcu.blob.codec import tflite_int8_model, write_blob
+
+    net = _net()
+    x = np.random.default_rng(0).normal(size=(64, 8)).astype(np.float32)
+    raw = network_to_tflite_int8(net, calibrate(net, x))
+    it = Interpreter(model_content=raw)
+    inp = it.get_input_details()[0]
+    it.resize_tensor_input(inp["index"], x.shape)
+    it.allocate_tensors()
+    it.set_tensor(inp["index"], x)
+    it.invoke()
+    litert = it.get_tensor(it.get_output_details()[0]["index"])
+    ours = reference.predict(write_blob(tflite_int8_model(raw)), x)
+    np.testing.assert_allclose(ours, litert, rtol=0, atol=1e-6)  # the same int8 arithmetic, bit for bit
+    (tmp_path / "model.tflite").write_bytes(raw)
+    v = Variant(
+        "q",
+        "fp32",
+        "k",
+        {"tflite": tmp_path / "model.tflite"},
+        {"technique": "fp32", "int8_file": True},
+        None,
+    )
+    assert mcu.supports(v) is None
+
+
 def test_int8_on_an_int8_file_says_what_to_do() -> None:
     x = np.zeros((4, 8), np.float32)
     ds = Dataset("t", x, np.zeros(4), x, meta={"quantized": True})
@@ -129,7 +159,7 @@ def test_mcu_skip_reasons_are_user_level(mcu: McuTarget) -> None:
 
 @needs_qemu
 @pytest.mark.slow
-def test_a_users_onnx_mlp_reaches_the_mcu(tmp_path: Path) -> None:
+def test_a_users_onnx_mlp_and_int8_tflite_reach_the_mcu(tmp_path: Path) -> None:
     skl2onnx = pytest.importorskip("skl2onnx")
     from sklearn.datasets import load_digits
     from sklearn.neural_network import MLPClassifier
@@ -147,16 +177,27 @@ def test_a_users_onnx_mlp_reaches_the_mcu(tmp_path: Path) -> None:
     )
     (tmp_path / "m.onnx").write_bytes(onx.SerializeToString())
     np.savez(tmp_path / "d.npz", x_eval=x[1000:1200] / 16, y_eval=y[1000:1200])
+    net = Network(
+        [Dense(clf.coefs_[0], clf.intercepts_[0], "relu"), Dense(clf.coefs_[1], clf.intercepts_[1])]
+    )
+    xc = (x[:500] / 16).astype(np.float32)
+    (tmp_path / "q.tflite").write_bytes(network_to_tflite_int8(net, calibrate(net, xc)))
     (tmp_path / "s.toml").write_text(
         '[suite]\nname = "byo-mcu"\n[run]\nwarmup_s = 0.01\nwindow_s = 0.02\nmin_windows = 2\n'
         "max_windows = 2\nci_target = 0.9\n"
         '[[tasks]]\nname = "digits"\nmodel = "m.onnx"\ndata = "d.npz"\nmetric = "accuracy"\n'
         'min_accuracy = 0.5\n[tasks.input]\noutput = "probabilities"\n'
+        '[[tasks]]\nname = "int8-file"\nmodel = "q.tflite"\ndata = "d.npz"\nmetric = "accuracy"\n'
+        "min_accuracy = 0.5\n"
         '[[variants]]\nname = "int8-static"\ntechnique = "int8"\nparams = { mode = "static" }\n'
+        'tasks = ["digits"]\n'
+        '[[variants]]\nname = "as-given"\ntechnique = "fp32"\ntasks = ["int8-file"]\n'
         '[[targets]]\nname = "qemu-m4"\nkind = "mcu"\nboard = "qemu-mps2-an386"\n'
     )
     run_suite(load_suite(tmp_path / "s.toml"), tmp_path / "r.sqlite", cache=tmp_path / "cache")
     with Store.open(tmp_path / "r.sqlite", create=False) as s:
-        (r,) = s.results()
-    assert r.status == "done", r.reason
-    assert r.accuracy is not None and r.accuracy > 0.7  # measured on the emulated MCU
+        rows = {r.task: r for r in s.results()}
+    assert set(rows) == {"digits", "int8-file"}
+    for r in rows.values():
+        assert r.status == "done", r.reason
+        assert r.accuracy is not None and r.accuracy > 0.7  # measured on the emulated MCU

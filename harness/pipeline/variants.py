@@ -246,9 +246,10 @@ def produce_artefact(base: Base, variant: Variant, kind: Artefact, cache: Path) 
     """The file of ``kind`` that a target loads for ``variant`` (produced and cached here).
 
     ONNX and TFLite files are written when the variant is built. The MCU blob is the variant's own
-    ``blob`` file if it has one, else exported from its network as int8, calibrated on the task's
-    calibration rows, and cached under ``artefacts/<key>/`` (the key covers the variant, the
-    calibration rows and the blob exporter's code).
+    ``blob`` file if it has one; for a user's full-integer int8 ``.tflite``, that file carried over
+    with its own quantisation; else exported from its network as int8, calibrated on the task's
+    calibration rows. Exported blobs are cached under ``artefacts/<key>/`` (the key covers the
+    variant, the calibration rows and the blob exporter's code).
     """
     if kind is Artefact.MCU_BLOB:
         return ArtefactFile(kind, _mcu_blob(base, variant, cache))

@@ -27,7 +27,14 @@ from pydantic import Field
 
 from ..errors import ProtocolError, StateError, TargetError, WindowInvalid
 from ..ir.model import Variant
-from ..mcu.blob.codec import BlobError, QModel, read_blob, supported_kinds, unsupported_layers
+from ..mcu.blob.codec import (
+    BlobError,
+    QModel,
+    read_blob,
+    supported_kinds,
+    tflite_int8_model,
+    unsupported_layers,
+)
 from ..mcu.board import BoardProfile, load_board
 from ..mcu.protocol import DutClient, DutReset, Extensions
 from .artefact import Artefact, ArtefactFile
@@ -111,10 +118,19 @@ class McuTarget(Target):
             return None
         meta = variant.meta
         if meta.get("int8_file"):
+            own = variant.path("tflite")
+            why = "it is not a .tflite"
+            if own is not None:
+                try:
+                    tflite_int8_model(own.read_bytes())
+                    return None  # carried over with the file's own quantisation
+                except BlobError as e:
+                    why = str(e)
             return (
-                "the model file is already int8, but the MCU runtime loads only the int8 form that frugalbench "
-                "exports from a float model it can convert; to run this network on the MCU, give the task its "
-                'float model (.onnx, or a float .tflite) and add a variant with technique int8, mode = "static"'
+                f"the model file is already int8, but it cannot be carried over to the MCU runtime ({why}); "
+                "the MCU runs full-integer .tflite chains of FULLY_CONNECTED layers as they are, and exports "
+                "other networks from a float model: give the task the float model (.onnx, or a float .tflite) "
+                'and add a variant with technique int8, mode = "static"'
             )
         net = variant.net()
         if net is None:
