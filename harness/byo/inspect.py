@@ -68,6 +68,20 @@ def _tflite_tensor(d: dict[str, Any]) -> TensorInfo:
     return TensorInfo(d["name"], tuple(None if s < 0 else int(s) for s in sig), np.dtype(d["dtype"]).name)
 
 
+def tflite_quantized(raw: bytes) -> bool:
+    """Whether a ``.tflite`` holds int8/uint8 tensors (a full-integer file may still take float input
+    and quantise it inside, so its inputs alone do not tell)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    m = schema.Model.GetRootAs(raw, 0)
+    ints = (schema.TensorType.INT8, schema.TensorType.UINT8)
+    for g in range(m.SubgraphsLength()):
+        sub = m.Subgraphs(g)
+        if any(sub.Tensors(t).Type() in ints for t in range(sub.TensorsLength())):
+            return True
+    return False
+
+
 def inspect_model(path: Path) -> ModelInfo:
     """Inputs, outputs, dtypes and opset of an ``.onnx`` or ``.tflite`` file."""
     path = Path(path)
@@ -97,7 +111,7 @@ def inspect_model(path: Path) -> ModelInfo:
             inputs,
             [_tflite_tensor(d) for d in outs],
             None,
-            any(i.dtype in INT_DTYPES for i in inputs),
+            any(i.dtype in INT_DTYPES for i in inputs) or tflite_quantized(path.read_bytes()),
         )
     raise ModelError(f"{path}: unknown model format {suffix!r}; give an .onnx or .tflite file")
 

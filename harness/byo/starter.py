@@ -10,6 +10,7 @@ and proposes the minimum as the measured value minus a small margin. The written
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,16 +27,41 @@ from .inspect import ModelInfo, TensorInfo, data_input, fmt_shape, inspect_model
 from .spec import InputSpec
 from .task import build
 
+log = logging.getLogger(__name__)
+
 MARGIN = 0.01  # suggested minimum = baseline - MARGIN (classification), baseline * 1.1 (mae)
 
 
 def guess_metric(y: np.ndarray, width: int | None) -> tuple[str, str]:
-    """(metric, why) from the labels and the scored output's width."""
+    """(metric, why) from the labels and the scored output's width.
+
+    Labels shaped like the output (one row of ``width`` values per sample) are reconstruction
+    targets: MAE, with a warning. When the output's width does not fit the label classes (a 640-wide
+    autoencoder output against 0/1 anomaly labels, or a label past the last output), no metric scores
+    the output against these labels, so a :class:`ConfigError` says what to set instead of guessing.
+    """
+    if y.ndim > 1 and width is not None and int(np.prod(y.shape[1:])) == width and width > 1:
+        log.warning(
+            "labels hold %d values per sample, as many as the model's output: scored as reconstruction "
+            "targets with mae; if they are not, pass --metric",
+            width,
+        )
+        return "mae", f"labels shaped like the {width}-wide output: reconstruction targets"
     if y.dtype.kind == "f" and not np.all(y == np.round(y)):
         return "mae", "real-valued targets"
     classes, counts = np.unique(y.astype(np.int64), return_counts=True)
     if width == 1 and len(classes) > 2:
         return "mae", f"one output and {len(classes)} distinct target values: regression"
+    if width is not None and width > 2 and (len(classes) <= 2 or int(classes.max()) >= width):
+        shown = ", ".join(str(c) for c in classes[:10]) + (", ..." if len(classes) > 10 else "")
+        raise ConfigError(
+            f"the model's scored output is {width} values wide, but the labels hold {len(classes)} "
+            f"class(es) ({shown}): no metric scores this output against these labels, so init-task will "
+            "not guess one. If the model is a classifier, check that y_eval holds class indices below "
+            f"{width} and pass --metric; if it is an autoencoder scored on anomaly labels, export its "
+            "anomaly score (e.g. the reconstruction error) as a 1-wide output and pass --metric auc; if "
+            "y_eval should be the reconstruction, store it with the output's shape (then mae applies)"
+        )
     if width == 1 or len(classes) <= 2 and (width or 2) <= 2:
         return "auc", "two classes (binary detection, as MLPerf Tiny's anomaly detection scores it)"
     if counts.max() > 3 * counts.min():

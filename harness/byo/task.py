@@ -77,6 +77,18 @@ def build(task: Any) -> ByoBase:
             preprocessing.check_shape(arrays[k], k, inp, mpath, dpath)
     width = model_inspect.n_outputs(out)
     n_classes = preprocessing.check_labels(arrays, task.metric, width, spec, dpath)
+    labels = len(set(arrays["y_eval"].tolist())) if n_classes is not None else None
+    if task.metric != "auc" and width is not None and width > 2 and labels is not None and labels <= 2:
+        log.warning(
+            "task %s: metric %s reads a %d-wide output as class scores, but y_eval holds only %d class(es); "
+            "if the model is not a %d-class classifier (an autoencoder?), its score means nothing: set the "
+            "metric (and input.output) to what the model predicts",
+            task.name,
+            task.metric,
+            width,
+            labels,
+            width,
+        )
     if task.metric == "top_k" and n_classes is not None and int(task.metric_params.get("k", 5)) >= n_classes:
         raise ConfigError(
             f"task {task.name!r}: top_k with k={task.metric_params.get('k', 5)} but only {n_classes} classes; "
@@ -99,6 +111,8 @@ def build(task: Any) -> ByoBase:
         "output": out.name,
         "dtype": dtype,
     }
+    if info.quantized:  # already int8: nothing to quantise, and no float network to export an MCU blob from
+        meta["quantized"] = True
     ds = Dataset(
         task.name,
         arrays["x_eval"],

@@ -60,6 +60,7 @@ class Int8(Compressor):
 
     def fit(self, model: Model, data: Dataset) -> Int8:
         self.x_calib_ = data.x_calib[: self.calib_samples].astype(np.float32)
+        self.int8_file_ = bool(data.meta.get("quantized"))
         return self
 
     def transform(self, model: Model) -> Model:
@@ -74,8 +75,16 @@ class Int8(Compressor):
         onnx_bytes = model.files.get("onnx")
         if onnx_bytes is None and model.net is not None:
             onnx_bytes = network_to_onnx_bytes(model.net)
+        if onnx_bytes is None and getattr(self, "int8_file_", False):
+            raise CompressionError(
+                "the model file is already int8 (a quantised .tflite), so there is nothing to quantise: "
+                'measure it as given with technique = "fp32" (which runs the file unchanged)'
+            )
         if onnx_bytes is None:
-            raise CompressionError("int8 needs an ONNX model or a network to export")
+            raise CompressionError(
+                "int8 quantises an ONNX model or a model frugalbench converted; this task gives a .tflite "
+                "that did not convert: use technique int8-litert (LiteRT's quantizer) for it"
+            )
         files: dict[str, bytes] = {}
         act_q = None
         with tempfile.TemporaryDirectory() as tmp:

@@ -156,10 +156,23 @@ def _file_counts(files: dict[str, bytes], data: Dataset) -> tuple[int | None, in
     return (c.params, c.macs) if c is not None else (None, None)
 
 
+def _byo_facts(meta: dict[str, Any]) -> dict[str, Any]:
+    """What a user's model file says about where it can run (absent for recipe tasks): whether it
+    converted to the IR (``ir``, with the reason when not) and whether the file is already int8."""
+    out: dict[str, Any] = {}
+    if "ir" in meta:
+        out["ir"] = meta["ir"]
+    if meta.get("quantized"):
+        out["int8_file"] = True
+    return out
+
+
 def _describe(model: Model, files: dict[str, bytes], data: Dataset) -> dict[str, Any]:
     net = model.net
     epochs = sum(int(h.get("epochs") or 0) for h in model.history)
     params, macs = (net.n_params(), net.macs()) if net is not None else _file_counts(files, data)
+    stages = [h["accuracy_stages"] for h in model.history if h.get("accuracy_stages")]
+    extra = {"accuracy_stages": stages[-1]} if stages else {}  # base / projection / fine-tuned accuracy
     return {
         "technique": model.technique,
         "steps": model.history,
@@ -170,6 +183,7 @@ def _describe(model: Model, files: dict[str, bytes], data: Dataset) -> dict[str,
         "architecture": net.describe() if net is not None else None,
         "model_bytes": {fmt: len(b) for fmt, b in files.items()},
         "model_bytes_gz": {fmt: len(gzip.compress(b, 9)) for fmt, b in files.items()},
+        **extra,
     }
 
 
@@ -212,6 +226,7 @@ def build_variant(base: Base, spec: VariantSpec, cache: Path, meter: Meter | Non
             "task": base.task,
             "name": spec.name,
             "base_key": base.key,
+            **_byo_facts(base.data.meta),
             **_describe(model, files, base.data),
             "no_file": _no_file_reasons(model, files, base),
             "produce_s": produce_s,
@@ -264,9 +279,10 @@ def produce_artefact(base: Base, variant: Variant, kind: Artefact, cache: Path) 
     """The file of ``kind`` that a target loads for ``variant`` (produced and cached here).
 
     ONNX and TFLite files are written when the variant is built. The MCU blob is the variant's own
-    ``blob`` file if it has one, else exported from its network as int8, calibrated on the task's
-    calibration rows, and cached under ``artefacts/<key>/`` (the key covers the variant, the
-    calibration rows and the blob exporter's code).
+    ``blob`` file if it has one; for a user's full-integer int8 ``.tflite``, that file carried over
+    with its own quantisation; else exported from its network as int8, calibrated on the task's
+    calibration rows. Exported blobs are cached under ``artefacts/<key>/`` (the key covers the
+    variant, the calibration rows and the blob exporter's code).
     """
     if kind is Artefact.MCU_BLOB:
         return ArtefactFile(kind, _mcu_blob(base, variant, cache))

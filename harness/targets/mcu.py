@@ -27,7 +27,14 @@ from pydantic import Field
 
 from ..errors import ProtocolError, StateError, TargetError, WindowInvalid
 from ..ir.model import Variant
-from ..mcu.blob.codec import BlobError, QModel, read_blob, supported_kinds, unsupported_layers
+from ..mcu.blob.codec import (
+    BlobError,
+    QModel,
+    read_blob,
+    supported_kinds,
+    tflite_int8_model,
+    unsupported_layers,
+)
 from ..mcu.board import BoardProfile, load_board
 from ..mcu.protocol import DutClient, DutReset, Extensions
 from .artefact import Artefact, ArtefactFile
@@ -109,18 +116,39 @@ class McuTarget(Target):
             except (BlobError, OSError) as e:
                 return f"its MCU blob is unusable: {e}"
             return None
-        steps = variant.meta.get("steps") or []
+        meta = variant.meta
+        if meta.get("int8_file"):
+            own = variant.path("tflite")
+            why = "it is not a .tflite"
+            if own is not None:
+                try:
+                    tflite_int8_model(own.read_bytes())
+                    return None  # carried over with the file's own quantisation
+                except BlobError as e:
+                    why = str(e)
+            return (
+                f"the model file is already int8, but it cannot be carried over to the MCU runtime ({why}); "
+                "the MCU runs full-integer .tflite chains of FULLY_CONNECTED layers as they are, and exports "
+                "other networks from a float model: give the task the float model (.onnx, or a float .tflite) "
+                'and add a variant with technique int8, mode = "static"'
+            )
+        net = variant.net()
+        if net is None:
+            why = str(meta.get("ir") or "").removeprefix("not converted: ")
+            return (
+                "the MCU runtime runs only networks frugalbench converts from the model file, and this one did "
+                f"not convert{f' ({why})' if why else ''}; measure this task on a CPU target, or give a model made "
+                f"of layers the MCU runs ({', '.join(supported_kinds())})"
+            )
+        steps = meta.get("steps") or []
         last = steps[-1] if steps else {}
         if last.get("technique") != "int8" or (last.get("params") or {}).get("mode", "static") != "static":
             # Our MCU runtime is full-integer int8: running an fp32 or dynamic-range variant here would
             # silently measure its static int8 form under the wrong name.
             return (
-                f"the MCU runtime runs full-integer int8 only; variant technique {variant.meta.get('technique')!r} "
+                f"the MCU runtime runs full-integer int8 only; variant technique {meta.get('technique')!r} "
                 'is not static int8 (add an int8 step with mode = "static" to run it on the MCU)'
             )
-        net = variant.net()
-        if net is None:
-            return "the variant has no MCU blob and no network IR to export one from (a user model file)"
         missing = unsupported_layers(net)
         if missing:
             return f"the MCU runtime lacks layer(s) {', '.join(missing)}; it runs: {', '.join(supported_kinds())}"

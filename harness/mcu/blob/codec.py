@@ -3,6 +3,8 @@
 The exporter turns a float :class:`harness.ir.network.Network` plus calibration data into int8 layers
 with TFLite arithmetic (:mod:`harness.ir.quant`), chooses dense, CSR or 4x4 block-sparse storage for
 each dense layer by estimated cost, and packs everything into one little-endian, CRC-protected blob.
+A user's full-integer ``.tflite`` MLP is carried over with its own quantisation
+(:func:`tflite_int8_model`).
 
 This module sits on top of the blob package: the container (:mod:`.container`) and the payload
 modules (:mod:`.dense`, :mod:`.factored`) know nothing of each other's tables; the tables below name
@@ -255,6 +257,98 @@ def export_blob(
     return write_blob(quantize_network(net, act_q, x_calib, head=head, storage=storage, model_id=model_id))
 
 
+def tflite_int8_model(raw: bytes, *, model_id: str = "fbnet01") -> QModel:
+    """The int8 model of a full-integer ``.tflite`` MLP, keeping the file's own quantisation.
+
+    What carries over: an optional ``QUANTIZE`` of a float input, int8 ``FULLY_CONNECTED`` ops
+    (symmetric int8 weights, per-channel or per-tensor, int32 bias, no or ``RELU`` fused activation),
+    ``RESHAPE`` to 2-D, and at the end an optional ``SOFTMAX`` (dropped: the MCU returns the last
+    layer's scores, whose order is the same; refused for 2 classes, whose positive-class score would
+    change) and ``DEQUANTIZE``. Anything else raises :class:`BlobError` naming the operator.
+    """
+    from ai_edge_litert import schema_py_generated as schema
+
+    m = schema.ModelT.InitFromObj(schema.Model.GetRootAs(raw, 0))
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    g = m.subgraphs[0]
+    t = g.tensors
+    int8 = schema.TensorType.INT8
+
+    def qparams(i: int) -> QParams:
+        q = t[i].quantization
+        if q is None or q.scale is None or len(q.scale) == 0:
+            raise BlobError(f"tensor {t[i].name!r} has no quantisation parameters (not a full-integer model)")
+        return QParams(np.float64(q.scale[0]), int(q.zeroPoint[0]) if q.zeroPoint is not None else 0)
+
+    def const(i: int, dtype: str) -> np.ndarray:
+        data = m.buffers[t[i].buffer].data
+        if data is None or len(data) == 0:
+            raise BlobError(f"tensor {t[i].name!r} is computed, not a constant")
+        return np.frombuffer(bytes(np.asarray(data, np.uint8)), dtype).reshape(list(t[i].shape)).copy()
+
+    if len(g.inputs) != 1:
+        raise BlobError(f"the .tflite has {len(g.inputs)} inputs; the MCU runtime takes one")
+    cur = int(g.inputs[0])
+    q_in = qparams(cur) if t[cur].type == int8 else None
+    layers: list[QLayer] = []
+    notes: list[str] = []
+    q_out: QParams | None = None
+    ops = list(g.operators)
+    for k, op in enumerate(ops):
+        oc = m.operatorCodes[op.opcodeIndex]
+        name = names.get(max(oc.builtinCode, oc.deprecatedBuiltinCode), str(oc.builtinCode))
+        ins = [int(i) for i in op.inputs]
+        if not ins or ins[0] != cur:
+            raise BlobError(f"operator {name} does not continue a single chain from the input")
+        out = int(op.outputs[0])
+        last = k == len(ops) - 1
+        if name == "QUANTIZE" and not layers and q_in is None:
+            q_in = qparams(out)
+        elif name == "FULLY_CONNECTED" and q_in is not None:
+            if t[ins[1]].type != int8 or t[out].type != int8:
+                raise BlobError("FULLY_CONNECTED is not int8 (a dynamic-range or float .tflite)")
+            w = const(ins[1], "int8")
+            wq = t[ins[1]].quantization
+            if wq.zeroPoint is not None and np.any(np.asarray(wq.zeroPoint) != 0):
+                raise BlobError("FULLY_CONNECTED weights with a non-zero zero point")
+            b = (
+                const(ins[2], "<i4").reshape(-1)
+                if len(ins) > 2 and ins[2] >= 0
+                else np.zeros(len(w), np.int32)
+            )
+            fused = getattr(op.builtinOptions, "fusedActivationFunction", 0)
+            if fused not in (schema.ActivationFunctionType.NONE, schema.ActivationFunctionType.RELU):
+                raise BlobError(f"FULLY_CONNECTED with fused activation {fused} (the MCU fuses ReLU only)")
+            act = "relu" if fused == schema.ActivationFunctionType.RELU else None
+            q_layer_in = q_in if not layers else q_out
+            assert q_layer_in is not None
+            q_out = qparams(out)
+            w_scale = np.asarray(wq.scale, np.float64)
+            layers.append(
+                dense.int8_linear_qlayer(w, b, w_scale, act, q_layer_in, q_out, where=f"FULLY_CONNECTED {k}")
+            )
+        elif name == "RESHAPE" and len(t[out].shape) == 2:
+            pass
+        elif name == "SOFTMAX" and layers and (last or k == len(ops) - 2):
+            if layers[-1].out_dim == 2:
+                raise BlobError(
+                    "a 2-class SOFTMAX head (its positive-class score cannot be kept in int8 logits)"
+                )
+            notes.append("the file's SOFTMAX head is dropped on the MCU (same class order)")
+        elif name == "DEQUANTIZE" and last and layers:
+            pass
+        else:
+            raise BlobError(f"operator {name}")
+        cur = out
+    if not layers or q_in is None or q_out is None:
+        raise BlobError("no int8 FULLY_CONNECTED chain from the input")
+    if notes:
+        layers[-1].note = "; ".join(notes)
+    return QModel(
+        layers, float(q_in.scale), int(q_in.zero_point), float(q_out.scale), int(q_out.zero_point), model_id
+    )
+
+
 def variant_blob(variant: Any, x_calib: np.ndarray | None) -> bytes:
     """Blob bytes for a stored :class:`harness.ir.model.Variant`: its ``blob`` file if present, else
     exported from ``variant.net()`` calibrated on ``x_calib`` (the runner may store the result)."""
@@ -263,13 +357,19 @@ def variant_blob(variant: Any, x_calib: np.ndarray | None) -> bytes:
         data = path.read_bytes()
         read_blob(data)
         return data
+    model_id = str(variant.meta.get("task", "fbnet01"))[:16]
+    own = variant.path("tflite")
+    if variant.meta.get("int8_file") and own is not None:  # a user's int8 file: its own quantisation
+        return write_blob(tflite_int8_model(own.read_bytes(), model_id=model_id))
     net = variant.net()
     if net is not None and x_calib is None:
         raise BlobError(
-            f"variant {variant.name!r} has no blob yet: give calibration rows (x_calib) to export one"
+            f"variant {variant.name!r}: no calibration rows to quantise it for the MCU; give the task's "
+            "dataset an x_train (or x_eval) array"
         )
     if net is None:
         raise BlobError(
-            f"variant {variant.name!r} has neither a blob nor a network IR; the MCU target needs one of them"
+            f"variant {variant.name!r}: the MCU runs only models frugalbench converts from the model file, "
+            "and this one did not convert; measure it on a CPU target"
         )
-    return export_blob(net, x_calib, model_id=str(variant.meta.get("task", "fbnet01"))[:16])
+    return export_blob(net, x_calib, model_id=model_id)

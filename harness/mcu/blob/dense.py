@@ -82,10 +82,26 @@ def linear_qlayer(
     where: str = "layer",
 ) -> QLayer:
     """Quantise one ``y = act(W x + b)`` (W is ``(out, in)``) as a dense/CSR/BSR4 layer."""
+    w_q, wq, bias_q = quantize_dense(np.asarray(w_out_in, dtype=np.float64), b, float(qin.scale))
+    return int8_linear_qlayer(w_q, bias_q, wq.scale, act, qin, qout, storage=storage, where=where)
+
+
+def int8_linear_qlayer(
+    w_q: np.ndarray,
+    bias_q: np.ndarray,
+    w_scale: np.ndarray | float,
+    act: str | None,
+    qin: QParams,
+    qout: QParams,
+    *,
+    storage: str = "auto",
+    where: str = "layer",
+) -> QLayer:
+    """An already-quantised ``y = act(W x + b)`` (int8 ``W`` ``(out, in)`` with zero point 0, int32 bias
+    at scale ``s_in * w_scale``) as a dense/CSR/BSR4 layer."""
     s_in, zp_in = float(qin.scale), int(qin.zero_point)
     s_out, zp_out = float(qout.scale), int(qout.zero_point)
-    w_q, wq, bias_q = quantize_dense(np.asarray(w_out_in, dtype=np.float64), b, s_in)
-    mult, shift = requant_params(s_in * wq.scale / s_out)
+    mult, shift = requant_params(s_in * np.asarray(w_scale, dtype=np.float64) / s_out)
     folded = _fold_bias(bias_q, w_q, zp_in, where)
     kind = choose_storage(w_q, storage)
     out, inp = w_q.shape
