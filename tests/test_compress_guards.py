@@ -81,7 +81,7 @@ def test_a_diverging_round_restarts_at_half_the_learning_rate(monkeypatch: pytes
 
 def test_accuracy_stages_reach_the_variant_metadata() -> None:
     m = Prune(sparsity=0.5, steps=1, epochs=2).fit_transform(_model(), _data())
-    stages = _describe(m, {})["accuracy_stages"]
+    stages = _describe(m, {}, _data())["accuracy_stages"]
     assert set(stages) >= {"base", "projection", "fine_tuned"}
     for k in ("base", "projection", "fine_tuned"):
         assert 0.0 <= stages[k] <= 1.0
