@@ -1,8 +1,9 @@
 """The form of a network that the exporters write: BatchNorm folded into the layer before it.
 
-A network without BatchNorm is exported as it is (the same object, so dense exports and the ranges
-that structured layers record in :func:`harness.ir.quant.calibrate` stay untouched); one with
-BatchNorm anywhere (also inside residual blocks) is replaced by :func:`fold_batchnorm`'s copy.
+A network without a foldable BatchNorm is exported as it is (the same object, so dense exports and
+the parameters that :func:`harness.ir.quant.calibrate` records on structured layers and residual
+blocks stay with it); one with a BatchNorm that folds (anywhere, also inside residual blocks) is
+replaced by :func:`fold_batchnorm`'s copy. So :func:`export_form` of an exported form is itself.
 int8 export needs activation parameters of that exported form: :func:`quantisable` gives both.
 """
 
@@ -17,17 +18,22 @@ from ..network import Network, fold_batchnorm
 from ..quant import QParams, calibrate
 
 
-def has_batchnorm(layers: Sequence[Layer]) -> bool:
-    """Whether a BatchNorm is among ``layers`` or inside one of their residual blocks."""
-    return any(
-        isinstance(la, BatchNorm) or (isinstance(la, Residual) and has_batchnorm(la.children))
+def count_batchnorm(layers: Sequence[Layer]) -> int:
+    """BatchNorm layers among ``layers`` and inside their residual blocks."""
+    return sum(
+        1 if isinstance(la, BatchNorm) else count_batchnorm(la.children) if isinstance(la, Residual) else 0
         for la in layers
     )
 
 
 def export_form(net: Network) -> Network:
-    """``net`` itself, or its BatchNorm-folded copy when it has BatchNorm layers."""
-    return fold_batchnorm(net) if has_batchnorm(net.layers) else net
+    """``net`` itself, or its BatchNorm-folded copy when some BatchNorm folds into the layer before it
+    (one after a layer with its own activation stays, and exports as a per-channel affine op)."""
+    n = count_batchnorm(net.layers)
+    if n == 0:
+        return net
+    folded = fold_batchnorm(net)
+    return folded if count_batchnorm(folded.layers) < n else net
 
 
 def quantisable(net: Network, x_calib: np.ndarray) -> tuple[Network, list[QParams]]:
