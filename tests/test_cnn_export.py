@@ -185,7 +185,9 @@ def test_ort_int8_tracks_float(name: str, mode: str) -> None:
 def _interpreters(model: bytes, x: np.ndarray, resolvers: list[OpResolverType]) -> list[Interpreter]:
     out = []
     for r in resolvers:
-        it = Interpreter(model_content=model, experimental_op_resolver_type=r, experimental_preserve_all_tensors=True)
+        it = Interpreter(
+            model_content=model, experimental_op_resolver_type=r, experimental_preserve_all_tensors=True
+        )
         d = it.get_input_details()[0]
         it.resize_tensor_input(d["index"], list(x.shape))
         it.allocate_tensors()
@@ -266,8 +268,13 @@ def _odd_net() -> Network:
 
     s = (8, 8, 2)
     c1 = conv(s, 8, act="relu")
-    bn = BatchNorm(c1.out_shape, rng.uniform(0.5, 1.5, 8), rng.normal(0, 0.2, 8), rng.normal(0.5, 0.1, 8),
-                   rng.uniform(0.5, 1.0, 8))
+    bn = BatchNorm(
+        c1.out_shape,
+        rng.uniform(0.5, 1.5, 8),
+        rng.normal(0, 0.2, 8),
+        rng.normal(0.5, 0.1, 8),
+        rng.uniform(0.5, 1.0, 8),
+    )
     act = Activation("relu6", c1.out_shape)
     pool = AvgPool2D(c1.out_shape, 3, stride=2, padding="same")
     p = pool.out_shape
@@ -285,7 +292,10 @@ def _odd_net() -> Network:
 def test_unusual_layers_export_in_every_form() -> None:
     net = _odd_net()
     rng = np.random.default_rng(4)
-    x, x_calib = rng.standard_normal((64, 128)).astype(np.float32), rng.standard_normal((128, 128)).astype(np.float32)
+    x, x_calib = (
+        rng.standard_normal((64, 128)).astype(np.float32),
+        rng.standard_normal((128, 128)).astype(np.float32),
+    )
     ref = net.forward(x)
     assert export_form(net).layers[2].kind == "batchnorm"  # a BatchNorm after a relu conv stays
     np.testing.assert_allclose(run_tflite(network_to_tflite(net), x), ref, atol=1e-4, rtol=0)
