@@ -4,7 +4,13 @@
 opset ≥ 13) calibrated on the task's calibration set, and a full-integer ``.tflite`` from our own
 TFLite-spec quantiser (the same arithmetic as the MCU blob). ``mode="dynamic"``: ONNX Runtime dynamic
 quantisation (int8 weights, activations quantised at run time) and the same scheme as a
-dynamic-range ``.tflite`` (LiteRT's hybrid FULLY_CONNECTED kernels).
+dynamic-range ``.tflite`` (LiteRT's hybrid FULLY_CONNECTED / CONV_2D / DEPTHWISE_CONV_2D kernels).
+
+Convolutional networks: both ONNX paths cover ``Conv`` (static: QDQ around the NCHW ``Conv`` between
+the layout ``Transpose`` nodes, per-channel weights; dynamic: ``ConvInteger`` after
+``DynamicQuantizeLinear``, which ONNX Runtime's CPU provider runs). A network with BatchNorm is
+quantised in its folded form (:func:`harness.ir.export.prepare.quantisable`), and that form becomes
+the variant's ``net`` so that ``act_q`` matches its layers (the function is the same).
 """
 
 from __future__ import annotations
@@ -20,9 +26,9 @@ import onnx
 from ..errors import CompressionError
 from ..ir.data import Dataset
 from ..ir.export.onnx_export import network_to_onnx_bytes
+from ..ir.export.prepare import quantisable
 from ..ir.export.tflite_export import network_to_tflite_dynamic, network_to_tflite_int8
 from ..ir.model import Model
-from ..ir.quant import calibrate
 from .base import COMPRESSORS, Compressor
 
 log = logging.getLogger(__name__)
@@ -87,6 +93,7 @@ class Int8(Compressor):
             )
         files: dict[str, bytes] = {}
         act_q = None
+        net = model.net
         with tempfile.TemporaryDirectory() as tmp:
             src, dst = Path(tmp) / "in.onnx", Path(tmp) / "out.onnx"
             m = onnx.load_from_string(onnx_bytes)
@@ -124,16 +131,17 @@ class Int8(Compressor):
             finally:
                 root.setLevel(level)
             files["onnx"] = dst.read_bytes()
-        if model.net is not None:
+        if net is not None:
             try:
                 if self.mode == "static":
-                    act_q = calibrate(model.net, self.x_calib_)
-                    files["tflite"] = network_to_tflite_int8(model.net, act_q)
+                    net, act_q = quantisable(net, self.x_calib_)
+                    files["tflite"] = network_to_tflite_int8(net, act_q)
                 else:
-                    files["tflite"] = network_to_tflite_dynamic(model.net)
+                    files["tflite"] = network_to_tflite_dynamic(net)
             except NotImplementedError as e:  # a layer type without this TFLite form: ONNX only
                 log.warning("no int8 .tflite for this model: %s", e)
         return model.with_(
+            net=net,
             files=files,
             act_q=act_q,
             history=[*model.history, {"technique": "int8", "params": self.get_params(), "fine_tuned": False}],

@@ -113,18 +113,60 @@ class Calibratable(Protocol):
     def activations(self, x: np.ndarray) -> list[np.ndarray]: ...
 
 
+# Layers whose TFLite int8 op must keep its input's parameters (RESHAPE, MAX_POOL_2D and
+# AVERAGE_POOL_2D by the int8 spec): their output values lie inside the input's range, so they are
+# given the input's parameters and need no requantising QUANTIZE after them.
+SAME_Q_KINDS = frozenset({"reshape", "flatten", "maxpool2d", "avgpool2d"})
+
+
+@dataclass(frozen=True)
+class BlockQ:
+    """int8 parameters of the tensors inside a residual block, set by :func:`calibrate` as the
+    block's ``inner_q``: the output of every body layer and of every shortcut layer, in order. The
+    block's input and output parameters are the enclosing list's; an identity shortcut has none."""
+
+    body: list[QParams]
+    shortcut: list[QParams]
+
+
 def calibrate(net: Calibratable, x: np.ndarray) -> list[QParams]:
     """Activation parameters for the network input and every layer output (min/max over ``x``).
 
     Layers with internal tensors (Monarch, butterfly, low-rank) also record their own ranges here
-    through their ``calibrate(layer_input)`` method.
+    through their ``calibrate(layer_input)`` method. Residual blocks (layers with ``body`` and
+    ``shortcut`` lists) are calibrated inside, recursively, and receive a :class:`BlockQ` as
+    ``inner_q``. Layout-only and pooling layers (:data:`SAME_Q_KINDS`) keep their input's parameters.
+    Calibrate the network that is exported: with BatchNorm folded (``fold_batchnorm``), as
+    :func:`harness.ir.export.prepare.quantisable` does.
     """
-    acts = net.activations(x)
-    for layer, a in zip(net.layers, acts, strict=False):
+    return _calibrate(net.layers, net.activations(x))
+
+
+def _calibrate(layers: Sequence[object], acts: list[np.ndarray]) -> list[QParams]:
+    for layer, a in zip(layers, acts, strict=False):
         hook = getattr(layer, "calibrate", None)
         if callable(hook):
             hook(a)
-    return [activation_qparams(a.min(), a.max()) for a in acts]
+    q = [activation_qparams(acts[0].min(), acts[0].max())]
+    for layer, a_in, a in zip(layers, acts, acts[1:], strict=False):
+        body = getattr(layer, "body", None)
+        if body is not None:
+            shortcut = list(getattr(layer, "shortcut", None) or [])
+            inner = BlockQ(_calibrate(body, _run(body, a_in))[1:], [])
+            if shortcut:
+                inner = BlockQ(inner.body, _calibrate(shortcut, _run(shortcut, a_in))[1:])
+            layer.inner_q = inner  # type: ignore[attr-defined]
+        same = getattr(layer, "kind", None) in SAME_Q_KINDS
+        q.append(q[-1] if same else activation_qparams(a.min(), a.max()))
+    return q
+
+
+def _run(layers: Sequence[object], x: np.ndarray) -> list[np.ndarray]:
+    """The input and every layer's output (float forward passes)."""
+    out = [np.asarray(x, dtype=np.float32)]
+    for layer in layers:
+        out.append(layer.forward(out[-1]))  # type: ignore[attr-defined]
+    return out
 
 
 # Convolutions (additions for CONV_2D / DEPTHWISE_CONV_2D and the integer ops around them)

@@ -1,4 +1,4 @@
-"""IR → ONNX (float32, opset 17, dynamic batch). Layers append their own nodes."""
+"""IR → ONNX (float32, opset 17, dynamic batch). Layers append their own nodes; BatchNorm is folded first."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from onnx import TensorProto, helper
 
 from ..network import Network
 from .onnx_graph import OnnxGraph
+from .prepare import export_form
 
 OPSET = 17
 INPUT = "input"
@@ -15,6 +16,7 @@ OUTPUT = "output"
 
 def network_to_onnx(net: Network, *, name: str = "frugalbench") -> onnx.ModelProto:
     """Build a checked ONNX model with input ``input`` (N, in_dim) and output ``output``."""
+    net = export_form(net)
     g = OnnxGraph()
     x = INPUT
     for layer in net.layers:

@@ -14,7 +14,7 @@ Every builder takes the graph ``g`` and the index ``x`` of an NHWC activation te
             return conv2d_int8(g, x, self.w_ohwi, self.b, qin, qout, stride=..., padding=..., act=...)
 
 Float builders: :func:`conv2d`, :func:`depthwise_conv2d`, :func:`conv1d`, :func:`max_pool2d`,
-:func:`avg_pool2d`, :func:`mean_hw`, :func:`add`, :func:`reshape`. Each has an ``_int8`` twin taking
+:func:`avg_pool2d`, :func:`mean_hw`, :func:`add`, :func:`reshape`, :func:`relu`. Each has an ``_int8`` twin taking
 the input parameters ``qin`` (from :func:`harness.ir.quant.calibrate`) and output parameters ``qout``;
 weights are quantised here following the TFLite int8 spec (:func:`harness.ir.quant.quantize_conv`):
 symmetric int8 per output channel with zero point 0 (``quantized_dimension`` 0 for CONV_2D's OHWI
@@ -465,6 +465,31 @@ def _add(g: TfliteGraph, a: int, b: int, dtype: Any, q: QParams | None, act: str
     y = g.tensor("add", g.shape(a), dtype, q=q)
     g.op(tfl.BuiltinOperator.ADD, [a, b], [y], tfl.BuiltinOptions.AddOptions, add_options(act))
     return y
+
+
+# Standalone RELU / RELU6
+
+
+_RELUS = {"relu": tfl.BuiltinOperator.RELU, "relu6": tfl.BuiltinOperator.RELU6}
+
+
+def _relu(g: TfliteGraph, x: int, act: str, dtype: Any, q: QParams | None) -> int:
+    if act not in _RELUS:
+        raise ValueError(f"unknown standalone activation {act!r}: use 'relu' or 'relu6'")
+    y = g.tensor(act, g.shape(x), dtype, q=q)
+    g.op(_RELUS[act], [x], [y])
+    return y
+
+
+def relu(g: TfliteGraph, x: int, act: str) -> int:
+    """Float RELU or RELU6 (``act``) where no op before it can fuse the activation."""
+    return _relu(g, x, act, np.float32, None)
+
+
+def relu_int8(g: TfliteGraph, x: int, act: str, qin: QParams, qout: QParams) -> int:
+    """int8 RELU or RELU6; the kernel requantises from ``qin`` to its own ``qout``."""
+    _expect_q(g, x, qin, "relu_int8")
+    return _relu(g, x, act, np.int8, qout)
 
 
 # RESHAPE and requantisation

@@ -23,6 +23,8 @@ from .shaped import ShapedLayer, ShapeLike, as_shape
 
 if TYPE_CHECKING:
     from ..export.onnx_graph import OnnxGraph
+    from ..export.tflite_graph import TfliteGraph
+    from ..quant import QParams
 
 
 @LAYERS.register("batchnorm")
@@ -155,3 +157,33 @@ class BatchNorm(ShapedLayer):
         y = g.node("Mul", [x, g.initializer("scale", scale.astype(np.float32))])
         y = g.node("Add", [y, g.initializer("shift", shift.astype(np.float32))])
         return g.activation(y, self.act)
+
+    # --- TFLite: the exporters fold BatchNorm; one that cannot fold is a 1x1 DEPTHWISE_CONV_2D ---
+    def _depthwise(self) -> tuple[np.ndarray, np.ndarray, list[int] | None]:
+        """Weights ``(1, 1, 1, C)``, bias, and the NHWC shape to reshape to (None for images)."""
+        scale, shift = self.scale_shift()
+        c = self._shape[-1]
+        nhwc = None if len(self._shape) == 3 else [-1, 1, int(np.prod(self._shape[:-1])), c]
+        return scale.astype(np.float32).reshape(1, 1, 1, c), shift.astype(np.float32), nhwc
+
+    def to_tflite(self, g: TfliteGraph, x: int) -> int:
+        from ..export.tflite_conv import depthwise_conv2d, reshape
+
+        w, b, nhwc = self._depthwise()
+        y = depthwise_conv2d(g, x if nhwc is None else reshape(g, x, nhwc), w, b, act=self.act)
+        return y if nhwc is None else reshape(g, y, [-1, *self._shape])
+
+    def to_tflite_dynamic(self, g: TfliteGraph, x: int) -> int:
+        from ..export.tflite_conv import depthwise_conv2d_dynamic, reshape
+
+        w, b, nhwc = self._depthwise()
+        y = depthwise_conv2d_dynamic(g, x if nhwc is None else reshape(g, x, nhwc), w, b, act=self.act)
+        return y if nhwc is None else reshape(g, y, [-1, *self._shape])
+
+    def to_tflite_int8(self, g: TfliteGraph, x: int, qin: QParams, qout: QParams) -> int:
+        from ..export.tflite_conv import depthwise_conv2d_int8, reshape_int8
+
+        w, b, nhwc = self._depthwise()
+        x4 = x if nhwc is None else reshape_int8(g, x, nhwc, qin)
+        y = depthwise_conv2d_int8(g, x4, w, b, qin, qout, act=self.act)
+        return y if nhwc is None else reshape_int8(g, y, [-1, *self._shape], qout)

@@ -24,6 +24,8 @@ from .shaped import ShapedLayer, ShapeLike, as_shape, pair
 
 if TYPE_CHECKING:
     from ..export.onnx_graph import OnnxGraph
+    from ..export.tflite_graph import TfliteGraph
+    from ..quant import QParams
 
 
 class _Conv(ShapedLayer):
@@ -222,6 +224,29 @@ class Conv2D(_Conv):
         y = g.activation(y, self.act)
         return g.node("Transpose", [y], perm=[0, 2, 3, 1])
 
+    # --- TFLite: CONV_2D on the NHWC tensor, weights OHWI ---
+    def _ohwi(self) -> np.ndarray:
+        return self.w.transpose(3, 0, 1, 2)
+
+    def to_tflite(self, g: TfliteGraph, x: int) -> int:
+        from ..export.tflite_conv import conv2d
+
+        return conv2d(g, x, self._ohwi(), self.b, stride=self.stride, padding=self.padding, act=self.act)
+
+    def to_tflite_dynamic(self, g: TfliteGraph, x: int) -> int:
+        from ..export.tflite_conv import conv2d_dynamic
+
+        return conv2d_dynamic(
+            g, x, self._ohwi(), self.b, stride=self.stride, padding=self.padding, act=self.act
+        )
+
+    def to_tflite_int8(self, g: TfliteGraph, x: int, qin: QParams, qout: QParams) -> int:
+        from ..export.tflite_conv import conv2d_int8
+
+        return conv2d_int8(
+            g, x, self._ohwi(), self.b, qin, qout, stride=self.stride, padding=self.padding, act=self.act
+        )
+
 
 @LAYERS.register("conv1d")
 class Conv1D(_Conv):
@@ -295,3 +320,26 @@ class Conv1D(_Conv):
         y = g.node("Conv", [xt, w, b], kernel_shape=[k], strides=[self.stride[1]], pads=[pw[0], pw[1]])
         y = g.activation(y, self.act)
         return g.node("Transpose", [y], perm=[0, 2, 1])
+
+    # --- TFLite: a height-1 CONV_2D between two RESHAPEs, weights (out, k, in) ---
+    def _oki(self) -> np.ndarray:
+        return self.w.transpose(2, 0, 1)
+
+    def to_tflite(self, g: TfliteGraph, x: int) -> int:
+        from ..export.tflite_conv import conv1d
+
+        return conv1d(g, x, self._oki(), self.b, stride=self.stride[1], padding=self.padding, act=self.act)
+
+    def to_tflite_dynamic(self, g: TfliteGraph, x: int) -> int:
+        from ..export.tflite_conv import conv1d_dynamic
+
+        return conv1d_dynamic(
+            g, x, self._oki(), self.b, stride=self.stride[1], padding=self.padding, act=self.act
+        )
+
+    def to_tflite_int8(self, g: TfliteGraph, x: int, qin: QParams, qout: QParams) -> int:
+        from ..export.tflite_conv import conv1d_int8
+
+        return conv1d_int8(
+            g, x, self._oki(), self.b, qin, qout, stride=self.stride[1], padding=self.padding, act=self.act
+        )

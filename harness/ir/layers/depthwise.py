@@ -23,6 +23,8 @@ from .shaped import ShapedLayer, ShapeLike, as_shape, pair
 
 if TYPE_CHECKING:
     from ..export.onnx_graph import OnnxGraph
+    from ..export.tflite_graph import TfliteGraph
+    from ..quant import QParams
 
 
 @LAYERS.register("depthwise_conv2d")
@@ -177,3 +179,25 @@ class DepthwiseConv2D(ShapedLayer):
         )
         y = g.activation(y, self.act)
         return g.node("Transpose", [y], perm=[0, 2, 3, 1])
+
+    # --- TFLite: DEPTHWISE_CONV_2D, weights (1, kh, kw, C) ---
+    def to_tflite(self, g: TfliteGraph, x: int) -> int:
+        from ..export.tflite_conv import depthwise_conv2d
+
+        return depthwise_conv2d(
+            g, x, self.w[None], self.b, stride=self.stride, padding=self.padding, act=self.act
+        )
+
+    def to_tflite_dynamic(self, g: TfliteGraph, x: int) -> int:
+        from ..export.tflite_conv import depthwise_conv2d_dynamic
+
+        return depthwise_conv2d_dynamic(
+            g, x, self.w[None], self.b, stride=self.stride, padding=self.padding, act=self.act
+        )
+
+    def to_tflite_int8(self, g: TfliteGraph, x: int, qin: QParams, qout: QParams) -> int:
+        from ..export.tflite_conv import depthwise_conv2d_int8
+
+        return depthwise_conv2d_int8(
+            g, x, self.w[None], self.b, qin, qout, stride=self.stride, padding=self.padding, act=self.act
+        )

@@ -20,6 +20,8 @@ from .shaped import ShapedLayer, ShapeLike, as_shape, pair
 
 if TYPE_CHECKING:
     from ..export.onnx_graph import OnnxGraph
+    from ..export.tflite_graph import TfliteGraph
+    from ..quant import QParams
 
 
 class _Pool2D(ShapedLayer):
@@ -100,6 +102,23 @@ class _Pool2D(ShapedLayer):
             pads=[ph[0], pw[0], ph[1], pw[1]],
         )
         return g.node("Transpose", [y], perm=[0, 2, 3, 1])
+
+    # --- TFLite: MAX_POOL_2D / AVERAGE_POOL_2D (int8: the op keeps ``qin``, then requantises) ---
+    def _tflite(self, g: TfliteGraph, x: int, q: tuple[QParams, QParams] | None) -> int:
+        from ..export import tflite_conv as tc
+
+        s, p = self.stride, self.padding
+        if q is None:
+            build = tc.max_pool2d if self.kind == "maxpool2d" else tc.avg_pool2d
+            return build(g, x, self.pool, stride=s, padding=p)
+        build8 = tc.max_pool2d_int8 if self.kind == "maxpool2d" else tc.avg_pool2d_int8
+        return build8(g, x, q[0], q[1], self.pool, stride=s, padding=p)
+
+    def to_tflite(self, g: TfliteGraph, x: int) -> int:
+        return self._tflite(g, x, None)
+
+    def to_tflite_int8(self, g: TfliteGraph, x: int, qin: QParams, qout: QParams) -> int:
+        return self._tflite(g, x, (qin, qout))
 
     def _views(self, xp: np.ndarray) -> list[np.ndarray]:
         kh, kw, ho, wo, _, _ = self.geometry()
@@ -221,3 +240,21 @@ class GlobalAveragePool(ShapedLayer):
 
     def to_onnx(self, g: OnnxGraph, x: str) -> str:
         return g.node("ReduceMean", [x], axes=list(self._axes), keepdims=0)
+
+    # --- TFLite: MEAN over H and W (other ranks are reshaped to (B, 1, N, C) first) ---
+    def _nhwc(self) -> list[int] | None:
+        if len(self._in) == 3:
+            return None
+        return [-1, 1, int(np.prod(self._in[:-1])), self._in[-1]]
+
+    def to_tflite(self, g: TfliteGraph, x: int) -> int:
+        from ..export.tflite_conv import mean_hw, reshape
+
+        shape = self._nhwc()
+        return mean_hw(g, x if shape is None else reshape(g, x, shape))
+
+    def to_tflite_int8(self, g: TfliteGraph, x: int, qin: QParams, qout: QParams) -> int:
+        from ..export.tflite_conv import mean_hw_int8, reshape_int8
+
+        shape = self._nhwc()
+        return mean_hw_int8(g, x if shape is None else reshape_int8(g, x, shape, qin), qin, qout)

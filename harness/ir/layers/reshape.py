@@ -16,6 +16,8 @@ from .shaped import ShapedLayer, ShapeLike, as_shape
 
 if TYPE_CHECKING:
     from ..export.onnx_graph import OnnxGraph
+    from ..export.tflite_graph import TfliteGraph
+    from ..quant import QParams
 
 
 @LAYERS.register("reshape")
@@ -61,6 +63,17 @@ class Reshape(ShapedLayer):
     def to_onnx(self, g: OnnxGraph, x: str) -> str:
         shape = g.initializer("shape", np.array([-1, *self._out], np.int64))
         return g.node("Reshape", [x, shape])
+
+    # --- TFLite: RESHAPE to (-1, *out_shape); Flatten inherits it ---
+    def to_tflite(self, g: TfliteGraph, x: int) -> int:
+        from ..export.tflite_conv import reshape
+
+        return reshape(g, x, [-1, *self._out])
+
+    def to_tflite_int8(self, g: TfliteGraph, x: int, qin: QParams, qout: QParams) -> int:
+        from ..export.tflite_conv import reshape_int8
+
+        return reshape_int8(g, x, [-1, *self._out], qin, qout)
 
 
 @LAYERS.register("flatten")
@@ -131,3 +144,14 @@ class Activation(ShapedLayer):
 
     def to_onnx(self, g: OnnxGraph, x: str) -> str:
         return g.activation(x, self.act)
+
+    # --- TFLite: a standalone RELU / RELU6 ---
+    def to_tflite(self, g: TfliteGraph, x: int) -> int:
+        from ..export.tflite_conv import relu
+
+        return relu(g, x, str(self.act))
+
+    def to_tflite_int8(self, g: TfliteGraph, x: int, qin: QParams, qout: QParams) -> int:
+        from ..export.tflite_conv import relu_int8
+
+        return relu_int8(g, x, str(self.act), qin, qout)

@@ -19,6 +19,8 @@ from .shaped import ShapedLayer
 
 if TYPE_CHECKING:
     from ..export.onnx_graph import OnnxGraph
+    from ..export.tflite_graph import TfliteGraph
+    from ..quant import QParams
 
 
 def _check_chain(kind: str, layers: Sequence[Layer]) -> None:
@@ -164,3 +166,40 @@ class Residual(ShapedLayer):
         for la in self.shortcut:
             s = la.to_onnx(g, s)
         return g.activation(g.node("Add", [y, s]), self.act)
+
+    # --- TFLite: body and shortcut ops, then ADD with the fused activation ---
+    def _tflite(self, g: TfliteGraph, x: int, dynamic: bool) -> int:
+        from ..export.tflite_conv import add
+
+        y = x
+        for la in self.body:
+            y = la.to_tflite_dynamic(g, y) if dynamic else la.to_tflite(g, y)
+        s = x
+        for la in self.shortcut:
+            s = la.to_tflite_dynamic(g, s) if dynamic else la.to_tflite(g, s)
+        return add(g, y, s, act=self.act)
+
+    def to_tflite(self, g: TfliteGraph, x: int) -> int:
+        return self._tflite(g, x, False)
+
+    def to_tflite_dynamic(self, g: TfliteGraph, x: int) -> int:
+        return self._tflite(g, x, True)
+
+    def to_tflite_int8(self, g: TfliteGraph, x: int, qin: QParams, qout: QParams) -> int:
+        """int8 body and shortcut with the parameters that :func:`harness.ir.quant.calibrate` stored as
+        ``inner_q`` (a :class:`harness.ir.quant.BlockQ`), then an int8 ADD requantising to ``qout``."""
+        from ..export.tflite_conv import add_int8
+
+        inner = getattr(self, "inner_q", None)
+        if inner is None or (len(inner.body), len(inner.shortcut)) != (len(self.body), len(self.shortcut)):
+            raise ValueError(
+                "residual: int8 export needs the parameters of the tensors inside the block; calibrate the "
+                "exported network first (harness.ir.export.prepare.quantisable(net, x_calib))"
+            )
+        y, qy = x, qin
+        for la, q in zip(self.body, inner.body, strict=True):
+            y, qy = la.to_tflite_int8(g, y, qy, q), q
+        s, qs = x, qin
+        for la, q in zip(self.shortcut, inner.shortcut, strict=True):
+            s, qs = la.to_tflite_int8(g, s, qs, q), q
+        return add_int8(g, y, s, qy, qs, qout, act=self.act)

@@ -108,17 +108,13 @@ class ShapedLayer(Layer):
         x, z = cache
         return self.backward(x, act_grad(z, dy, self.act))
 
-    # --- TFLite: op builders live in harness/ir/export/tflite_conv.py (wired separately) ---
+    # --- TFLite: each layer calls the op builders of harness/ir/export/tflite_conv.py ---
     def to_tflite(self, g: TfliteGraph, x: int) -> int:
-        raise NotImplementedError(
-            f"{self.kind} layers have no TFLite export yet (the CONV_2D/pool/ADD builders are not wired); "
-            "export this network to ONNX"
-        )
+        raise NotImplementedError(f"{self.kind} layers have no TFLite export yet; export to ONNX")
 
     def to_tflite_dynamic(self, g: TfliteGraph, x: int) -> int:
-        raise NotImplementedError(
-            f"{self.kind} layers have no dynamic-range TFLite export yet; export to ONNX"
-        )
+        """Dynamic-range ops; a layer without weights writes its float ops (layers with weights override)."""
+        return self.to_tflite(g, x)
 
     def to_tflite_int8(self, g: TfliteGraph, x: int, qin: QParams, qout: QParams) -> int:
         raise NotImplementedError(f"{self.kind} layers have no int8 TFLite export yet; export to ONNX")
