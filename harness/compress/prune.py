@@ -17,11 +17,11 @@ import numpy as np
 
 from ..errors import CompressionError
 from ..ir.data import Dataset
-from ..ir.layers import Dense
 from ..ir.network import Network
 from ..ir.train import accuracy
 from .base import COMPRESSORS
 from .finetune import FineTuner, TrainRows
+from .kernels import kernel_masks, prunable_kernels
 
 
 def magnitude_masks(ws: list[np.ndarray], sparsity: float, scope: str) -> list[np.ndarray]:
@@ -75,16 +75,19 @@ class Prune(FineTuner):
     def tune(
         self, base: Network, net: Network, rows: TrainRows, data: Dataset
     ) -> tuple[Network, dict[str, Any]]:
-        idx = [i for i, layer in enumerate(net.layers) if isinstance(layer, Dense)]
+        kernels = prunable_kernels(net)  # dense weights and convolution kernels
+        idx = sorted({k.layer for k in kernels})
         if not idx:
-            raise CompressionError(f"prune: {base.describe()} has no dense layer to prune")
-        ws = [net.layers[i].w for i in idx]  # type: ignore[attr-defined]
+            raise CompressionError(f"prune: {base.describe()} has no dense or convolution weights to prune")
+        ws = [k.w for k in kernels]
         per_step = [
             self.epochs // self.steps + (1 if s < self.epochs % self.steps else 0) for s in range(self.steps)
         ]
         oneshot = Network([copy.deepcopy(layer) for layer in net.layers])
-        for i, m in zip(idx, magnitude_masks(ws, self.sparsity, self.scope), strict=True):
-            oneshot.layers[i].w *= m  # type: ignore[attr-defined]
+        for k, m in zip(
+            prunable_kernels(oneshot), magnitude_masks(ws, self.sparsity, self.scope), strict=True
+        ):
+            k.w[...] *= m
         oneshot_val = accuracy(oneshot, rows.x_val, rows.y_val)  # pruned, not fine-tuned (reported only)
         losses: list[float] = []
         for s in range(self.steps):
@@ -98,7 +101,7 @@ class Prune(FineTuner):
                     rows,
                     epochs=per_step[s],
                     seed=self.seed + s,
-                    masks={i: [m, None] for i, m in zip(idx, masks, strict=True)},
+                    masks=kernel_masks(net, kernels, masks),
                 )
                 losses += res.loss
         zeros = sum(int((w == 0).sum()) for w in ws)
