@@ -6,6 +6,9 @@ every layer separately (``scope="layer"``) are set to zero, in ``steps`` rounds 
 each round. The files keep dense shapes: **dense runtimes (ONNX Runtime, LiteRT) get no speed-up**;
 only the compressed size shrinks (the history reports raw and gzip bytes). The MCU runtime runs
 sparse layers natively.
+
+On a convolutional network the kernels of every convolution (also inside residual blocks) are pruned
+together with the dense weights; biases and BatchNorm vectors are kept (:mod:`.kernels`).
 """
 
 from __future__ import annotations

@@ -3,6 +3,11 @@
 :class:`RefitCompressor` projects the chosen dense layers onto the technique's structure, measures
 the projection alone on the validation rows, fine-tunes the whole network and keeps the best epoch
 (the projection alone is never a result, see :func:`require_fine_tuning`).
+
+In a convolutional network the candidates are the dense layers and the pointwise (1x1, stride 1)
+convolutions (:func:`harness.ir.train.matrix_layer`): a pointwise convolution is projected as its
+``(C_in, C_out)`` matrix and the factorised layer is wrapped in :class:`~harness.ir.layers.Pointwise`,
+which applies it at every position with the convolution's activation.
 """
 
 from __future__ import annotations
