@@ -19,6 +19,9 @@ Two guards against a collapsed result:
 The files keep dense shapes: **dense runtimes (ONNX Runtime, LiteRT) get no speed-up**; only the
 compressed size shrinks (the history reports raw and gzip bytes). The MCU runtime runs sparse layers
 natively.
+
+On a convolutional network the kernels of every convolution (also inside residual blocks) are pruned
+together with the dense weights; biases and BatchNorm vectors are kept (:mod:`.kernels`).
 """
 
 from __future__ import annotations
@@ -30,11 +33,11 @@ import numpy as np
 
 from ..errors import CompressionError
 from ..ir.data import Dataset
-from ..ir.layers import Dense
 from ..ir.network import Network
 from ..ir.train import accuracy
 from .base import COMPRESSORS
 from .finetune import FineTuner, TrainRows
+from .kernels import kernel_masks, prunable_kernels
 
 
 def _top_k_mask(w: np.ndarray, keep: int) -> np.ndarray:
@@ -129,18 +132,21 @@ class Prune(FineTuner):
     def tune(
         self, base: Network, net: Network, rows: TrainRows, data: Dataset
     ) -> tuple[Network, dict[str, Any]]:
-        idx = [i for i, layer in enumerate(net.layers) if isinstance(layer, Dense)]
+        kernels = prunable_kernels(net)  # dense weights and convolution kernels
+        idx = sorted({k.layer for k in kernels})
         if not idx:
-            raise CompressionError(f"prune: {base.describe()} has no dense layer to prune")
-        ws = [net.layers[i].w for i in idx]  # type: ignore[attr-defined]
+            raise CompressionError(f"prune: {base.describe()} has no dense or convolution weights to prune")
+        ws = [k.w for k in kernels]
         per_step = [
             self.epochs // self.steps + (1 if s < self.epochs % self.steps else 0) for s in range(self.steps)
         ]
         oneshot = Network([copy.deepcopy(layer) for layer in net.layers])
-        for i, m in zip(
-            idx, magnitude_masks(ws, self.sparsity, self.scope, floor=self.layer_floor), strict=True
+        for k, m in zip(
+            prunable_kernels(oneshot),
+            magnitude_masks(ws, self.sparsity, self.scope, floor=self.layer_floor),
+            strict=True,
         ):
-            oneshot.layers[i].w *= m  # type: ignore[attr-defined]
+            k.w[...] *= m
         oneshot_val = accuracy(oneshot, rows.x_val, rows.y_val)  # pruned, not fine-tuned (reported only)
         losses: list[float] = []
         for s in range(self.steps):
@@ -154,7 +160,7 @@ class Prune(FineTuner):
                     rows,
                     epochs=per_step[s],
                     seed=self.seed + s,
-                    masks={i: [m, None] for i, m in zip(idx, masks, strict=True)},
+                    masks=kernel_masks(net, kernels, masks),
                 )
                 losses += res.loss
         zeros = sum(int((w == 0).sum()) for w in ws)

@@ -3,6 +3,11 @@
 :class:`RefitCompressor` projects the chosen dense layers onto the technique's structure, measures
 the projection alone on the validation rows, fine-tunes the whole network and keeps the best epoch
 (the projection alone is never a result, see :func:`require_fine_tuning`).
+
+In a convolutional network the candidates are the dense layers and the pointwise (1x1, stride 1)
+convolutions (:func:`harness.ir.train.matrix_layer`): a pointwise convolution is projected as its
+``(C_in, C_out)`` matrix and the factorised layer is wrapped in :class:`~harness.ir.layers.Pointwise`,
+which applies it at every position with the convolution's activation.
 """
 
 from __future__ import annotations
@@ -14,9 +19,9 @@ import numpy as np
 
 from ..errors import CompressionError
 from ..ir.data import Dataset
-from ..ir.layers import Dense, Layer
+from ..ir.layers import Dense, Layer, Pointwise, ShapedLayer
 from ..ir.network import Network
-from ..ir.train import accuracy, calibrate_inner, select_layers
+from ..ir.train import accuracy, calibrate_inner, matrix_layer, select_layers
 from .finetune import FineTuner, TrainRows
 
 
@@ -37,6 +42,14 @@ def dense_weight(layer: Layer) -> np.ndarray:
     if fn is None:
         raise CompressionError(f"layer {layer.kind} has no dense form to project from")
     return np.asarray(fn(), dtype=np.float32)
+
+
+def per_position(old: Layer, new: Layer) -> Layer:
+    """``new`` (a dense-family layer) in the place of ``old``: as is for a dense-family ``old``, wrapped
+    in :class:`Pointwise` (applied at every position, with ``old``'s activation) for a pointwise conv."""
+    if not isinstance(old, ShapedLayer):
+        return new
+    return Pointwise(new, old.in_shape, old.act)
 
 
 class RefitCompressor(FineTuner):
@@ -65,7 +78,12 @@ class RefitCompressor(FineTuner):
         skipped: dict[str, str] = {}
         relerr: dict[str, float] = {}
         for i in chosen:
-            old = net.layers[i]
+            old = matrix_layer(net.layers[i])
+            if old is None:
+                raise CompressionError(
+                    f"{self.name}: layer {i} ({net.layers[i].kind}) is not a dense layer or a pointwise (1x1, "
+                    "stride 1) convolution; choose layers from those"
+                )
             new = self.replace(i, old, explicit)
             if new is None:
                 skipped[str(i)] = f"{old.kind} {old.in_dim}x{old.out_dim} does not fit {self.name}"
@@ -73,10 +91,14 @@ class RefitCompressor(FineTuner):
             w = dense_weight(old)
             approx = np.asarray(new.to_dense())  # type: ignore[attr-defined]
             relerr[str(i)] = float(np.linalg.norm(approx - w)) / max(float(np.linalg.norm(w)), 1e-12)
-            net.layers[i] = new
+            net.layers[i] = per_position(net.layers[i], new)
             replaced.append(i)
         if not replaced:
-            sizes = ", ".join(f"layer {i}: {net.layers[i].in_dim}x{net.layers[i].out_dim}" for i in chosen)
+            sizes = ", ".join(
+                f"layer {i}: {m.in_dim}x{m.out_dim}"
+                for i in chosen
+                if (m := matrix_layer(net.layers[i])) is not None
+            )
             raise CompressionError(
                 f"{self.name}: no layer of {base.describe()} can be replaced (selected {sizes or 'none'}); "
                 f"{self.help_sizes()}"

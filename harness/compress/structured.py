@@ -4,6 +4,9 @@ A hidden neuron ``j`` between two dense layers scores ``mean|a_j| * ||w_next[j, 
 training rows (how much it feeds forward); the lowest ``1 - keep`` of each hidden layer go, with
 their column in the layer before and their row in the layer after. The result is a plain, smaller
 dense network, so it speeds up on every runtime.
+
+On a convolutional network (any shaped layer) it removes whole channels instead, respecting the
+channels that residual adds and depthwise convolutions tie together (:mod:`.channels`).
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ import numpy as np
 
 from ..errors import CompressionError
 from ..ir.data import Dataset
-from ..ir.layers import Dense
+from ..ir.layers import Dense, ShapedLayer
 from ..ir.network import Network
 from ..ir.train import accuracy
 from .base import COMPRESSORS
+from .channels import prune_channels
 from .finetune import FineTuner, TrainRows
 
 
@@ -49,6 +53,8 @@ class StructuredPrune(FineTuner):
     def tune(
         self, base: Network, net: Network, rows: TrainRows, data: Dataset
     ) -> tuple[Network, dict[str, Any]]:
+        if any(isinstance(layer, ShapedLayer) for layer in net.layers):
+            return self.tune_channels(base, net, rows)
         layers = list(net.layers)
         acts = net.activations(rows.x[: self.score_samples])
         kept: dict[str, list[int]] = {}
@@ -71,6 +77,23 @@ class StructuredPrune(FineTuner):
         res = self.train(net, rows)
         return net, {
             "neurons": kept,
+            "val_acc_base": accuracy(base, rows.x_val, rows.y_val),
+            "val_acc_removed_only": removed_val,
+            "val_acc_finetuned": accuracy(net, rows.x_val, rows.y_val),
+            "best_epoch": res.best_epoch,
+            "train_loss": res.loss,
+            "architecture": net.describe(),
+        }
+
+    def tune_channels(self, base: Network, net: Network, rows: TrainRows) -> tuple[Network, dict[str, Any]]:
+        """Convolutional networks: dependency-aware channel pruning (:mod:`.channels`), then fine-tuning."""
+        net, cut = prune_channels(net, self.keep)
+        if not cut:
+            raise CompressionError(f"structured: {base.describe()} has no channels that can be removed")
+        removed_val = accuracy(net, rows.x_val, rows.y_val)
+        res = self.train(net, rows)
+        return net, {
+            "channels": cut,
             "val_acc_base": accuracy(base, rows.x_val, rows.y_val),
             "val_acc_removed_only": removed_val,
             "val_acc_finetuned": accuracy(net, rows.x_val, rows.y_val),

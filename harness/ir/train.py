@@ -19,13 +19,15 @@ for a fixed thread count).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import CompressionError
-from .layers import Dense, Layer, ShapedLayer
+from .layers import Dense, Layer, Pointwise, ShapedLayer
+from .layers.conv import _Conv
 from .network import Network
 
 Masks = dict[int, list[np.ndarray | None]]
@@ -328,27 +330,51 @@ def calibrate_inner(net: Network, x: np.ndarray) -> None:
 
 
 def model_stats(net: Network) -> dict[str, object]:
-    """Parameters, MACs and file sizes (raw and gzip) of a float network's ONNX and TFLite files."""
+    """Parameters, MACs and file sizes (raw and gzip) of a float network's ONNX and TFLite files (no
+    TFLite file nor size when a layer has no TFLite form yet)."""
     import gzip
 
     from .export.onnx_export import network_to_onnx_bytes
     from .export.tflite_export import network_to_tflite
 
-    files = {"onnx": network_to_onnx_bytes(net), "tflite": network_to_tflite(net)}
-    size = {}
+    files = {"onnx": network_to_onnx_bytes(net)}
+    with contextlib.suppress(NotImplementedError):  # a layer without a TFLite form yet: ONNX only, no size
+        files["tflite"] = network_to_tflite(net)
+    size: dict[str, int] = {}
     for fmt, blob in files.items():
         size[fmt] = len(blob)
         size[f"{fmt}_gzip"] = len(gzip.compress(blob, 9, mtime=0))
     return {"n_params": net.n_params(), "macs": net.macs(), "model_bytes": size, "files": files}
 
 
+def matrix_layer(layer: Layer) -> Layer | None:
+    """The layer as one ``(in, out)`` matrix map on vectors, or None when it is not one.
+
+    Dense-family layers are themselves; a pointwise convolution (1x1 kernel, stride 1) and a
+    :class:`~.layers.Pointwise` wrapper are the dense layer (no activation) they apply at every position;
+    other shaped layers (kxk convolutions, pooling...) are None.
+    """
+    if not isinstance(layer, ShapedLayer):
+        return layer
+    if isinstance(layer, _Conv) and layer.pointwise and layer.stride == (1, 1):
+        w = layer.w4
+        return Dense(w.reshape(w.shape[2], w.shape[3]), layer.b)
+    if isinstance(layer, Pointwise):
+        return layer.inner
+    return None
+
+
 def select_layers(net: Network, layers: str | Sequence[int], technique: str) -> list[int]:
-    """Indices named by ``layers``: ``"hidden"`` (neither the first nor the last layer), ``"all"``, or a list."""
+    """Indices named by ``layers``: ``"hidden"`` (neither the first nor the last layer), ``"all"``, or a list.
+
+    ``"hidden"`` and ``"all"`` only name layers that are one matrix map (:func:`matrix_layer`: every layer
+    of an MLP; dense layers and pointwise convolutions of a CNN).
+    """
     n = len(net.layers)
     if layers == "all":
-        return list(range(n))
+        return [i for i in range(n) if matrix_layer(net.layers[i]) is not None]
     if layers == "hidden":
-        return list(range(1, n - 1))
+        return [i for i in range(1, n - 1) if matrix_layer(net.layers[i]) is not None]
     if isinstance(layers, str):
         raise CompressionError(f"{technique}: layers={layers!r}; use 'hidden', 'all' or a list of indices")
     bad = [i for i in layers if not -n <= i < n]

@@ -16,6 +16,7 @@ from .depthwise import DepthwiseConv2D
 from .fold import fold_batchnorm_layers
 from .lowrank import LowRank
 from .monarch import Monarch
+from .pointwise import Pointwise
 from .pool import AvgPool2D, GlobalAveragePool, MaxPool2D
 from .reshape import Activation, Flatten, Reshape
 from .residual import Residual
@@ -37,6 +38,7 @@ __all__ = [
     "LowRank",
     "MaxPool2D",
     "Monarch",
+    "Pointwise",
     "Reshape",
     "Residual",
     "ShapedLayer",
