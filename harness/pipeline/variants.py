@@ -57,12 +57,20 @@ def default_cache_dir() -> Path:
 
 @dataclass
 class Base:
-    """A task's base model and dataset."""
+    """A task's base model and dataset. ``base_model`` names the recipe (``None`` for a user's model
+    file); ``qualify`` is set when the task has several base models, whose variants are then named
+    ``<base_model>:<variant>`` so that every variant name stays unique within its task."""
 
     task: str
     key: str
     model: Model
     data: Dataset
+    base_model: str | None = None
+    qualify: bool = False
+
+    def variant_name(self, spec_name: str) -> str:
+        """The stored name of the variant ``spec_name`` built from this base model."""
+        return f"{self.base_model}:{spec_name}" if self.qualify else spec_name
 
 
 def _save_dataset(path: Path, ds: Dataset) -> None:
@@ -92,17 +100,25 @@ def _commit_dir(tmp: Path, final: Path) -> None:
     tmp.rename(final)
 
 
+def load_bases(task: Task, cache: Path) -> list[Base]:
+    """Build (or load from cache) every base model of ``task``, in the order the suite names them."""
+    return [_load_recipe(task, r, p, cache) if r else load_base(task, cache) for r, p in task.base_models]
+
+
 def load_base(task: Task, cache: Path) -> Base:
-    """Build (or load from cache) the base model of ``task``."""
-    if task.recipe is None:  # user model file + dataset file (bring your own): checked and loaded, not cached
+    """Build (or load from cache) the (first) base model of ``task``; see :func:`load_bases`."""
+    recipe, params = task.base_models[0]
+    if recipe is None:  # user model file + dataset file (bring your own): checked and loaded, not cached
         b = build_byo(task)
         return Base(task.name, b.key, b.model, b.data)
-    key = content_key(
-        "base", task.recipe, task.recipe_params, task.seed, recipe_source(task.recipe), __version__
-    )
+    return _load_recipe(task, recipe, params, cache)
+
+
+def _load_recipe(task: Task, recipe: str, params: dict[str, Any], cache: Path) -> Base:
+    key = content_key("base", recipe, params, task.seed, recipe_source(recipe), __version__)
     d = cache / "base" / key
     if not (d / "meta.json").exists():
-        net, ds = build_recipe(task.recipe, task.seed, task.recipe_params)
+        net, ds = build_recipe(recipe, task.seed, params)
         tmp = d.with_name(f".{key}.{os.getpid()}")
         tmp.mkdir(parents=True, exist_ok=True)
         net.save(tmp / "net.npz")
@@ -113,7 +129,8 @@ def load_base(task: Task, cache: Path) -> Base:
         _commit_dir(tmp, d)
     meta = json.loads((d / "meta.json").read_text())
     net = Network.load(d / "net.npz")
-    return Base(task.name, key, Model(net=net), _load_dataset(d / "data.npz", task.name, meta))
+    data = _load_dataset(d / "data.npz", task.name, meta)
+    return Base(task.name, key, Model(net=net), data, base_model=recipe, qualify=task.several_bases)
 
 
 def _finalize(model: Model) -> dict[str, bytes]:
@@ -180,6 +197,7 @@ def build_variant(base: Base, spec: VariantSpec, cache: Path, meter: Meter | Non
             "task": base.task,
             "name": spec.name,
             "base_key": base.key,
+            "base_model": base.base_model,
             **_describe(model, files),
             "produce_s": produce_s,
             "produce_j": produce_j,
@@ -193,7 +211,7 @@ def build_variant(base: Base, spec: VariantSpec, cache: Path, meter: Meter | Non
             model.net.save(tmp / "net.npz")
         (tmp / "meta.json").write_text(json.dumps(meta, default=_json_default, indent=1))
         _commit_dir(tmp, d)
-    return load_variant(d, base.task, spec.name)
+    return load_variant(d, base.task, base.variant_name(spec.name))
 
 
 @functools.cache
@@ -280,6 +298,7 @@ __all__ = [
     "build_variant",
     "default_cache_dir",
     "load_base",
+    "load_bases",
     "load_variant",
     "produce_artefact",
 ]

@@ -174,10 +174,12 @@ BOARD_COLS = (
 
 
 def _board_table(task: str, rows: list[BoardRow], fits: dict[str, bool | None], kind: str) -> str:
+    several = any("base_model" in r for r in rows)  # a task with several base models names each row's
+    cols = (*BOARD_COLS[:1], ("base", "base model"), *BOARD_COLS[1:]) if several else BOARD_COLS
     head = "".join(
         f'<th class="{"" if k == "prov" else "sortable"}" data-key="{k}"{"" if k == "prov" else TAB}>'
         f"{escape(lab)}</th>"
-        for k, lab in BOARD_COLS
+        for k, lab in cols
     )
     body = []
     for r in rows:
@@ -202,6 +204,8 @@ def _board_table(task: str, rows: list[BoardRow], fits: dict[str, bool | None], 
             _td(fit_txt, None if f is None else int(f), raw=True),
             f"<td>{_provenance(r)}</td>",
         ]
+        if several:
+            cells.insert(1, _td(r.get("base_model") or "–", r.get("base_model") or ""))
         body.append(
             f'<tr class="row" data-id="{escape(row_id(r))}" data-target="{escape(r["target"] or "")}" '
             f'data-technique="{escape(r["technique"] or "")}" data-class="{escape(r["energy_class"] or "")}">'

@@ -55,6 +55,8 @@ def markdown(
             "",
             f"Metric **{rows[0]['metric']}**, minimum acceptable **{cell(rows[0]['min_accuracy'])}**.",
         ]
+        if rows[0].get("performance_only"):
+            lines += ["", "_Performance only (synthetic inputs): no accuracy, ranked by energy per inference._"]
         for cls in sorted({r["energy_class"] or "none" for r in rows}):
             grp = [r for r in rows if (r["energy_class"] or "none") == cls]
             lines += [
@@ -62,11 +64,14 @@ def markdown(
                 f"### energy class: {cls}",
                 "",
             ]
+            several = any("base_model" in r for r in grp)  # a column only where a task has several
             lines += _md_table(
-                "rank> | variant | technique | target | runtime | quality> | quality/J> | E/inference> | "
+                "rank> | " + ("base model | " if several else "") + "variant | technique | target | runtime | "
+                "quality> | quality/J> | E/inference> | "
                 "p50 ms> | p99 ms> | inf/s> | gCO2e/1000> | params> | MACs> | bytes> | break-even inf.>",
                 [
-                    [cell(r["rank"]), _md_escape(r["variant"]), _md_escape(r["technique"]),
+                    [cell(r["rank"]), *([_md_escape(r.get("base_model"))] if several else []),
+                     _md_escape(r["variant"]), _md_escape(r["technique"]),
                      _md_escape(r["target"]), _md_escape(r["runtime"]), cell(r["accuracy"]),
                      cell(r["accuracy_per_joule"], ".4g"), energy_text(r["energy_per_inference_j"]),
                      cell(r["latency_p50_ms"], ".4f"), cell(r["latency_p99_ms"], ".4f"),
