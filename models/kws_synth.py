@@ -93,7 +93,7 @@ def generate(n: int, seed: int, split: int = 0) -> tuple[np.ndarray, np.ndarray]
 
 @RECIPES.register("kws_synth_dscnn")
 def build(
-    seed: int = 0, epochs: int = 5, n_train: int = 2000, n_eval: int = 1000, data_seed: int = 7
+    seed: int = 0, epochs: int = 4, n_train: int = 2000, n_eval: int = 1000, data_seed: int = 7
 ) -> tuple[Network, Dataset]:
     """Generate train and eval rows (eval from its own seed), train the DS-CNN (deterministic)."""
     xtr, ytr = generate(n_train, data_seed, split=0)

@@ -134,11 +134,19 @@ def _load_recipe(task: Task, recipe: str, params: dict[str, Any], cache: Path) -
 
 
 def _finalize(model: Model) -> dict[str, bytes]:
-    """Every runnable format we can derive: float exports of the IR unless a step wrote its own."""
+    """Every runnable format we can derive: float exports of the IR unless a step wrote its own.
+
+    A format whose exporter does not cover a layer of the network yet is left out (a target that
+    needs it then reports that the variant has no such file); the other formats still run.
+    """
     files = dict(model.files)
     if model.net is not None and not any(h.get("technique") == "int8" for h in model.history):
-        files.setdefault("onnx", network_to_onnx_bytes(model.net))
-        files.setdefault("tflite", network_to_tflite(model.net))
+        for fmt, export in (("onnx", network_to_onnx_bytes), ("tflite", network_to_tflite)):
+            if fmt not in files:
+                try:
+                    files[fmt] = export(model.net)
+                except NotImplementedError:
+                    continue
     return files
 
 
