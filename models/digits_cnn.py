@@ -4,9 +4,10 @@
 seeded split as ``digits_mlp`` (so the two base models share one evaluation set). Network:
 :func:`harness.ir.architectures.digits_cnn` (conv 3x3x16, max pool, conv 3x3x32, global average
 pool, dense 10: 5,130 parameters, 83,264 MACs), trained with the NumPy trainer (Adam, cosine
-schedule, best of ``epochs`` on a 10 % validation split of the training rows). Reaches about 0.97.
+schedule, best of ``epochs`` on a 10 % validation split of the training rows). Measured (seed 0):
+0.969 eval accuracy (``digits_mlp`` with 64 hidden units: 0.951).
 
-Training time: about 6 s for 20 epochs on one core of the 2-core CI machine (``OPENBLAS_NUM_THREADS=1``).
+Training time: 2 s for 20 epochs with ``OPENBLAS_NUM_THREADS=1`` on the loaded 2-core CI machine.
 """
 
 from __future__ import annotations

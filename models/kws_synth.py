@@ -16,8 +16,11 @@
 Balanced classes, 2000 train / 1000 eval rows, standardised with one mean and standard deviation
 of the training rows. Network: :func:`harness.ir.architectures.ds_cnn_kws` (MLPerf Tiny's DS-CNN:
 24,908 parameters, 2.66 M MACs once BatchNorm is folded), trained with the NumPy trainer (Adam,
-cosine schedule, best of ``epochs`` on a 10 % validation split). Accuracy, training time: see
-``benches/conv.toml`` (``why_min`` of the task) and the recipe tests.
+cosine schedule, best of ``epochs`` on a 10 % validation split). Measured (seed 0, 4 epochs):
+0.79 eval accuracy, where logistic regression on the flat rows gets 0.49 and chance is 0.083.
+
+Training time: 42 s (data generation included) with ``OPENBLAS_NUM_THREADS=1`` on the loaded
+2-core CI machine.
 """
 
 from __future__ import annotations

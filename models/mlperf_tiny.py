@@ -14,7 +14,7 @@ package here; what these recipes measure is the cost of the published networks o
   (:func:`~harness.ir.architectures.dense_autoencoder`; its 640 outputs are scored as if they were
   640 classes, which is meaningless and why the task is performance-only)
 
-No training, so building takes well under a second each; the calibration rows of static int8 are
+No training, so building takes under a second each (0.2-0.7 s measured); the calibration rows of static int8 are
 synthetic too (standard normal), which is what the quantiser then sizes its scales for.
 """
 

@@ -6,9 +6,10 @@ deviation of the training rows (a per-feature scaling would undo the translation
 convolutions share). Network: :func:`harness.ir.architectures.mnist1d_cnn` (three stride-2
 convolutions of kernel 5 and 32 channels, dense 10: 12,106 parameters, 81,600 MACs), trained with the
 NumPy trainer (Adam, cosine schedule, best of ``epochs`` on a 10 % validation split of the training
-rows). Reaches about 0.93 eval accuracy (seed 0) where MLPs stay near 0.60.
+rows). Measured (seed 0): 0.932 eval accuracy, where ``mnist1d_mlp`` (128, 128) gets 0.608.
 
-Training time: about 17 s for 40 epochs on one core of the 2-core CI machine (``OPENBLAS_NUM_THREADS=1``).
+Training time: 10 s for 40 epochs (data generation included) with ``OPENBLAS_NUM_THREADS=1`` on
+the loaded 2-core CI machine.
 """
 
 from __future__ import annotations
