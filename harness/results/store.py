@@ -5,6 +5,9 @@ A result is written in one transaction after all its windows are measured, so an
 
 # schema history:
 #   1  runs, results, windows, meta(schema_version)
+#   2  results.base_model (the recipe a variant was built from; a task may have several). Opening a
+#      v1 file to write adds the column and fills it from each run's suite settings (the task's
+#      single recipe, else NULL); a v1 file opened read-only is left untouched and reads NULL.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 from ..errors import StoreError
 from .record import COLUMNS, STORED_ONLY, Result
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -34,7 +37,7 @@ CREATE TABLE IF NOT EXISTS results (
     id INTEGER PRIMARY KEY,
     job_key TEXT NOT NULL UNIQUE,
     run_id INTEGER NOT NULL REFERENCES runs(id),
-    suite TEXT NOT NULL, task TEXT NOT NULL, variant TEXT NOT NULL, variant_key TEXT,
+    suite TEXT NOT NULL, task TEXT NOT NULL, base_model TEXT, variant TEXT NOT NULL, variant_key TEXT,
     technique TEXT, target TEXT NOT NULL, target_kind TEXT, runtime TEXT,
     status TEXT NOT NULL CHECK (status IN ('done', 'skipped', 'failed')), reason TEXT,
     metric TEXT, min_accuracy REAL, accuracy REAL, base_accuracy REAL,
@@ -120,6 +123,8 @@ class Store:
                     conn.execute(
                         "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
                     )
+            elif version < SCHEMA_VERSION and create:
+                _migrate(conn, version)
         except sqlite3.DatabaseError as e:
             if "not a database" in str(e):
                 raise StoreError(f"{path} is not an SQLite database; pass another --db path") from None
@@ -253,6 +258,32 @@ class Store:
 
     def runs(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.conn.execute("SELECT * FROM runs ORDER BY id")]
+
+
+def _migrate(conn: sqlite3.Connection, version: int) -> None:
+    """Bring an older schema up to :data:`SCHEMA_VERSION` in one transaction (see the history above)."""
+    with _tx(conn):
+        if version < 2:
+            conn.execute("ALTER TABLE results ADD COLUMN base_model TEXT")
+            for run_id, settings in conn.execute("SELECT id, settings FROM runs").fetchall():
+                for task, recipe in _single_recipes(settings).items():
+                    conn.execute(
+                        "UPDATE results SET base_model=? WHERE run_id=? AND task=?", (recipe, run_id, task)
+                    )
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+
+def _single_recipes(settings: str | None) -> dict[str, str]:
+    """Task name -> its recipe, from a run's stored suite settings (tasks with a single recipe only)."""
+    try:
+        tasks = json.loads(settings or "{}").get("tasks") or []
+    except (json.JSONDecodeError, AttributeError):
+        return {}
+    return {
+        t["name"]: t["recipe"]
+        for t in tasks
+        if isinstance(t, dict) and isinstance(t.get("name"), str) and isinstance(t.get("recipe"), str)
+    }
 
 
 @contextmanager
