@@ -73,14 +73,25 @@ def test_json_report_is_an_object_with_runs_results_and_skipped(tmp_path: Path) 
     assert list(doc) == ["schema_version", "runs", "results", "skipped"]
     assert doc["schema_version"] == SCHEMA_VERSION == 1
     (run,) = doc["runs"]
-    assert run["id"] == 1 and run["suite"] == "fixture" and run["status"] == "done" and run["git_rev"] == "abc1234"
+    assert (
+        run["id"] == 1
+        and run["suite"] == "fixture"
+        and run["status"] == "done"
+        and run["git_rev"] == "abc1234"
+    )
     for key in ("started", "ended"):  # ISO 8601 UTC to the second
         assert len(run[key]) == 20 and run[key][10] == "T" and run[key].endswith("Z")
     assert run["started"] <= run["ended"] and run["ci_target"] == 0.02
     assert run["host"] == {"name": "host"}  # no result recorded this host's facts
     assert run["frugalbench_version"] is None  # the fixture's results recorded none: unknown, not invented
     assert doc["skipped"] == [
-        {"task": "digits", "variant": "int8", "target": "mcu", "status": "skipped", "reason": "variant has no blob"}
+        {
+            "task": "digits",
+            "variant": "int8",
+            "target": "mcu",
+            "status": "skipped",
+            "reason": "variant has no blob",
+        }
     ]
     for r in doc["results"]:
         assert list(r)[: len(LEADERBOARD_KEYS)] == list(LEADERBOARD_KEYS)
@@ -134,7 +145,9 @@ def test_csv_appends_the_statistics_after_the_old_columns(tmp_path: Path) -> Non
 
 def test_every_fixture_row_has_its_stats(tmp_path: Path) -> None:
     doc = json.loads(render_db(make_db(tmp_path / "f.sqlite"), "json"))
-    assert doc["results"] and all(r["n_windows"] == 5 and r["window_p50_std_ms"] == 0.0 for r in doc["results"])
+    assert doc["results"] and all(
+        r["n_windows"] == 5 and r["window_p50_std_ms"] == 0.0 for r in doc["results"]
+    )
     assert [s["status"] for s in doc["skipped"]] == ["skipped"]
 
 
@@ -150,7 +163,9 @@ def _fake_sysfs(root: Path, cores: dict[int, tuple[str, str | None, str]]) -> Pa
 
 
 def test_cpu_state_reads_cpufreq_and_invents_nothing(tmp_path: Path) -> None:
-    root = _fake_sysfs(tmp_path / "cpu", {0: ("performance", "2400000", "3500000"), 1: ("powersave", None, "3500000")})
+    root = _fake_sysfs(
+        tmp_path / "cpu", {0: ("performance", "2400000", "3500000"), 1: ("powersave", None, "3500000")}
+    )
     st = cpu_state([0, 1], root=root)
     assert st["governor"] == "performance,powersave"
     assert st["cpu_freq_cur_mhz"] == {"cpu0": 2400.0, "cpu1": None}  # unreadable: None, not 0
@@ -172,7 +187,10 @@ def test_local_target_records_cpu_state_at_measurement_start(tmp_path: Path) -> 
         before = t.info()
         assert before["load_avg"] is None and before["governor"] is None  # nothing measured yet
         assert before["packages"]["numpy"] == np.__version__
-        assert before["packages"]["onnxruntime"] and set(before["packages"]) >= {"ai-edge-litert", "frugalbench"}
+        assert before["packages"]["onnxruntime"] and set(before["packages"]) >= {
+            "ai-edge-litert",
+            "frugalbench",
+        }
         t.set_inputs(np.ones((4, 8), np.float32))
         t.window(0.01)
         after = t.info()
