@@ -12,6 +12,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from harness.errors import StoreError
@@ -94,6 +95,10 @@ def test_results_stored_with_provenance(ran: tuple[Path, Path]) -> None:
             assert r.model.fine_tuned is False and r.technique in ("fp32", "int8")  # 0 in SQLite, read back
             p = r.provenance
             assert p["runtime"] in ("ort", "litert") and p["runtime_version"] and "isa" in p and p["threads"] == 1
+            # read when the first window started; the load average exists on every POSIX host
+            assert len(p["load_avg"]) == 3 and all(x >= 0 for x in p["load_avg"])
+            assert {"governor", "cpu_freq_cur_mhz", "cpu_freq_max_mhz"} <= set(p)
+            assert p["packages"]["numpy"] == np.__version__ and p["packages"]["frugalbench"]
             assert r.id is not None and len(s.windows(r.id)) >= 2
 
 
@@ -101,8 +106,12 @@ def test_report_formats(ran: tuple[Path, Path]) -> None:
     d, _ = ran
     r = _cli("report", "--db", "r.sqlite", "--format", "json", cwd=d)
     assert r.returncode == 0, r.stderr
-    board = json.loads(r.stdout)
-    assert len(board) == 6
+    doc = json.loads(r.stdout)
+    board = doc["results"]
+    assert len(board) == 6 and doc["skipped"] == []
+    (run,) = doc["runs"]
+    assert run["suite"] == "tiny" and run["status"] == "done" and run["started"] <= run["ended"]
+    assert run["frugalbench_version"] and run["host"]["cpu"] and run["ci_target"] == 0.5
     for row in board:
         assert set(LEADERBOARD_KEYS) <= set(row)
         assert (row["rank"] is None) == (not row["passes_gate"])

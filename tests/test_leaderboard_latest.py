@@ -42,10 +42,9 @@ def _db(path: Path) -> Path:
 
 
 def _rows(doc: Any) -> list[dict[str, Any]]:
-    """The leaderboard rows of a JSON report: the document itself, or its list of rows."""
-    if isinstance(doc, list):
-        return doc
-    return next(v for v in doc.values() if isinstance(v, list) and v and "variant" in v[0])
+    """The leaderboard rows of a JSON report."""
+    rows: list[dict[str, Any]] = doc["results"]
+    return rows
 
 
 def test_latest_keeps_one_result_per_label(tmp_path: Path) -> None:

@@ -152,12 +152,45 @@ def _provenance(r: BoardRow, x: RowExtras) -> str:
         ("params / MACs", f"{_t(r['params'])} / {_t(r['macs'])}"),
         ("bytes", _gzip_text(r["model_bytes"], r["model_bytes_gz"])),
     ]
-    shown = ("isa", "threads", "batch", "runtime_version", "git_rev", "date")
-    for k, v in sorted((r.get("provenance") or {}).items()):
+    prov = r.get("provenance") or {}
+    items += _cpu_items(prov)
+    shown = ("isa", "threads", "batch", "runtime_version", "git_rev", "date", *CPU_KEYS)
+    for k, v in sorted(prov.items()):
         if k not in shown:
             items.append((k, json.dumps(v, sort_keys=True) if isinstance(v, dict | list) else v))
     dl = "".join(f"<dt>{_t(k)}</dt><dd>{_t(v)}</dd>" for k, v in items)
     return f"<details><summary>details</summary><dl>{dl}</dl></details>"
+
+
+# provenance keys of the CPU state and package versions (local target), shown by :func:`_cpu_items`
+CPU_KEYS = ("governor", "cpu_freq_cur_mhz", "cpu_freq_max_mhz", "load_avg", "packages")
+
+
+def _mhz_range(per_core: Any) -> str:
+    """Per-core MHz as one figure, or lowest–highest when the cores differ; – when none is known."""
+    values = per_core.values() if isinstance(per_core, dict) else ()
+    known = sorted(v for v in values if v is not None)
+    if not known:
+        return "–"
+    return f"{known[0]:g}" if known[0] == known[-1] else f"{known[0]:g}–{known[-1]:g}"
+
+
+def _cpu_items(prov: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Details items for the CPU state and package versions, each only where the result recorded it."""
+    items: list[tuple[str, Any]] = []
+    if "governor" in prov:
+        items.append(("CPU governor", prov["governor"]))
+    if "cpu_freq_cur_mhz" in prov or "cpu_freq_max_mhz" in prov:
+        cur, top = prov.get("cpu_freq_cur_mhz"), prov.get("cpu_freq_max_mhz")
+        both = None if cur is None and top is None else f"{_mhz_range(cur)} / {_mhz_range(top)} MHz"
+        items.append(("CPU frequency at start / max", both))
+    if "load_avg" in prov:
+        load = prov["load_avg"]
+        items.append(("load average at start (1, 5, 15 min)", ", ".join(map(str, load)) if load else None))
+    if isinstance(prov.get("packages"), dict):
+        vers = ", ".join(f"{k} {'–' if v is None else v}" for k, v in prov["packages"].items())
+        items.append(("package versions", vers))
+    return items
 
 
 def _ci_text(rel: float | None, target: float | None) -> str | None:

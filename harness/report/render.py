@@ -42,7 +42,7 @@ def render_data(fmt: str, data: ReportData, *, output: Path | None = None) -> st
                 note = f"\n_Plots not written: {e}._\n"
         return markdown(data.board, data.skipped, data, images) + note  # type: ignore[call-arg]
     fn = FORMATS.get(fmt)
-    if fmt == "html":
+    if fmt in ("html", "json", "csv"):
         return fn(data.board, data.skipped, data)  # type: ignore[call-arg]
     return fn(data.board, data.skipped)
 

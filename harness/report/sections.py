@@ -20,6 +20,7 @@ from ..results.rank import BoardRow, fronts, leaderboard
 from ..results.record import Result
 from .columns import GRADE_MIN_ROWS, GRADE_MIN_SPREAD, NO_EXTRAS, RowExtras
 from .embodied import Profiles, load_profiles
+from .spread import WindowSpread, window_spread
 
 GRADES = ("A", "B", "C", "D", "E")
 
@@ -42,10 +43,15 @@ class ReportData:
     plots: list[dict[str, Any]] = field(default_factory=list)
     extras: dict[tuple[str, str], RowExtras] = field(default_factory=dict)
     skipped_groups: list[dict[str, Any]] = field(default_factory=list)
+    spreads: dict[tuple[int | None, str, str], WindowSpread] = field(default_factory=dict)
 
     def extra(self, r: BoardRow) -> RowExtras:
         """The :class:`RowExtras` of a leaderboard row (all unknown when not computed)."""
         return self.extras.get((r["task"], row_id(r)), NO_EXTRAS)
+
+    def spread(self, r: BoardRow) -> WindowSpread | None:
+        """The spread of a leaderboard row's window medians (None when its windows were not read)."""
+        return self.spreads.get((r["run_id"], r["task"], row_id(r)))
 
 
 def row_id(r: BoardRow) -> str:
@@ -79,6 +85,40 @@ def extras_rows(
             "ci_target": ci_target.get(r["run_id"]),
         }
     return out
+
+
+# the host facts every locally measured result records (``sysinfo.host_summary``), bar the name
+HOST_KEYS = ("machine", "cpu", "isa", "kernel", "python")
+
+
+def run_provenance(run: dict[str, Any], results: list[Result]) -> dict[str, Any]:
+    """What a run's provenance adds to its stored row: end time, CI target, host summary, version.
+
+    The host summary is the name the run stored plus the :data:`HOST_KEYS` of a result of this run
+    measured on that host; the frugalbench version is the one its results recorded (None when they
+    recorded none: results from before versions were recorded, or from targets that do not).
+    """
+    prov = [r.provenance for r in results if r.run_id == run["id"] and r.provenance]
+    local = next((p for p in prov if p.get("host") == run["host"]), None)
+    versions = sorted({v for p in prov if (v := (p.get("packages") or {}).get("frugalbench"))})
+    return {
+        "started_utc": iso_datetime(run["started"]),
+        "ended_utc": iso_datetime(run["finished"]),
+        "ci_target": _settings(run).get("run", {}).get("ci_target"),
+        "host_summary": {"name": run["host"]} | ({k: local.get(k) for k in HOST_KEYS} if local else {}),
+        "frugalbench_version": ", ".join(versions) or None,
+    }
+
+
+def spread_rows(
+    results: list[Result], window_p50s: dict[int, list[float]]
+) -> dict[tuple[int | None, str, str], WindowSpread]:
+    """Per (run id, task, row id) of a done result: the spread of its valid windows' median latencies."""
+    return {
+        (r.run_id, r.task, f"{r.variant}@{r.target}"): window_spread(window_p50s[r.id])
+        for r in results
+        if r.status == "done" and r.id is not None and r.id in window_p50s
+    }
 
 
 def skipped_groups(skipped: list[Result]) -> list[dict[str, Any]]:
@@ -340,9 +380,11 @@ def build(
     runs: list[dict[str, Any]] | None = None,
     *,
     window_energy_j: dict[int, float] | None = None,
+    window_p50s: dict[int, list[float]] | None = None,
     profiles: Profiles | None = None,
 ) -> ReportData:
-    """All report rows from stored results (``Store.results()``) and runs (``Store.runs()``)."""
+    """All report rows from stored results (``Store.results()``) and runs (``Store.runs()``);
+    ``window_p50s``: per result id, the median latency (s) of each valid window, in window order."""
     runs = runs or []
     board = leaderboard(results)
     skipped = [r for r in results if r.status != "done"]
@@ -361,6 +403,7 @@ def build(
                 "status": r["status"],
                 "git_rev": r["git_rev"],
                 "host": r["host"],
+                **run_provenance(r, results),
             }
             for r in runs
             if r["id"] in run_ids
@@ -376,6 +419,7 @@ def build(
         plots=plot_rows(board, fr),
         extras=extras_rows(board, results, runs, budgets),
         skipped_groups=skipped_groups(skipped),
+        spreads=spread_rows(results, window_p50s or {}),
     )
 
 
@@ -409,5 +453,10 @@ def from_db(db: str | Path, run_id: int | None = None, embodied: str | Path | No
                 "SELECT result_id, SUM(energy_j) FROM windows WHERE valid=1 GROUP BY result_id"
             )
         }
+        p50s = {  # the median latency of each valid window, per done result
+            r.id: [w["latency_p50_s"] for w in store.windows(r.id) if w["valid"] and w["latency_p50_s"]]
+            for r in results
+            if r.status == "done" and r.id is not None
+        }
     profiles = load_profiles(embodied) if embodied else Profiles({}, {})
-    return build(results, runs, window_energy_j=energy, profiles=profiles)
+    return build(results, runs, window_energy_j=energy, window_p50s=p50s, profiles=profiles)

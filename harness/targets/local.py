@@ -1,4 +1,11 @@
-"""The local CPU: ONNX Runtime or LiteRT in this process, optionally pinned to cores."""
+"""The local CPU: ONNX Runtime or LiteRT in this process, optionally pinned to cores.
+
+Its provenance (:meth:`CpuTarget.info`) holds the host summary, the runtime and its settings, the
+versions of numpy, onnxruntime, ai-edge-litert and frugalbench, and the CPU state read when the
+first timed window of the loaded variant starts (cpufreq governor, current and maximum frequency of
+the cores this process runs on, load average): None where the system does not expose it, and None
+before any window was timed (a job skipped or failed before measuring).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +19,7 @@ from pydantic import Field
 from ..errors import TargetError
 from ..ir.model import Variant
 from ..runtimes import RUNTIMES, Runtime
-from ..sysinfo import host_summary
+from ..sysinfo import CPU_STATE_KEYS, cpu_state, host_summary, package_versions
 from .artefact import Artefact, ArtefactFile
 from .base import TARGETS, Target, TargetConfig, Window
 
@@ -37,6 +44,7 @@ class CpuTarget(Target):
         self.rt: Runtime | None = None
         self._batches: list[np.ndarray] = []
         self._old_affinity: set[int] | None = None
+        self._state: dict[str, Any] | None = None  # CPU state at the start of the first timed window
 
     @classmethod
     def availability(cls) -> str | None:
@@ -78,6 +86,7 @@ class CpuTarget(Target):
             )
         cls = RUNTIMES.get(self.config.runtime)
         self.rt = cls(artefact.path, threads=self.config.threads, batch=self.config.batch)
+        self._state = None
 
     def _runtime(self) -> Runtime:
         if self.rt is None:
@@ -109,6 +118,8 @@ class CpuTarget(Target):
         rt = self._runtime()
         if not self._batches:
             raise TargetError("call set_inputs(x) before timing windows")
+        if self._state is None:  # the measurement of this variant starts here
+            self._state = cpu_state()
         probe = rt.timed_loop(self._batches, 20)
         per_call = max(float(np.median(probe)) * 1e-9, 1e-7)
         if warmup_s > 0:
@@ -133,6 +144,8 @@ class CpuTarget(Target):
             "batch": self.config.batch,
             "cores": self.config.cores,
             "clock": "host perf_counter_ns",
+            **(self._state or dict.fromkeys(CPU_STATE_KEYS)),
+            "packages": package_versions(),
         }
 
     def close(self) -> None:
