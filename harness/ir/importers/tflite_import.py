@@ -65,7 +65,11 @@ class _File:
             outs = [str(int(i)) for i in op.outputs]
             self.nodes.append(
                 Node(
-                    name, f"#{k} {_name(self.tensors[op.outputs[0]])}", ins, outs, {"opt": op.builtinOptions}
+                    name,
+                    f"#{k}" + (f" {_name(self.tensors[op.outputs[0]])}" if len(outs) else ""),
+                    ins,
+                    outs,
+                    {"opt": op.builtinOptions},
                 )
             )
         self.head = "none"
