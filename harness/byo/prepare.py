@@ -9,6 +9,7 @@ result only when the metric on the eval set is unchanged by the conversion.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -97,10 +98,24 @@ def try_convert(
     except NotConvertible as e:
         return None, str(e)
     ref = run_file(fmt, prepared, ds.x_eval)
-    got = imp.net.forward(ds.x_eval)
+    got = imp.net.forward(ds.x_eval.reshape(len(ds.x_eval), -1))  # the IR takes flattened input rows
     a = metrics.score(metric, ref, ds.y_eval, params)
     b = metrics.score(metric, got, ds.y_eval, params)
     tol = 1.0 / len(ds.y_eval) + 1e-9 if metric in CLASSIFICATION else 1e-4 * max(1.0, abs(a))
     if abs(a - b) > tol:
         return None, f"the converted network's {metric} ({b:.6g}) differs from the file's ({a:.6g})"
     return imp, ""
+
+
+def flat_rows(ds: Dataset) -> Dataset:
+    """``ds`` with every sample flattened (C order), as a converted IR network takes its input rows.
+
+    A user's CNN may take ``(B, C, H, W)`` or ``(B, H, W, C)`` samples; its IR network takes the same
+    values flattened in that order (:mod:`harness.ir.importers.onnx_cnn`), and so do the exports of it.
+    """
+
+    def flat(x: np.ndarray | None) -> np.ndarray | None:
+        return None if x is None or x.ndim <= 2 else x.reshape(len(x), -1)
+
+    changes = {k: flat(getattr(ds, k)) for k in ("x_eval", "x_calib", "x_train")}
+    return dataclasses.replace(ds, **{k: v for k, v in changes.items() if v is not None})
