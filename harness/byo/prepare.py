@@ -114,8 +114,8 @@ def flat_rows(ds: Dataset) -> Dataset:
     values flattened in that order (:mod:`harness.ir.importers.onnx_cnn`), and so do the exports of it.
     """
 
-    def flat(x: np.ndarray | None) -> np.ndarray | None:
-        return None if x is None or x.ndim <= 2 else x.reshape(len(x), -1)
+    def flat(x: np.ndarray) -> np.ndarray:
+        return x if x.ndim <= 2 else x.reshape(len(x), -1)
 
-    changes = {k: flat(getattr(ds, k)) for k in ("x_eval", "x_calib", "x_train")}
-    return dataclasses.replace(ds, **{k: v for k, v in changes.items() if v is not None})
+    x_train = None if ds.x_train is None else flat(ds.x_train)
+    return dataclasses.replace(ds, x_eval=flat(ds.x_eval), x_calib=flat(ds.x_calib), x_train=x_train)

@@ -13,6 +13,9 @@ column (accuracy, top-k, macro-F1, binary AUC) gives the same value:
   column is the log-odds of class 1);
 * a 1-unit ``Sigmoid`` becomes ``[0, z]`` (``z > 0`` exactly when ``p > 0.5``; ``z`` is the log-odds).
 
+Convolutional graphs (a ``Conv``-family operator, or an input of rank > 2) go to
+:mod:`.onnx_cnn`, which also handles NCHW layouts, residual blocks and BatchNorm.
+
 Anything else raises :class:`NotConvertible` naming the operator that blocks the conversion; the
 caller then falls back to post-training techniques.
 """

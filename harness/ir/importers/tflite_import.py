@@ -196,11 +196,12 @@ class _File:
             other = [i for i in n.inputs if i and i != cur]
             if len(other) != 1 or other[0] not in self.consts:
                 raise NotConvertible(f"{n.what()} combines two computed tensors outside a residual block", op)
-            c = val.channel_vector(self.consts[other[0]], n)
+            vec = val.channel_vector(self.consts[other[0]], n)
             if op == "SUB" and n.inputs[0] != cur:
                 raise NotConvertible(f"{n.what()} subtracts the data from a constant", op)
-            one, zero = np.ones_like(c), np.zeros_like(c)
-            seq.affine(c if op == "MUL" else one, {"ADD": c, "SUB": -c}.get(op, zero), val)
+            one, zero = np.ones_like(vec), np.zeros_like(vec)
+            shift = vec if op == "ADD" else -vec if op == "SUB" else zero
+            seq.affine(vec if op == "MUL" else one, shift, val)
             return self._fused(n, val, seq)
         if op == "SOFTMAX":
             return self.softmax(n, val, seq)
