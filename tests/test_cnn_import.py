@@ -9,7 +9,8 @@ random inputs: at most 2.2% of the largest logit, ResNet-8 int8; 1.6% from the o
 network) with the same argmax on 63/64 to 64/64 inputs and on every input whose top-2 margin is
 above 5% of the largest logit. A CNN written the way PyTorch exports it (NCHW, Conv with pads,
 BatchNormalization, MaxPool, a residual Add, GlobalAveragePool, Flatten, Gemm, Softmax) matches ONNX
-Runtime within 1e-4; blocking operators and layouts are refused by name. The bring-your-own path
+Runtime within 1e-4; with three input channels the IR reads the row in NHWC order
+(``Imported.input_order``). Blocking operators and layouts are refused by name. The bring-your-own path
 fine-tunes a user's ONNX CNN (``prune``) and measures it on cpu-ort.
 """
 
@@ -239,9 +240,42 @@ def test_fit_padding() -> None:
     assert fit_padding([7], [3], [2], [1], [1]) == ("same", [3], [0])  # odd size: SAME already
 
 
-def test_multichannel_nchw_input_is_refused_by_name() -> None:
-    with pytest.raises(NotConvertible, match=r"Conv node 'conv1'.*transpose"):
-        onnx_to_network(torch_like_cnn(channels=3))
+def test_multichannel_nchw_input_reads_a_reordered_row() -> None:
+    raw = torch_like_cnn(channels=3)
+    imp = onnx_to_network(raw)
+    x = np.random.default_rng(6).standard_normal((32, 3, 8, 8)).astype(np.float32)
+    nhwc = x.transpose(0, 2, 3, 1).reshape(32, -1)
+    assert imp.input_order is not None and np.array_equal(imp.rows(x), nhwc)
+    assert imp.net.layers[0].out_shape == (8, 8, 3)
+    z = imp.net.forward(imp.rows(x))
+    p = np.exp(z - z.max(1, keepdims=True))
+    np.testing.assert_allclose(p / p.sum(1, keepdims=True), _ort(raw, x), atol=1e-5)
+    assert not np.allclose(imp.net.forward(x.reshape(32, -1)), z, atol=1e-3)  # the file's NCHW order differs
+
+
+def test_transpose_of_a_computed_tensor_is_refused_by_name() -> None:
+    h = helper
+    rng = np.random.default_rng(0)
+    g = h.make_graph(
+        [
+            h.make_node("Conv", ["x", "w"], ["a"], name="conv", kernel_shape=[1, 1]),
+            h.make_node("Relu", ["a"], ["b"], name="relu"),  # b: NCHW (N, 4, 2, 2)
+            h.make_node("Conv", ["b", "w2"], ["c"], name="conv_hw", kernel_shape=[1, 1]),
+            h.make_node("Transpose", ["c"], ["d"], name="swap", perm=[0, 2, 1, 3]),  # (N, 2, 4, 2)
+            h.make_node("Conv", ["d", "w3"], ["e"], name="conv_bad", kernel_shape=[1, 1]),
+            h.make_node("Flatten", ["e"], ["f"], name="flat"),
+        ],
+        "g",
+        [h.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 2, 2])],
+        [h.make_tensor_value_info("f", TensorProto.FLOAT, ["N", 16])],
+        [
+            _init("w", rng.normal(size=(4, 1, 1, 1))),
+            _init("w2", rng.normal(size=(4, 4, 1, 1))),
+            _init("w3", rng.normal(size=(4, 2, 1, 1))),
+        ],
+    )
+    with pytest.raises(NotConvertible, match=r"Conv node 'conv_bad'.*transpos"):
+        onnx_to_network(h.make_model(g))
 
 
 @pytest.mark.parametrize("op", ["Resize", "Elu"])
@@ -311,7 +345,9 @@ def test_byo_onnx_cnn_is_fine_tuned(tmp_path: Path) -> None:
 
     x, y = load_digits(return_X_y=True)
     x = (x / 16).astype(np.float32).reshape(-1, 1, 8, 8)
-    (tmp_path / "cnn.onnx").write_bytes(torch_like_cnn(seed=5))
+    x = np.concatenate([x, x**2, 1 - x], axis=1)  # three channels, NCHW: the IR reads them reordered
+    raw = torch_like_cnn(seed=5, channels=3)
+    (tmp_path / "cnn.onnx").write_bytes(raw)
     np.savez(tmp_path / "digits.npz", x_eval=x[1400:], y_eval=y[1400:], x_train=x[:1400], y_train=y[:1400])
     (tmp_path / "s.toml").write_text(SUITE)
     run_suite(load_suite(tmp_path / "s.toml"), tmp_path / "r.sqlite", cache=tmp_path / "cache")
@@ -320,5 +356,7 @@ def test_byo_onnx_cnn_is_fine_tuned(tmp_path: Path) -> None:
     fp, ft = rows["fp32"], rows["prune-ft"]
     assert fp["status"] == "done" and ft["status"] == "done", (fp["reason"], ft["reason"])
     assert ft["fine_tuned"] == 1 and fp["fine_tuned"] == 0
-    assert ft["variant_meta"]["architecture"].startswith("64-reshape-8x8x1-conv2d")
+    assert ft["variant_meta"]["architecture"].startswith("192-reshape-8x8x3-conv2d")
+    file_acc = float((_ort(raw, x[1400:]).argmax(1) == y[1400:]).mean())  # the user's file, NCHW rows
+    assert fp["accuracy"] == pytest.approx(file_acc, abs=1.5 / len(x[1400:]))
     assert ft["accuracy"] > fp["accuracy"] + 0.1  # trained on the user's data, from random weights

@@ -98,7 +98,7 @@ def try_convert(
     except NotConvertible as e:
         return None, str(e)
     ref = run_file(fmt, prepared, ds.x_eval)
-    got = imp.net.forward(ds.x_eval.reshape(len(ds.x_eval), -1))  # the IR takes flattened input rows
+    got = imp.net.forward(imp.rows(ds.x_eval))  # the IR takes flattened (maybe reordered) input rows
     a = metrics.score(metric, ref, ds.y_eval, params)
     b = metrics.score(metric, got, ds.y_eval, params)
     tol = 1.0 / len(ds.y_eval) + 1e-9 if metric in CLASSIFICATION else 1e-4 * max(1.0, abs(a))
@@ -107,15 +107,12 @@ def try_convert(
     return imp, ""
 
 
-def flat_rows(ds: Dataset) -> Dataset:
-    """``ds`` with every sample flattened (C order), as a converted IR network takes its input rows.
+def flat_rows(ds: Dataset, imp: Imported) -> Dataset:
+    """``ds`` with every sample as the converted network's input row (:meth:`Imported.rows`).
 
-    A user's CNN may take ``(B, C, H, W)`` or ``(B, H, W, C)`` samples; its IR network takes the same
-    values flattened in that order (:mod:`harness.ir.importers.onnx_cnn`), and so do the exports of it.
+    A user's CNN may take ``(B, C, H, W)`` or ``(B, H, W, C)`` samples; its IR network takes them
+    flattened, and in NHWC order (``imp.input_order``) when the file's input is channels first with
+    more than one channel. The converted network replaces the file, so every variant reads these rows.
     """
-
-    def flat(x: np.ndarray) -> np.ndarray:
-        return x if x.ndim <= 2 else x.reshape(len(x), -1)
-
-    x_train = None if ds.x_train is None else flat(ds.x_train)
-    return dataclasses.replace(ds, x_eval=flat(ds.x_eval), x_calib=flat(ds.x_calib), x_train=x_train)
+    x_train = None if ds.x_train is None else imp.rows(ds.x_train)
+    return dataclasses.replace(ds, x_eval=imp.rows(ds.x_eval), x_calib=imp.rows(ds.x_calib), x_train=x_train)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from ...errors import ModelError
 from ..network import Network
 
@@ -44,3 +46,9 @@ class Imported:
     head: str  # "none", "softmax", "softmax2", "sigmoid", "sigmoid2"
     input_name: str
     output_name: str
+    input_order: np.ndarray | None = None  # the network reads row[:, input_order]; None: the file's order
+
+    def rows(self, x: np.ndarray) -> np.ndarray:
+        """The file's input samples ``x`` as the network's input rows (flattened, reordered if needed)."""
+        flat = np.asarray(x).reshape(len(x), -1)
+        return flat if self.input_order is None else flat[:, self.input_order]

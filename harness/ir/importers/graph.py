@@ -10,10 +10,17 @@ Each tensor the walk reaches is described by a :class:`Val`: the IR's per-sample
 the IR axis held by each of the file tensor's sample axes (``(2, 0, 1)`` for an NCHW tensor of an
 IR ``(H, W, C)`` image). A ``Transpose`` in the file only changes ``perm``; an operator that needs
 channels first (ONNX ``Conv``) asks for that ``perm``. When the two layouts hold the values in the
-same flat order (a single channel, or 1x1 images) the change is a free IR ``Reshape``; otherwise the
-data would have to be transposed, which the IR has no layer for, and the walk stops with
-:class:`~.onnx_import.NotConvertible`. A flattened channels-first tensor is the exception: its
-element order is kept in ``Val.order`` and folded into the rows of the next dense layer's weights.
+same flat order (a single channel, or 1x1 images) the change is a free IR ``Reshape``. Otherwise:
+
+* at the model input (nothing computed yet), the IR takes the input row in its own order: the
+  permutation is returned as ``Imported.input_order`` (IR input element ``j`` is the file's flat
+  input element ``input_order[j]``) and the caller reorders its dataset columns once
+  (:func:`harness.byo.prepare.flat_rows`); the converted network replaces the file, so every variant
+  and export reads the reordered rows;
+* a flattened channels-first feature map keeps its element order in ``Val.order``, folded into the
+  rows of the next dense layer's weights;
+* anywhere else the data would have to be transposed, which the IR has no layer for, and the walk
+  stops with :class:`~.common.NotConvertible`.
 """
 
 from __future__ import annotations
@@ -126,12 +133,22 @@ def relayout(val: Val, want: tuple[int, ...], seq: Seq, node: Node) -> Val:
     for k, a in enumerate(want):
         shape[a] = fs[k]
     new = Val(tuple(shape), want)
+    if (
+        seq.input_order is not None
+        and val.order is None
+        and all(isinstance(la, Reshape) for la in seq.layers)
+    ):
+        # still at the model input: reorder the input row once instead of transposing the data
+        n = int(np.prod(new.shape))
+        step = np.arange(n).reshape(val.shape).transpose(val.perm).transpose(np.argsort(want)).ravel()
+        seq.input_order = seq.input_order[step]
+        seq.layers = []
+        seq.reshape((n,), new.shape)
+        return new
     if not (val.same_order and new.same_order):
         raise NotConvertible(
-            f"{node.what()} reads a tensor of shape {fs} in a layout that the IR (channels last) could only "
-            "reach by transposing the data, and the IR has no transpose layer. A channels-first model input "
-            "with more than one channel does this: give the model an NHWC input (e.g. export with a leading "
-            "Transpose), or use post-training techniques",
+            f"{node.what()} reads a computed tensor of shape {fs} in a layout that the IR (channels last) "
+            "could only reach by transposing the data, and the IR has no transpose layer",
             node.op,
         )
     seq.reshape(val.shape, new.shape)
@@ -161,8 +178,10 @@ def reshape_to(val: Val, target: Sequence[int], seq: Seq, node: Node) -> Val:
 class Seq:
     """The IR layers of one branch, with activation and affine folding."""
 
-    def __init__(self) -> None:
+    def __init__(self, input_size: int | None = None) -> None:
         self.layers: list[Layer] = []
+        # the main sequence from the model input: IR input element j is the file's element input_order[j]
+        self.input_order = None if input_size is None else np.arange(input_size)
 
     def add(self, layer: Layer) -> None:
         self.layers.append(layer)

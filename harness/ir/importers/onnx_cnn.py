@@ -14,8 +14,10 @@ IR network takes that same row: it starts with a ``Reshape`` to the input's per-
 * An NHWC input ``(B, H, W, C)`` (or a flat ``(B, F)`` input reshaped and transposed in the graph, as
   our exporter writes it) maps directly.
 * An NCHW input ``(B, C, H, W)`` — what PyTorch exports — maps directly when ``C == 1`` (the flat
-  order is the same); with ``C > 1`` the IR would need a transpose layer it does not have, and the
-  conversion stops with :class:`NotConvertible` saying so (post-training techniques still apply).
+  order is the same). With ``C > 1`` the IR network takes the row in NHWC order:
+  ``Imported.input_order`` says which file column each IR input reads, and :meth:`Imported.rows`
+  turns the file's samples into the network's rows (the bring-your-own path reorders its dataset
+  once, :func:`harness.byo.prepare.flat_rows`).
 * Inside the graph, NCHW tensors are tracked, weights are converted to the IR's layout (OIHW to
   HWIO), and a flattened NCHW feature map has its order folded into the next ``Gemm``'s weight rows.
 
@@ -367,7 +369,7 @@ def onnx_cnn_to_network(model: onnx.ModelProto, output: str | None = None) -> Im
         raise NotConvertible(f"no graph output named {out!r}")
     conv = _Onnx(consts)
     walk = GraphWalk(_nodes(g), set(consts), out, conv.step, ("Add",))
-    seq = Seq()
+    seq = Seq(int(np.prod(sample)))
     seq.reshape((int(np.prod(sample)),), sample)
     val = walk.run(inp.name, Val.plain(sample), seq)
     if len(val.shape) != 1 or val.order is not None:
@@ -377,4 +379,6 @@ def onnx_cnn_to_network(model: onnx.ModelProto, output: str | None = None) -> Im
     layers = seq.collapsed()
     if not layers:
         raise NotConvertible("the graph computes nothing the IR can train")
-    return Imported(Network(layers), conv.head, inp.name, out)
+    order = seq.input_order
+    keep = None if order is None or np.array_equal(order, np.arange(order.size)) else order
+    return Imported(Network(layers), conv.head, inp.name, out, keep)

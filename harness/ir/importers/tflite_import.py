@@ -233,7 +233,7 @@ def tflite_to_network(raw: bytes) -> Imported:
         )
     out = str(int(g.outputs[0]))
     walk = GraphWalk(f.nodes, set(f.consts), out, f.step, ("ADD",), f.act)
-    seq = Seq()
+    seq = Seq(int(np.prod(sample)))
     seq.reshape((int(np.prod(sample)),), sample)
     val = Val.plain(sample)
     if inp.type != f.s.TensorType.FLOAT32:  # an integer interface: the row holds quantised values
