@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -46,7 +46,7 @@ class Imported:
     head: str  # "none", "softmax", "softmax2", "sigmoid", "sigmoid2"
     input_name: str
     output_name: str
-    input_order: np.ndarray | None = None  # the network reads row[:, input_order]; None: the file's order
+    input_order: np.ndarray | None = field(default=None, compare=False)  # rows read row[:, input_order]
 
     def rows(self, x: np.ndarray) -> np.ndarray:
         """The file's input samples ``x`` as the network's input rows (flattened, reordered if needed)."""
