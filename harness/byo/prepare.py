@@ -9,6 +9,7 @@ result only when the metric on the eval set is unchanged by the conversion.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -97,10 +98,21 @@ def try_convert(
     except NotConvertible as e:
         return None, str(e)
     ref = run_file(fmt, prepared, ds.x_eval)
-    got = imp.net.forward(ds.x_eval)
+    got = imp.net.forward(imp.rows(ds.x_eval))  # the IR takes flattened (maybe reordered) input rows
     a = metrics.score(metric, ref, ds.y_eval, params)
     b = metrics.score(metric, got, ds.y_eval, params)
     tol = 1.0 / len(ds.y_eval) + 1e-9 if metric in CLASSIFICATION else 1e-4 * max(1.0, abs(a))
     if abs(a - b) > tol:
         return None, f"the converted network's {metric} ({b:.6g}) differs from the file's ({a:.6g})"
     return imp, ""
+
+
+def flat_rows(ds: Dataset, imp: Imported) -> Dataset:
+    """``ds`` with every sample as the converted network's input row (:meth:`Imported.rows`).
+
+    A user's CNN may take ``(B, C, H, W)`` or ``(B, H, W, C)`` samples; its IR network takes them
+    flattened, and in NHWC order (``imp.input_order``) when the file's input is channels first with
+    more than one channel. The converted network replaces the file, so every variant reads these rows.
+    """
+    x_train = None if ds.x_train is None else imp.rows(ds.x_train)
+    return dataclasses.replace(ds, x_eval=imp.rows(ds.x_eval), x_calib=imp.rows(ds.x_calib), x_train=x_train)

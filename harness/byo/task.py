@@ -131,6 +131,7 @@ def build(task: Any) -> ByoBase:
         net = imp.net if imp is not None else None
         if imp is not None:
             meta["ir"] = f"converted: {imp.net.describe()} (head {imp.head})"
+            ds = prepare.flat_rows(ds, imp)
     if net is not None:
         model = Model(net=net)
     else:

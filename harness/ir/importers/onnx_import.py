@@ -13,6 +13,9 @@ column (accuracy, top-k, macro-F1, binary AUC) gives the same value:
   column is the log-odds of class 1);
 * a 1-unit ``Sigmoid`` becomes ``[0, z]`` (``z > 0`` exactly when ``p > 0.5``; ``z`` is the log-odds).
 
+Convolutional graphs (a ``Conv``-family operator, or an input of rank > 2) go to
+:mod:`.onnx_cnn`, which also handles NCHW layouts, residual blocks and BatchNorm.
+
 Anything else raises :class:`NotConvertible` naming the operator that blocks the conversion; the
 caller then falls back to post-training techniques.
 """
@@ -20,50 +23,17 @@ caller then falls back to post-training techniques.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ...errors import ModelError
 from ..layers import Dense
 from ..network import Network
+from .common import Imported, NotConvertible
+from .onnx_cnn import is_cnn, onnx_cnn_to_network
 
 PASSTHROUGH = ("Identity", "Dropout")
-SUPPORTED = (
-    "MatMul",
-    "Gemm",
-    "Add",
-    "Relu",
-    "Softmax",
-    "Sigmoid",
-    "Cast (to float)",
-    "Identity",
-    "Flatten",
-    "input normalisation (Scaler, Sub/Mul/Div by constants)",
-)
-
-
-class NotConvertible(ModelError):
-    """The ONNX graph holds something the IR cannot express (the message names the operator)."""
-
-    def __init__(self, what: str, op: str | None = None) -> None:
-        self.op = op
-        super().__init__(
-            f"cannot convert to a trainable network: {what}. The IR converts chains of "
-            f"{', '.join(SUPPORTED)}; post-training techniques (int8, prune-weights, svd-weights) still apply"
-        )
-
-
-@dataclass(frozen=True)
-class Imported:
-    """A converted network and what was done to its output head."""
-
-    net: Network
-    head: str  # "none", "softmax", "softmax2", "sigmoid", "sigmoid2"
-    input_name: str
-    output_name: str
 
 
 def _constants(g: onnx.GraphProto) -> dict[str, np.ndarray]:
@@ -230,6 +200,8 @@ def onnx_to_network(model: onnx.ModelProto | bytes, output: str | None = None) -
     """Convert ``model`` (output ``output``, default the first) to a :class:`Network` of logits."""
     if isinstance(model, bytes | bytearray):
         model = onnx.load_from_string(bytes(model))
+    if is_cnn(model):
+        return onnx_cnn_to_network(model, output)
     g = model.graph
     consts = _constants(g)
     inp = _data_input(g, consts)
