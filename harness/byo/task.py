@@ -126,7 +126,9 @@ def build(task: Any) -> ByoBase:
     raw = mpath.read_bytes()
     prepared = raw if info.format == "tflite" else prepare.prepare_onnx(raw, info, spec)
     net, why = None, "input.convert = false"
-    if spec.convert:
+    if info.quantized:  # measured as given (its own quantisation); a dequantised copy would be another model
+        why = "the file is already int8: it is measured as given; give the float model to derive compressed variants"
+    elif spec.convert:
         imp, why = prepare.try_convert(info.format, prepared, out.name, ds, task.metric, task.metric_params)
         net = imp.net if imp is not None else None
         if imp is not None:
