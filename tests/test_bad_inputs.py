@@ -407,9 +407,9 @@ BENCH_CASES: list[tuple[str, list[str], tuple[str, ...]]] = [
     ("ok", ["--threads", "100000"], ("--threads",)),
     ("ok", ["--threads", "1025"], ("--threads",)),
 ] + [
-    ("ok", ["--shape", v], ("--shape",))
-    for v in ("x=1x-4", "x=", "x=1x16x3", "x=16", "x=1x99999999999", "x=0x16", "x=abc", "x=1xx16", "x=1x16.5",
-              "x=1x17", "x= ", "x=-1x16", "x=1x0")
+    ("ok", ["--shape", "input" + v], ("--shape",))
+    for v in ("=1x-4", "=", "=1x16x3", "=16", "=1x99999999999", "=0x16", "=abc", "=1xx16", "=1x16.5",
+              "=1x17", "= ", "=-1x16", "=1x0")
 ] + [
     ("ok", ["--shape", v], ("name",)) for v in ("=1x16", "x", "nosuch=1x16")
 ] + [
@@ -418,7 +418,7 @@ BENCH_CASES: list[tuple[str, list[str], tuple[str, ...]]] = [
     ("dyn", ["--shape", "x=100000x100000"], ("mib",)),
     ("dyn", ["--shape", "x=1x16", "--batch", "4"], ("--shape",)) if False else ("dyn", ["--shape", "x=2x2", "--shape", "y=1"], ("y",)),
 ] + [
-    ("ok", ["--value", v], ("--value",)) for v in ("x=abc", "x=nan", "x=inf", "x=", "x=1e400")
+    ("ok", ["--value", "input" + v], ("--value",)) for v in ("=abc", "=nan", "=inf", "=", "=1e400")
 ] + [
     ("ok", ["--value", v], ("name",)) for v in ("nosuch=1", "=3", "x")
 ]

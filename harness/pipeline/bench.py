@@ -153,6 +153,19 @@ def _check_numbers(*, threads: int, batch: int, window_s: float, windows: int, w
             raise ModelError(f"{name} = {v}: give a finite number of seconds > 0")
 
 
+def _onnx_dtypes(proto: Any) -> dict[str, Any]:
+    """Each graph input's element type as numpy sees it (bool, uint16, string... fed as declared)."""
+    from onnx import helper
+
+    out: dict[str, Any] = {}
+    for v in proto.graph.input:
+        try:
+            out[v.name] = helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type)
+        except (KeyError, ValueError, TypeError):
+            out[v.name] = np.dtype(object)  # an element type numpy has no dtype for
+    return out
+
+
 def _runtime_for(path: Path) -> str:
     """The registered runtime that loads files with ``path``'s extension."""
     names = [n for n in RUNTIMES.names() if f".{RUNTIMES.get(n).format}" == path.suffix]
@@ -187,6 +200,8 @@ def bench_model(
         raise ModelError(f"runtime {runtime} loads .{cls.format} files, not {path.suffix}")
     _check_numbers(threads=threads, batch=batch, window_s=window_s, windows=windows, warmup_s=warmup_s)
     proto = load_onnx(path) if cls.format == "onnx" else None  # a clear error for a corrupt file
+    if proto is not None and not set(_onnx_dtypes(proto)) - {i.name for i in proto.graph.initializer}:
+        raise ModelError(f"{path} has no inputs; bench feeds a model at least one input")
     rt = cls(path, threads=threads, batch=batch)
     rng = np.random.default_rng(seed)
     specs = rt.input_specs  # names, shapes and the dtypes the runtime takes
@@ -195,6 +210,8 @@ def bench_model(
     unknown = sorted((set(shapes) | set(values)) - {n for n, _, _ in specs})
     if unknown:
         raise ModelError(f"no input named {unknown}; the model's inputs are {[n for n, _, _ in specs]}")
+    declared = _onnx_dtypes(proto) if proto is not None else {}
+    specs = [(n, shp, declared.get(n, dt)) for n, shp, dt in specs]
     feeds = [
         {n: _make_input(n, shp, dt, batch, rng, shapes.get(n), values.get(n)) for n, shp, dt in specs}
         for _ in range(8)
