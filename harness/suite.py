@@ -14,8 +14,8 @@ from __future__ import annotations
 import importlib.resources
 import math
 import re
-from collections.abc import Callable
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 

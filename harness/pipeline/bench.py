@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import math
 
 import numpy as np
 
@@ -211,7 +210,7 @@ def bench_model(
     if unknown:
         raise ModelError(f"no input named {unknown}; the model's inputs are {[n for n, _, _ in specs]}")
     declared = _onnx_dtypes(proto) if proto is not None else {}
-    specs = [(n, shp, declared.get(n, dt)) for n, shp, dt in specs]
+    specs = [s._replace(dtype=np.dtype(declared.get(s.name, s.dtype))) for s in specs]
     feeds = [
         {n: _make_input(n, shp, dt, batch, rng, shapes.get(n), values.get(n)) for n, shp, dt in specs}
         for _ in range(8)
