@@ -43,6 +43,7 @@ DEFAULT_SUITE = "quick"
 MAX_WINDOW_S = 3600.0  # bench: one timed window of an hour at most
 MAX_BATCH = 65536  # bench: samples per call
 MAX_THREADS = 1024  # bench: intra-op threads
+MAX_WINDOWS = 10_000  # bench: timed windows
 
 
 @app.callback()
@@ -180,12 +181,14 @@ def _check_output(output: Path) -> None:
         raise ConfigError(f"-o {output}: folder {parent} does not exist; create it first (mkdir -p {parent})")
 
 
-def _check_bench_options(window_s: float, batch: int, threads: int) -> None:
+def _check_bench_options(window_s: float, batch: int, threads: int, windows: int) -> None:
     """Bounds of ``bench``'s numeric options (a NaN window or a batch of 10^8 is refused, not run)."""
     if not math.isfinite(window_s) or not 0.001 <= window_s <= MAX_WINDOW_S:
         raise ConfigError(f"--window-s {window_s}: give a number of seconds in [0.001, {MAX_WINDOW_S:g}]")
     if batch > MAX_BATCH:
         raise ConfigError(f"--batch {batch}: at most {MAX_BATCH} samples per call")
+    if windows > MAX_WINDOWS:
+        raise ConfigError(f"--windows {windows}: at most {MAX_WINDOWS}")
     if threads > MAX_THREADS:
         raise ConfigError(f"--threads {threads}: at most {MAX_THREADS} (this host has {os.cpu_count()} CPUs)")
 
@@ -215,7 +218,7 @@ def bench(
     """Benchmark any model file: latency p50/p90/p99, throughput, size, parameters, MACs."""
     from ..pipeline.bench import bench_model, parse_overrides
 
-    _check_bench_options(window_s, batch, threads)
+    _check_bench_options(window_s, batch, threads, windows)
     r = bench_model(
         model,
         runtime=runtime,
