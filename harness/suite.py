@@ -12,16 +12,31 @@ the file, the line, the key and what is expected. Target and meter tables are va
 from __future__ import annotations
 
 import importlib.resources
+import math
 import re
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
 
 METRICS = ("accuracy", "top_k", "auc", "macro_f1", "mae")
+MAX_SEED = 2**32 - 1  # numpy and scikit-learn take seeds in [0, 2**32)
+HOUR, WEEK = 3600.0, 7 * 24 * 3600.0
+
+
+def check_name(v: str) -> str:
+    """A task, variant or target name: 1 to 100 printable characters (they label results and files)."""
+    if not v.strip():
+        raise ValueError("name is empty; give a short label such as \"mlp\" or \"int8\"")
+    if len(v) > 100:
+        raise ValueError(f"name is {len(v)} characters long; keep it to 100")
+    if any(not c.isprintable() for c in v):
+        raise ValueError("name holds control characters (newline, tab...); use printable characters only")
+    return v
 
 
 class _Strict(BaseModel):
@@ -36,14 +51,20 @@ class SuiteInfo(_Strict):
 class RunRules(_Strict):
     """How long and how often to measure."""
 
-    warmup_s: float = Field(0.2, ge=0)
-    window_s: float = Field(1.0, gt=0, description="length of one timed window")
-    min_windows: int = Field(3, ge=1)
-    max_windows: int = Field(10, ge=1)
-    ci_target: float = Field(0.01, gt=0, description="95 % CI half-width of the median, relative")
-    time_budget_s: float = Field(600.0, gt=0, description="per target and variant, windows included")
-    idle_s: float = Field(0.0, ge=0, description="idle window before the timed windows (P_idle)")
-    seed: int = 0
+    warmup_s: float = Field(0.2, ge=0, le=HOUR, allow_inf_nan=False)
+    window_s: float = Field(1.0, gt=0, le=HOUR, allow_inf_nan=False, description="length of one timed window")
+    min_windows: int = Field(3, ge=1, le=10_000)
+    max_windows: int = Field(10, ge=1, le=10_000)
+    ci_target: float = Field(
+        0.01, gt=0, le=1, allow_inf_nan=False, description="95 % CI half-width of the median, relative"
+    )
+    time_budget_s: float = Field(
+        600.0, gt=0, le=WEEK, allow_inf_nan=False, description="per target and variant, windows included"
+    )
+    idle_s: float = Field(
+        0.0, ge=0, le=HOUR, allow_inf_nan=False, description="idle window before the timed windows (P_idle)"
+    )
+    seed: int = Field(0, ge=0, le=MAX_SEED)
 
     @model_validator(mode="after")
     def _order(self) -> RunRules:
@@ -95,7 +116,9 @@ class Task(_Strict):
         False, description="synthetic data: list by latency/energy, never rank by accuracy"
     )
     budget_g_per_1000: float | None = Field(None, ge=0)
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)
+
+    _name = field_validator("name")(check_name)
 
     @model_validator(mode="after")
     def _one_source(self) -> Task:
@@ -152,6 +175,8 @@ class VariantSpec(_Strict):
     tasks: list[str] | None = Field(None, description="restrict to these tasks")
     recipes: list[str] | None = Field(None, description="restrict to these base models (recipe names)")
 
+    _name = field_validator("name")(check_name)
+
     @model_validator(mode="after")
     def _shape(self) -> VariantSpec:
         if self.technique and self.steps:
@@ -193,14 +218,47 @@ class Suite(_Strict):
         ]
 
 
-def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
-    """Best-effort line number of the innermost key of ``loc`` in the TOML text."""
-    keys = [k for k in loc if isinstance(k, str)]
+def _key_line(lines: list[str], start: int, end: int, keys: list[str]) -> int | None:
+    """0-based line of the innermost of ``keys`` assigned in ``lines[start:end]``."""
     for key in reversed(keys):
-        m = re.search(rf"^\s*(\[\[?)?\s*{re.escape(key)}\b", text, re.M)
-        if m:
-            return text.count("\n", 0, m.start()) + 1
+        pat = re.compile(rf"^\s*(\[\[?)?\s*[\"']?{re.escape(key)}[\"']?\s*(=|\]|\.)")
+        for n in range(start, end):
+            if pat.match(lines[n]):
+                return n
     return None
+
+
+def _block(lines: list[str], table: str, index: int | None) -> tuple[int, int] | None:
+    """0-based ``[start, end)`` lines of table ``[table]`` or of the ``index``-th ``[[table]]``, sub-tables
+    (``[[table.steps]]``) included."""
+    head = re.compile(rf"^\s*\[\[\s*{re.escape(table)}\s*\]\]" if index is not None else rf"^\s*\[\s*{re.escape(table)}\s*\]")
+    starts = [n for n, line in enumerate(lines) if head.match(line)]
+    k = index or 0
+    if len(starts) <= k:
+        return None
+    start = starts[k]
+    own = re.compile(rf"^\s*\[\[?\s*{re.escape(table)}\.")
+    end = next(
+        (n for n in range(start + 1, len(lines)) if lines[n].lstrip().startswith("[") and not own.match(lines[n])),
+        len(lines),
+    )
+    return start, end
+
+
+def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
+    """Line number of the key at ``loc`` in the TOML text: inside the right ``[[tasks]]``/``[[variants]]``/
+    ``[[targets]]`` entry or ``[table]`` where the file uses table headers, else the first match."""
+    lines = text.splitlines()
+    keys = [k for k in loc if isinstance(k, str)]
+    if loc and isinstance(loc[0], str):
+        index = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else None
+        block = _block(lines, loc[0], index)
+        if block is not None:
+            inner = [k for k in loc[1 if index is None else 2 :] if isinstance(k, str)]
+            found = _key_line(lines, block[0] + 1, block[1], inner) if inner else None
+            return (found if found is not None else block[0]) + 1
+    found = _key_line(lines, 0, len(lines), keys)
+    return None if found is None else found + 1
 
 
 def _where(path: Path, text: str, loc: tuple[Any, ...], data: dict[str, Any]) -> str:
@@ -289,7 +347,12 @@ def load_suite(path: str | Path) -> Suite:
     """Parse and validate a suite file (or a packaged suite by name); relative file paths are resolved
     against its folder."""
     path = resolve_suite(path)
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not a text file (byte {e.start} is not UTF-8); give a TOML suite") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read ({e.strerror or e})") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -311,8 +374,24 @@ def load_suite(path: str | Path) -> Suite:
                     raise ConfigError(f"{_where(path, text, loc, data)}: file {p} not found")
                 setattr(task, attr, str(p))
     _check_names(path, text, data, suite)
+    _check_tasks(path, text, data, suite)
     _check_plugins(path, text, data, suite)
     return suite
+
+
+def _check_tasks(path: Path, text: str, data: dict[str, Any], suite: Suite) -> None:
+    """Metric parameters and recipe parameters: unknown keys and out-of-range values are refused."""
+    from .metrics import check_params
+
+    for i, task in enumerate(suite.tasks):
+        try:
+            check_params(task.metric, task.metric_params)
+        except ConfigError as e:
+            raise ConfigError(f"{_where(path, text, ('tasks', i, 'metric_params'), data)}: {e}") from None
+        if task.recipe_params and task.recipe is None:
+            raise ConfigError(
+                f"{_where(path, text, ('tasks', i, 'recipe_params'), data)}: recipe_params needs 'recipe'"
+            )
 
 
 def _check_names(path: Path, text: str, data: dict[str, Any], suite: Suite) -> None:
@@ -352,10 +431,10 @@ def _check_plugins(path: Path, text: str, data: dict[str, Any], suite: Suite) ->
     load_all()
     from .compress.base import make_compressor
     from .meters.base import METERS
-    from .pipeline.recipes import load_recipes
+    from .pipeline.recipes import check_recipe_params, load_recipes
 
     for i, task in enumerate(suite.tasks):
-        for recipe, _ in task.base_models:
+        for recipe, params in task.base_models:
             if recipe is None:
                 continue
             try:
@@ -363,37 +442,95 @@ def _check_plugins(path: Path, text: str, data: dict[str, Any], suite: Suite) ->
             except ConfigError as e:
                 key = "recipes" if task.recipes is not None else "recipe"
                 raise ConfigError(f"{_where(path, text, ('tasks', i, key), data)}: {e}") from None
+            try:
+                check_recipe_params(recipe, params)
+            except ConfigError as e:
+                raise ConfigError(f"{_where(path, text, ('tasks', i, 'recipe_params'), data)}: {e}") from None
     for i, v in enumerate(suite.variants):
         for j, (tech, params) in enumerate(v.chain):
             where = f"{_where(path, text, ('variants', i, 'steps' if v.steps else 'technique'), data)}: "
             if any(t == "int8" for t, _ in v.chain[:j]):
                 raise ConfigError(f"{where}int8 must be the last step (nothing may follow quantisation)")
-            make_compressor(tech, params, where=where)
+            try:
+                make_compressor(tech, params, where=where)
+            except ConfigError as e:
+                raise ConfigError(str(e) if str(e).startswith(where) else f"{where}{e}") from None
     seen: set[str] = set()
     for i, t in enumerate(suite.targets):
-        validate_target(t, where=_where(path, text, ("targets", i), data))
+        validate_target(
+            t,
+            where=_where(path, text, ("targets", i), data),
+            at=lambda loc, i=i: _where(path, text, ("targets", i, *loc), data),  # type: ignore[misc]
+        )
         if t["name"] in seen:
             raise ConfigError(f"{_where(path, text, ('targets', i, 'name'), data)}: duplicate target name")
         seen.add(t["name"])
     if suite.meter.get("kind", "auto") != "auto":
-        validate_meter(suite.meter, where=_where(path, text, ("meter",), data), registry=METERS)
+        validate_meter(
+            suite.meter,
+            where=_where(path, text, ("meter",), data),
+            registry=METERS,
+            at=lambda loc: _where(path, text, ("meter", *loc), data),
+        )
 
 
-def validate_target(table: dict[str, Any], *, where: str) -> Any:
+SERIAL_SCHEMES = ("socket", "rfc2217", "loop", "spy", "hwgrep", "alt", "cp2110")  # pyserial's URL handlers
+
+
+def _check_values(table: dict[str, Any], where: Callable[[tuple[Any, ...]], str]) -> None:
+    """Numbers and ports a plug-in's ``Config`` lets through: finite floats, CPU cores >= 0, a serial
+    port that is a device path or a URL pyserial opens, a printable name."""
+    for key, v in table.items():
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ConfigError(f"{where((key,))}: {v} is not a finite number")
+        if key == "name" and isinstance(v, str):
+            try:
+                check_name(v)
+            except ValueError as e:
+                raise ConfigError(f"{where((key,))}: {e}") from None
+        if key == "cores" and isinstance(v, list):
+            bad = [c for c in v if isinstance(c, int) and not 0 <= c < 4096]
+            if bad or not v:
+                raise ConfigError(
+                    f"{where((key,))}: CPU core numbers start at 0 (got {v}); e.g. cores = [0, 1]"
+                )
+        if key == "port" and isinstance(v, str) and "://" in v:
+            scheme = v.split("://", 1)[0].lower()
+            if scheme not in SERIAL_SCHEMES:
+                raise ConfigError(
+                    f"{where((key,))}: unknown serial URL scheme {scheme!r}; give a device such as "
+                    f"/dev/ttyACM0 or a URL of {', '.join(s + '://' for s in SERIAL_SCHEMES)}"
+                )
+
+
+def validate_target(
+    table: dict[str, Any], *, where: str, at: Callable[[tuple[Any, ...]], str] | None = None
+) -> Any:
+    """The target's ``Config``; ``at(loc)`` (optional) names the file line of a key inside the table."""
     from .targets.base import TARGETS
 
     kind = table.get("kind")
     if not isinstance(kind, str) or "name" not in table:
         raise ConfigError(f"{where}: each target needs 'name' and 'kind' (one of {TARGETS.names()})")
-    return _validate_table(TARGETS, kind, table, where)
+    at = at or (lambda loc: f"{where}.{'.'.join(str(k) for k in loc)}")
+    cfg = _validate_table(TARGETS, kind, table, where, at)
+    _check_values(table, at)
+    return cfg
 
 
-def validate_meter(table: dict[str, Any], *, where: str, registry: Any) -> Any:
-    return _validate_table(registry, table.get("kind", ""), table, where)
+def validate_meter(
+    table: dict[str, Any], *, where: str, registry: Any, at: Callable[[tuple[Any, ...]], str] | None = None
+) -> Any:
+    at = at or (lambda loc: f"{where}.{'.'.join(str(k) for k in loc)}")
+    cfg = _validate_table(registry, table.get("kind", ""), table, where, at)
+    _check_values(table, at)
+    return cfg
 
 
-def _validate_table(registry: Any, kind: str, table: dict[str, Any], where: str) -> Any:
-    """The plug-in's pydantic ``Config`` for ``table``, with errors that name the key."""
+def _validate_table(
+    registry: Any, kind: str, table: dict[str, Any], where: str, at: Callable[[tuple[Any, ...]], str]
+) -> Any:
+    """The plug-in's pydantic ``Config`` for ``table``, with errors that name the key (and its line)."""
     try:
         cls = registry.get(kind)
     except ConfigError as e:
@@ -402,5 +539,4 @@ def _validate_table(registry: Any, kind: str, table: dict[str, Any], where: str)
         return cls.Config(**table)
     except ValidationError as e:
         err = _first(e)
-        key = ".".join(str(p) for p in err["loc"])
-        raise ConfigError(f"{where}.{key}: {_explain(err)}") from None
+        raise ConfigError(f"{at(tuple(err['loc']))}: {_explain(err)}") from None

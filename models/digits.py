@@ -8,11 +8,11 @@ from sklearn.datasets import load_digits
 from harness.ir.data import Dataset
 from harness.ir.network import Network
 from harness.ir.train import sklearn_mlp
-from harness.pipeline.recipes import RECIPES, split
+from harness.pipeline.recipes import RECIPES, Count, Hidden, Seed, split
 
 
 @RECIPES.register("digits_mlp")
-def build(seed: int = 0, hidden: list[int] | None = None, max_iter: int = 300) -> tuple[Network, Dataset]:
+def build(seed: Seed = 0, hidden: Hidden | None = None, max_iter: Count = 300) -> tuple[Network, Dataset]:
     """Pixels scaled to [0, 1]; 25 % held out for evaluation."""
     x, y = load_digits(return_X_y=True)
     x = (x / 16.0).astype(np.float32)

@@ -7,7 +7,7 @@ import numpy as np
 from harness.ir.data import Dataset
 from harness.ir.network import Network
 from harness.ir.train import sklearn_mlp
-from harness.pipeline.recipes import RECIPES
+from harness.pipeline.recipes import RECIPES, Count, Hidden, Seed
 
 
 def load(seed: int = 42, num_samples: int = 5000) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -28,7 +28,7 @@ def load(seed: int = 42, num_samples: int = 5000) -> tuple[np.ndarray, np.ndarra
 
 @RECIPES.register("mnist1d_mlp")
 def build(
-    seed: int = 0, hidden: list[int] | None = None, max_iter: int = 300, data_seed: int = 42
+    seed: Seed = 0, hidden: Hidden | None = None, max_iter: Count = 300, data_seed: Seed = 42
 ) -> tuple[Network, Dataset]:
     """The package's own train/test split; inputs standardised with training statistics."""
     xtr, ytr, xev, yev = load(data_seed)

@@ -18,7 +18,7 @@ import numpy as np
 from harness.ir.data import Dataset
 from harness.ir.network import Network
 from harness.ir.train import train_mlp
-from harness.pipeline.recipes import RECIPES
+from harness.pipeline.recipes import RECIPES, Count, Hidden, Samples, Seed
 
 from .mnist1d import load
 
@@ -27,11 +27,11 @@ MIN_ACCURACY = 0.70
 
 @RECIPES.register("mnist1d_wide")
 def build(
-    seed: int = 0,
-    hidden: list[int] | None = None,
-    epochs: int = 20,
-    num_samples: int = 10000,
-    data_seed: int = 42,
+    seed: Seed = 0,
+    hidden: Hidden | None = None,
+    epochs: Count = 20,
+    num_samples: Samples = 10000,
+    data_seed: Seed = 42,
 ) -> tuple[Network, Dataset]:
     """Generate the data, train the wide MLP (deterministic in ``seed`` and ``data_seed``)."""
     xtr, ytr, xev, yev = load(data_seed, num_samples=num_samples)

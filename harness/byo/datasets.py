@@ -12,7 +12,11 @@
 from __future__ import annotations
 
 import csv
+import re
+import zipfile
+import zlib
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -20,14 +24,57 @@ from ..errors import DatasetError
 from .spec import InputSpec
 
 ARRAYS = ("x_eval", "y_eval", "x_train", "y_train")
+MAX_ARRAY_BYTES = 8 * 2**30  # one array in memory; a larger declared shape is refused before allocation
+# errors a damaged file raises while numpy reads it (a truncated zip, a bad CRC, a lying header)
+_READ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
+
+
+def _declared(f: IO[bytes]) -> tuple[tuple[int, ...], np.dtype] | None:
+    """Shape and dtype from a ``.npy`` header, without reading the data (None if not a .npy stream)."""
+    try:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+        else:
+            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+    except _READ_ERRORS:
+        return None
+    return tuple(shape), dtype
+
+
+def _check_declared(where: str, key: str, declared: tuple[tuple[int, ...], np.dtype] | None, size: int) -> None:
+    """Refuse an array whose header cannot be read, declares object data, or more bytes than the file holds."""
+    if declared is None:
+        raise DatasetError(f"{where}: {key} is not a numpy array (bad header); write it with numpy.save/savez")
+    shape, dtype = declared
+    if dtype.hasobject:
+        raise DatasetError(f"{where}: {key} holds Python objects (dtype object); save a numeric array")
+    n_bytes = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    if n_bytes > MAX_ARRAY_BYTES:
+        raise DatasetError(
+            f"{where}: {key} declares shape {shape} {dtype} ({n_bytes / 2**30:.1f} GiB; "
+            f"limit {MAX_ARRAY_BYTES // 2**30} GiB); subsample it"
+        )
+    if n_bytes > size:
+        raise DatasetError(f"{where}: {key} declares {n_bytes} bytes but holds {size}: the file is truncated")
 
 
 def _npz(path: Path) -> dict[str, np.ndarray]:
+    fix = "write it again with numpy.savez"
     try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                key = info.filename.removesuffix(".npy")
+                if key in ARRAYS:
+                    with zf.open(info) as f:
+                        _check_declared(str(path), key, _declared(f), info.file_size)
         z = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise DatasetError(f"{path}: cannot read the .npz ({e}); write it with numpy.savez") from None
-    return {k: np.asarray(z[k]) for k in z.files if k in ARRAYS}
+        return {k: np.asarray(z[k]) for k in z.files if k in ARRAYS}
+    except DatasetError:
+        raise
+    except _READ_ERRORS as e:
+        why = "empty file" if path.stat().st_size == 0 else type(e).__name__
+        raise DatasetError(f"{path}: not a readable .npz ({why}: corrupt or truncated?); {fix}") from None
 
 
 def _npy_folder(path: Path) -> dict[str, np.ndarray]:
@@ -37,29 +84,60 @@ def _npy_folder(path: Path) -> dict[str, np.ndarray]:
         f = folder / f"{k}.npy"
         if f.exists():
             try:
+                with f.open("rb") as fh:
+                    declared = _declared(fh)
+                    header = fh.tell()
+                _check_declared(str(f), k, declared, f.stat().st_size - header)
                 out[k] = np.load(f, allow_pickle=False)
-            except (OSError, ValueError) as e:
-                raise DatasetError(f"{f}: cannot read ({e}); write it with numpy.save") from None
+            except DatasetError:
+                raise
+            except _READ_ERRORS as e:
+                raise DatasetError(f"{f}: not a readable .npy ({type(e).__name__}); write it with numpy.save") from None
     return out
 
 
+def _shown(header: list[str]) -> str:
+    """The column names, if they look like column names; never a line of some other file."""
+    if len(header) <= 64 and all(re.fullmatch(r"[\w .()%-]{1,40}", h) for h in header):
+        return f"columns: {header}"
+    return f"{len(header)} column(s) in the header row"
+
+
+def _number(text: str, row: int, col: int, path: Path) -> float:
+    try:
+        return float(text) if text.strip() else np.nan
+    except ValueError:
+        raise DatasetError(
+            f"{path}: row {row}, column {col + 1} is not a number; every feature and label must be numeric"
+        ) from None
+
+
 def _csv(path: Path, spec: InputSpec) -> dict[str, np.ndarray]:
-    with path.open(newline="", encoding="utf-8") as f:
-        rows = list(csv.reader(f))
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f))
+    except UnicodeDecodeError as e:
+        raise DatasetError(f"{path}: not UTF-8 text (byte {e.start}); save the CSV as UTF-8") from None
+    except csv.Error as e:
+        raise DatasetError(f"{path}: not a readable CSV ({type(e).__name__}); check its quoting") from None
+    except OSError as e:
+        raise DatasetError(f"{path}: cannot read ({e.strerror or type(e).__name__})") from None
     if len(rows) < 2:
         raise DatasetError(f"{path}: needs a header row and at least one data row")
     header, body = rows[0], rows[1:]
     lc = spec.label_column if spec.label_column is not None else len(header) - 1
     li = lc if isinstance(lc, int) else (header.index(lc) if lc in header else -1)
     if not 0 <= li < len(header):
-        raise DatasetError(f"{path}: no label column {lc!r}; columns: {header}")
+        raise DatasetError(f"{path}: no label column {lc!r}; {_shown(header)}")
     si = header.index("split") if "split" in header else None
     feats = [i for i in range(len(header)) if i not in (li, si)]
-    try:
-        x = np.array([[float(r[i]) if r[i].strip() else np.nan for i in feats] for r in body], np.float64)
-        y = np.array([float(r[li]) for r in body], np.float64)
-    except (ValueError, IndexError) as e:
-        raise DatasetError(f"{path}: every feature and label must be a number ({e})") from None
+    if not feats:
+        raise DatasetError(f"{path}: no feature column besides the label; {_shown(header)}")
+    for n, r in enumerate(body, start=2):
+        if len(r) != len(header):
+            raise DatasetError(f"{path}: row {n} has {len(r)} field(s), the header {len(header)}")
+    x = np.array([[_number(r[i], n, i, path) for i in feats] for n, r in enumerate(body, start=2)], np.float64)
+    y = np.array([_number(r[li], n, li, path) for n, r in enumerate(body, start=2)], np.float64)
     if si is None:
         return {"x_eval": x, "y_eval": y}
     split = np.array([r[si].strip().lower() for r in body])
@@ -77,6 +155,8 @@ def _csv(path: Path, spec: InputSpec) -> dict[str, np.ndarray]:
 def load_arrays(path: Path, spec: InputSpec) -> dict[str, np.ndarray]:
     """Raw arrays from an .npz, a folder of .npy files, or a CSV; refuses missing or non-numeric ones."""
     path = Path(path)
+    if not path.exists():
+        raise DatasetError(f"{path}: no such file or folder")
     if path.suffix.lower() == ".npz":
         arrays = _npz(path)
     elif path.is_dir() or path.suffix.lower() == ".npy":
@@ -99,6 +179,9 @@ def load_arrays(path: Path, spec: InputSpec) -> dict[str, np.ndarray]:
         have = "x_train" if "x_train" in arrays else "y_train"
         raise DatasetError(f"{path}: has {have} without its pair; give both x_train and y_train, or neither")
     for k, a in arrays.items():
+        if a.ndim == 0 or (k.startswith("y") and a.ndim > 2):
+            want = "one label (or one row of targets) per sample" if k.startswith("y") else "one row per sample"
+            raise DatasetError(f"{path}: {k} has shape {a.shape}; give an array with {want}")
         if a.dtype.kind not in "biuf" or a.size == 0:
             raise DatasetError(
                 f"{path}: {k} must be a non-empty numeric array (got dtype {a.dtype}, size {a.size})"

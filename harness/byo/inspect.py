@@ -86,6 +86,20 @@ def inspect_model(path: Path) -> ModelInfo:
     """Inputs, outputs, dtypes and opset of an ``.onnx`` or ``.tflite`` file."""
     path = Path(path)
     suffix = path.suffix.lower()
+    if not path.is_file():
+        raise ModelError(f"model file {path} not found (or not a file)")
+    if path.stat().st_size == 0:
+        raise ModelError(f"{path} is empty (0 bytes); export the model again")
+    info = _inspect(path, suffix)
+    if not info.inputs or not info.outputs:
+        raise ModelError(
+            f"{path} declares {len(info.inputs)} input(s) and {len(info.outputs)} output(s); "
+            "a benchmarked model needs at least one of each (a truncated or non-model file?)"
+        )
+    return info
+
+
+def _inspect(path: Path, suffix: str) -> ModelInfo:
     if suffix == ".onnx":
         try:
             m = onnx.load(str(path), load_external_data=False)

@@ -111,8 +111,11 @@ def label_command(
     png: Annotated[bool, typer.Option("--png/--no-png", help="also write PNG (needs matplotlib)")] = True,
 ) -> None:
     """Write an energy label (SVG, and PNG) per model and target, for a README."""
+    from ..errors import ConfigError
     from ..report.label import write_labels
     from ..report.sections import from_db
 
+    if output.exists() and not output.is_dir():
+        raise ConfigError(f"-o {output} is a file; label -o takes a folder (it writes one file per label)")
     files = write_labels(from_db(db, run_id).labels, output, png=png)
     typer.echo(f"wrote {len(files)} files to {output}", err=True)

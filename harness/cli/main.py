@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,8 +15,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
-from ..errors import FrugalbenchError
+from ..errors import ConfigError, FrugalbenchError
 from .board import board_app
 from .compare import compare_command, label_command
 from .dut import dut_app
@@ -37,6 +40,10 @@ console = Console(stderr=True)
 _state = {"debug": False}
 
 DEFAULT_SUITE = "quick"
+MAX_WINDOW_S = 3600.0  # bench: one timed window of an hour at most
+MAX_BATCH = 65536  # bench: samples per call
+MAX_THREADS = 1024  # bench: intra-op threads
+MAX_WINDOWS = 10_000  # bench: timed windows
 
 
 @app.callback()
@@ -64,7 +71,7 @@ def _rich_progress(progress: Progress) -> Any:
             self.p.update(self.task, advance=1, label=label)
 
         def note(self, text: str) -> None:
-            self.p.console.print(f"[yellow]{text}[/]")
+            self.p.console.print(Text(text, style="yellow"))  # a Text: user names are never markup
 
     return _RichProgress(progress)
 
@@ -91,11 +98,11 @@ def run(
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        TextColumn("{task.fields[label]}"),
+        TextColumn("{task.fields[label]}", markup=False),  # variant names are the user's, not markup
     )
     with Progress(*cols, console=console, transient=False) as p:
         run_id = run_suite(s, db, cache=cache, progress=_rich_progress(p), targets=target)
-    console.print(f"run {run_id} stored in {db}")
+    console.print(Text(f"run {run_id} stored in {db}"))
     if report:
         typer.echo(_render(db, "md", None))
 
@@ -152,12 +159,38 @@ def report(
 ) -> None:
     """Print the leaderboard of a results database: the latest result per task, variant and target,
     with its run id (md with -o also writes PNG plots beside it)."""
+    if output is not None:
+        _check_output(output)
     text = _render(db, format, run_id, output, embodied, all_runs)
     if output:
-        output.write_text(text, encoding="utf-8")
-        console.print(f"wrote {output}")
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as e:
+            raise ConfigError(f"cannot write {output}: {e.strerror or e}") from None
+        console.print(Text(f"wrote {output}"))
     else:
         typer.echo(text, nl=False)
+
+
+def _check_output(output: Path) -> None:
+    """Refuse an output path that cannot be written, before any work is done."""
+    if output.is_dir():
+        raise ConfigError(f"-o {output} is a folder; give a file name, e.g. -o {output / 'report.md'}")
+    parent = output.parent
+    if not parent.is_dir():
+        raise ConfigError(f"-o {output}: folder {parent} does not exist; create it first (mkdir -p {parent})")
+
+
+def _check_bench_options(window_s: float, batch: int, threads: int, windows: int) -> None:
+    """Bounds of ``bench``'s numeric options (a NaN window or a batch of 10^8 is refused, not run)."""
+    if not math.isfinite(window_s) or not 0.001 <= window_s <= MAX_WINDOW_S:
+        raise ConfigError(f"--window-s {window_s}: give a number of seconds in [0.001, {MAX_WINDOW_S:g}]")
+    if batch > MAX_BATCH:
+        raise ConfigError(f"--batch {batch}: at most {MAX_BATCH} samples per call")
+    if windows > MAX_WINDOWS:
+        raise ConfigError(f"--windows {windows}: at most {MAX_WINDOWS}")
+    if threads > MAX_THREADS:
+        raise ConfigError(f"--threads {threads}: at most {MAX_THREADS} (this host has {os.cpu_count()} CPUs)")
 
 
 def _input_desc(i: dict[str, Any]) -> str:
@@ -185,6 +218,7 @@ def bench(
     """Benchmark any model file: latency p50/p90/p99, throughput, size, parameters, MACs."""
     from ..pipeline.bench import bench_model, parse_overrides
 
+    _check_bench_options(window_s, batch, threads, windows)
     r = bench_model(
         model,
         runtime=runtime,
@@ -214,7 +248,7 @@ def bench(
         ("inferences", str(r.n_inferences)),
     ]:
         t.add_row(k, v)
-    Console().print(t)
+    Console(markup=False, emoji=False).print(t)  # model path and input names are printed as written
 
 
 def _availability_table(title: str, rows: list[tuple[str, str | None]]) -> None:
@@ -255,17 +289,43 @@ app.command("setup")(setup_command)  # Debian packages of the MCU target (harnes
 app.command("label")(label_command)
 
 
+def _error_line(message: str) -> Text:
+    """``error: MESSAGE`` on one line; a :class:`Text`, so ``[bold]`` or ``:x:`` in the message (a user's
+    name, a path) is printed as written, never as rich markup or an emoji."""
+    one_line = " ".join(message.split()) or "(no message)"
+    return Text.assemble(("error:", "bold red"), " ", one_line)
+
+
+def _unexpected(e: BaseException) -> str:
+    """One line for an exception no check caught (a bug or an unforeseen input): its kind and message."""
+    if isinstance(e, MemoryError):
+        return "out of memory (an input or a model dimension is too large); re-run with --debug for details"
+    if isinstance(e, RecursionError):
+        return "input nested too deeply; re-run with --debug for details"
+    if isinstance(e, OSError) and e.strerror:
+        where = f" {e.filename}" if e.filename else ""
+        return f"{e.strerror}{where}"
+    return f"unexpected {type(e).__name__}: {e} (re-run with --debug for the traceback, and report it)"
+
+
 def main() -> None:
     try:
         app()
     except FrugalbenchError as e:
         if _state["debug"]:
             raise
-        console.print(f"[bold red]error:[/] {e}", highlight=False)
+        console.print(_error_line(str(e)), highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         console.print("interrupted: finished results are stored; re-run the same command to resume")
         sys.exit(130)
+    except (SystemExit, GeneratorExit):
+        raise
+    except Exception as e:  # the last guard: one line, never a traceback, unless --debug
+        if _state["debug"]:
+            raise
+        console.print(_error_line(_unexpected(e)), highlight=False, soft_wrap=True)
+        sys.exit(3)
 
 
 if __name__ == "__main__":

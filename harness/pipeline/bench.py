@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,12 +56,33 @@ def parse_overrides(items: list[str] | None, *, what: str) -> dict[str, str]:
     return out
 
 
+MAX_FEED_BYTES = 256 * 2**20  # one random input array; 8 of them are fed in turn
+MAX_DIM = 2**31 - 1
+
+
+def _parse_shape(name: str, shape: tuple[int | None, ...], override: str) -> list[int]:
+    """``1x512`` -> ``[1, 512]``, checked against the input's rank and its static dimensions."""
+    example = "x".join(str(x or "N") for x in shape) or "1x512"
+    try:
+        dims = [int(d) for d in override.lower().split("x")]
+    except ValueError:
+        raise ModelError(f"--shape {name}={override!r}: expected dimensions like {example}") from None
+    if any(not 1 <= d <= MAX_DIM for d in dims):
+        raise ModelError(f"--shape {name}={override}: every dimension must be in [1, {MAX_DIM}] (e.g. {example})")
+    if shape and len(dims) != len(shape):
+        raise ModelError(
+            f"--shape {name}={override}: {len(dims)} dimension(s), but input {name!r} has {len(shape)} "
+            f"(e.g. {example})"
+        )
+    for i, (d, want) in enumerate(zip(dims, shape, strict=False)):
+        if want is not None and want > 1 and d != want:
+            raise ModelError(f"--shape {name}={override}: dimension {i} of input {name!r} is fixed at {want}")
+    return dims
+
+
 def _dims(name: str, shape: tuple[int | None, ...], batch: int, override: str | None) -> list[int]:
     if override is not None:
-        try:
-            return [int(d) for d in override.lower().split("x")] if override else []
-        except ValueError:
-            raise ModelError(f"--shape {name}={override}: expected dimensions like 1x512") from None
+        return _parse_shape(name, shape, override)
     dims = []
     for i, d in enumerate(shape):
         if d is None or (i == 0 and d <= 1):
@@ -85,14 +107,30 @@ def _make_input(
     value: str | None,
 ) -> np.ndarray:
     dims = _dims(name, shape, batch, shape_override)
-    dt = np.dtype(dtype)
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = np.dtype(object)
+    if dt.kind not in "biuf":
+        raise ModelError(f"input {name!r} has dtype {dt}; bench feeds numeric and boolean inputs only")
+    n_bytes = math.prod(dims) * dt.itemsize
+    if n_bytes > MAX_FEED_BYTES:
+        raise ModelError(
+            f"input {name!r} of shape {dims} {dt} would take {n_bytes / 2**20:.0f} MiB per call "
+            f"(limit {MAX_FEED_BYTES // 2**20} MiB); give a smaller --batch or --shape {name}=..."
+        )
     if value is not None:
         try:
-            return np.full(dims, float(value) if dt.kind == "f" else int(value), dtype=dt)
-        except ValueError:
-            raise ModelError(f"--value {name}={value}: not a number") from None
+            v = float(value) if dt.kind == "f" else int(value)
+            if dt.kind == "f" and not math.isfinite(v):
+                raise ValueError(value)
+            return np.full(dims, v, dtype=dt)
+        except (ValueError, OverflowError):
+            raise ModelError(f"--value {name}={value}: not a finite {dt} number") from None
     if dt.kind == "f":
         return rng.standard_normal(dims).astype(dt)
+    if dt.kind == "b":
+        return rng.integers(0, 2, size=dims).astype(dt)
     info = np.iinfo(dt)
     return rng.integers(max(info.min, -128), min(info.max, 127) + 1, size=dims).astype(dt)
 
@@ -102,6 +140,28 @@ def _stored_dtypes(rt: Any, specs: list[Any]) -> dict[str, str]:
     out = {n: np.dtype(dt).name for n, _, dt in specs}
     if len(specs) == 1:
         out[specs[0][0]] = np.dtype(rt.input_dtype).name
+    return out
+
+
+def _check_numbers(*, threads: int, batch: int, window_s: float, windows: int, warmup_s: float) -> None:
+    """Option bounds for the Python API (the CLI checks the same with its own limits first)."""
+    if threads < 1 or batch < 1 or windows < 1:
+        raise ModelError(f"threads, batch and windows must be >= 1 (got {threads}, {batch}, {windows})")
+    for name, v in (("window_s", window_s), ("warmup_s", warmup_s)):
+        if not math.isfinite(v) or v < 0 or (name == "window_s" and v == 0):
+            raise ModelError(f"{name} = {v}: give a finite number of seconds > 0")
+
+
+def _onnx_dtypes(proto: Any) -> dict[str, Any]:
+    """Each graph input's element type as numpy sees it (bool, uint16, string... fed as declared)."""
+    from onnx import helper
+
+    out: dict[str, Any] = {}
+    for v in proto.graph.input:
+        try:
+            out[v.name] = helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type)
+        except (KeyError, ValueError, TypeError):
+            out[v.name] = np.dtype(object)  # an element type numpy has no dtype for
     return out
 
 
@@ -137,13 +197,20 @@ def bench_model(
     cls = RUNTIMES.get(runtime)
     if path.suffix != f".{cls.format}" and path.suffix in (".onnx", ".tflite"):
         raise ModelError(f"runtime {runtime} loads .{cls.format} files, not {path.suffix}")
+    _check_numbers(threads=threads, batch=batch, window_s=window_s, windows=windows, warmup_s=warmup_s)
     proto = load_onnx(path) if cls.format == "onnx" else None  # a clear error for a corrupt file
+    if proto is not None and not set(_onnx_dtypes(proto)) - {i.name for i in proto.graph.initializer}:
+        raise ModelError(f"{path} has no inputs; bench feeds a model at least one input")
     rt = cls(path, threads=threads, batch=batch)
     rng = np.random.default_rng(seed)
     specs = rt.input_specs  # names, shapes and the dtypes the runtime takes
+    if not specs:
+        raise ModelError(f"{path} has no inputs; bench feeds a model at least one input")
     unknown = sorted((set(shapes) | set(values)) - {n for n, _, _ in specs})
     if unknown:
         raise ModelError(f"no input named {unknown}; the model's inputs are {[n for n, _, _ in specs]}")
+    declared = _onnx_dtypes(proto) if proto is not None else {}
+    specs = [s._replace(dtype=np.dtype(declared.get(s.name, s.dtype))) for s in specs]
     feeds = [
         {n: _make_input(n, shp, dt, batch, rng, shapes.get(n), values.get(n)) for n, shp, dt in specs}
         for _ in range(8)

@@ -11,9 +11,10 @@ import importlib
 import inspect
 import pkgutil
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any, get_type_hints
 
 import numpy as np
+from pydantic import ConfigDict, Field, ValidationError, create_model
 
 from ..errors import ConfigError
 from ..ir.data import Dataset
@@ -21,6 +22,12 @@ from ..ir.network import Network
 from ..registry import Registry
 
 RecipeFn = Callable[..., tuple[Network, Dataset]]
+
+# parameter types with their ranges, for the recipes' signatures (checked when a suite loads)
+Count = Annotated[int, Field(ge=1, le=100_000)]  # iterations, epochs
+Samples = Annotated[int, Field(ge=100, le=1_000_000)]  # generated dataset rows
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]  # numpy and scikit-learn seeds
+Hidden = Annotated[list[Annotated[int, Field(ge=1, le=4096)]], Field(min_length=1, max_length=16)]
 RECIPES: Registry[RecipeFn] = Registry("recipe")
 _loaded = False
 
@@ -43,14 +50,28 @@ def recipe_source(name: str) -> str:
     return inspect.getsource(inspect.getmodule(fn))  # type: ignore[arg-type]
 
 
-def build_recipe(name: str, seed: int, params: dict[str, Any]) -> tuple[Network, Dataset]:
+def check_recipe_params(name: str, params: dict[str, Any]) -> None:
+    """Refuse unknown ``recipe_params`` and values outside the types and ranges of the recipe's signature."""
     fn = load_recipes().get(name)
     sig = inspect.signature(fn)
-    unknown = sorted(set(params) - set(sig.parameters) - {"seed"})
+    allowed = [p for p in sig.parameters if p != "seed"]
+    unknown = sorted(set(params) - set(allowed))
     if unknown:
-        allowed = [p for p in sig.parameters if p != "seed"]
         raise ConfigError(f"recipe {name!r} has no parameter {unknown}; it takes: {allowed}")
-    return fn(seed=seed, **params)
+    hints = get_type_hints(fn, include_extras=True)
+    fields: dict[str, Any] = {p: (hints.get(p, Any), sig.parameters[p].default) for p in allowed}
+    model = create_model(f"{name}_params", __config__=ConfigDict(strict=True), **fields)
+    try:
+        model(**params)
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = ".".join(str(k) for k in err["loc"])
+        raise ConfigError(f"recipe {name!r}: {key} = {params.get(str(err['loc'][0]))!r}: {err['msg']}") from None
+
+
+def build_recipe(name: str, seed: int, params: dict[str, Any]) -> tuple[Network, Dataset]:
+    check_recipe_params(name, params)
+    return load_recipes().get(name)(seed=seed, **params)
 
 
 def split(
