@@ -130,7 +130,7 @@ class Task(_Strict):
         if self.model is not None and self.data is None:
             raise ValueError("a task with 'model' needs 'data' (an .npz/.npy/.csv dataset file)")
         if self.min_accuracy is None and not self.performance_only:
-            raise ValueError("min_accuracy is required (or set performance_only = true for synthetic data)")
+            raise ValueError("min_accuracy is required (missing; or set performance_only = true for synthetic data)")
         if self.recipes is not None:
             if not self.recipes or len(set(self.recipes)) != len(self.recipes):
                 raise ValueError("'recipes' needs one or more distinct recipe names")
@@ -388,9 +388,10 @@ def _check_tasks(path: Path, text: str, data: dict[str, Any], suite: Suite) -> N
             check_params(task.metric, task.metric_params)
         except ConfigError as e:
             raise ConfigError(f"{_where(path, text, ('tasks', i, 'metric_params'), data)}: {e}") from None
-        if task.recipe_params and task.recipe is None:
+        if task.recipe_params and task.recipe is None and task.recipes is None:
             raise ConfigError(
-                f"{_where(path, text, ('tasks', i, 'recipe_params'), data)}: recipe_params needs 'recipe'"
+                f"{_where(path, text, ('tasks', i, 'recipe_params'), data)}: recipe_params needs 'recipe' "
+                "or 'recipes'"
             )
 
 
