@@ -10,20 +10,22 @@ machine (the firmware idles in WFI, so a waiting board costs almost no host CPU)
 Per run it also prints, per place, the wall time of one job (median; opening the link excluded) and the
 part of it spent in serial uploads (model blob, eval set, input: ``DutClient.bulk``, timed in this
 process), and the CPU seconds per job of the QEMU boards, this process (with its labgrid bridge) and the
-coordinator + exporter. The jobs/min ratio is 2 x (job time alone / job time per place with two), so a
+coordinator + exporter. The jobs/min ratio is about 2 x (job time alone / job time per place with two), so a
 ratio above 2 always shows as a job that got *faster* when a second place ran, and the split says where.
 
-What such a gap was (2026-12-03): no fixed per-job cost in the farm (acquire ~20 ms once per place, link
-opened once per place, no sleep or poll in the job path, coordinator + exporter ~0 CPU). A job is
-mostly serial upload (~23 KB eval set + model blob, ~75 % of its wall time), and an emulated board
-takes a byte per round trip between QEMU's I/O thread and its vCPU thread (the CMSDK UART holds one
-byte): tens of us of thread wake-up each, which is host scheduling, not work. The same upload ran
-1.95 s per job alone and 1.42 s per job with the second board busy (this benchmark, load ~10), while
-device compute went the other way (0.60 -> 0.95 s). On this VM ``guest_halt_poll_ns`` is 0, so a
-wake-up on an idle vCPU costs a halt exit; a lone board leaves a vCPU idle between bytes, two busy
-boards do not: on a quieter host the gap grows, which is most likely how 2 places came out 4-5x one
-(not reproduced here: the host stayed at load 8-12, ratios 1.6-2.05). A real board's link runs at
-its baud rate whatever the host does; read the per-job lines, not the ratio alone.
+What such a gap was (investigated 2026-12-03 on this 2-CPU VM, load 8-12 from other work). Measured:
+no fixed per-job cost in the farm (acquire ~20 ms and link opening ~0.1 s once per place, no sleep or
+poll in the job path, coordinator + exporter 0.01 CPU s per job); a job is mostly serial upload (model
+blob + ~23 KB eval set: 1.4-1.9 s of a 1.8-2.6 s job alone), and QEMU burns ~1.15 CPU s per job
+moving it: the board's CMSDK UART holds one byte, so every byte is a round trip between QEMU's I/O
+thread and its vCPU thread, paced by how the host schedules those threads, not by a baud rate. That upload ran
+1.37-1.95 s per job alone and 1.42-2.40 s per job with two boards in different runs of the same code,
+once faster with two (1.95 vs 1.42 s: ratio 2.05 at load ~10). Inferred, not reproduced here: this VM
+has ``guest_halt_poll_ns`` = 0, so a wake-up that lands on an idle vCPU costs a halt exit; on a quiet
+host a lone board leaves a vCPU idle between bytes while two busy boards keep both awake, so each job
+gets faster with two places, which is how 2 places came out 4-5x one. A real board's link runs at its
+baud rate whatever the host does. Read the per-job lines: the jobs/min ratio is about 2 x (job time alone /
+job time per place with two), and a ratio above 2 is a job that got faster, not scaling.
 
     python benches/perf/farm_scaling.py [--jobs 8] [--rounds 3]
 """
