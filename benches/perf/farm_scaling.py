@@ -13,19 +13,21 @@ process), and the CPU seconds per job of the QEMU boards, this process (with its
 coordinator + exporter. The jobs/min ratio is about 2 x (job time alone / job time per place with two), so a
 ratio above 2 always shows as a job that got *faster* when a second place ran, and the split says where.
 
-What such a gap was (investigated 2026-12-03 on this 2-CPU VM, load 8-12 from other work). Measured:
-no fixed per-job cost in the farm (acquire ~20 ms and link opening ~0.1 s once per place, no sleep or
-poll in the job path, coordinator + exporter 0.01 CPU s per job); a job is mostly serial upload (model
-blob + ~23 KB eval set: 1.4-1.9 s of a 1.8-2.6 s job alone), and QEMU burns ~1.15 CPU s per job
-moving it: the board's CMSDK UART holds one byte, so every byte is a round trip between QEMU's I/O
-thread and its vCPU thread, paced by how the host schedules those threads, not by a baud rate. That upload ran
-1.37-1.95 s per job alone and 1.42-2.40 s per job with two boards in different runs of the same code,
-once faster with two (1.95 vs 1.42 s: ratio 2.05 at load ~10). Inferred, not reproduced here: this VM
-has ``guest_halt_poll_ns`` = 0, so a wake-up that lands on an idle vCPU costs a halt exit; on a quiet
-host a lone board leaves a vCPU idle between bytes while two busy boards keep both awake, so each job
-gets faster with two places, which is how 2 places came out 4-5x one. A real board's link runs at its
-baud rate whatever the host does. Read the per-job lines: the jobs/min ratio is about 2 x (job time alone /
-job time per place with two), and a ratio above 2 is a job that got faster, not scaling.
+What such a gap was (investigated 2026-12-03 on this 2-CPU VM, load 2-12 from other work; ratios
+1.1-2.05, the 4-5x not reproduced). Measured: no fixed per-job cost in the farm (acquire ~10-20 ms and
+link opening ~0.1 s once per place, no sleep or poll in the job path, coordinator + exporter 0.01 CPU s
+per job). A job costs the same CPU whatever the load: ~1.0-1.2 s in QEMU (moving the ~23 KB eval set
+and the model blob: the board's CMSDK UART holds one byte, so each byte is a round trip between QEMU's
+I/O thread and its vCPU thread) + ~0.25-0.3 s in this process; serial upload is 75-85 % of a job's
+wall time. So the reported figures (2.7 s per job alone, ~1.4 s per job on each of two places) mean a
+lone job ran on ~0.5 CPU while each of two ran on ~0.95: the one-place runs were starved, not slowed
+by the farm. The old benchmark always ran one place first in a round (now alternated), and a run
+twice as long takes twice the share of other processes' bursts; besides, this VM has
+``guest_halt_poll_ns`` = 0, so a lone board's byte round trips may wake halted vCPUs while two busy
+boards keep both awake (once seen: upload 1.95 s per job alone vs 1.42 s with two, at load ~10).
+A real board's link runs at its baud rate whatever the host does. Read the per-job lines: the jobs/min
+ratio is about 2 x (job time alone / job time per place with two), a ratio above 2 is a job that got
+faster, and the CPU share says whether it waited for a CPU.
 
     python benches/perf/farm_scaling.py [--jobs 8] [--rounds 3]
 """
@@ -138,6 +140,19 @@ def _per_job_cpu(before: float | None, after: float | None, jobs: int) -> str:
     return "unknown" if before is None or after is None else f"{(after - before) / jobs:.2f}"
 
 
+def _cpu_share(c0: dict[str, float | None], c1: dict[str, float | None], s: FarmSummary) -> float | None:
+    """CPU a running job got: farm CPU seconds per job / median wall seconds per job on a place.
+
+    The farm's CPU per job is about the same whatever the load (the work is fixed); a job that took
+    twice as long on the same CPU seconds waited for a CPU (other processes, wake-ups), it did no more.
+    """
+    deltas = [c1[k] - c0[k] for k in c0 if c0[k] is not None and c1[k] is not None]  # type: ignore[operator]
+    walls = [w for w in (s.per_job_s(p) for p in s.places_used) if w is not None]
+    if len(deltas) != len(c0) or not walls or not s.done:
+        return None
+    return sum(deltas) / s.done / statistics.median(walls)
+
+
 def _per_job_lines(s: FarmSummary) -> list[str]:
     lines = []
     for place in s.places_used:
@@ -213,9 +228,15 @@ def main() -> None:
                     )
                     print("\n".join(_per_job_lines(s)))
                     used = {k: _per_job_cpu(c0[k], c1[k], s.done) for k in c0}
+                    share = _cpu_share(c0, c1, s)
                     print(
                         f"  CPU s per job: QEMU boards {used['qemu']}, harness + bridge {used['harness']}, "
                         f"coordinator + exporter {used['labgrid']}"
+                        + (
+                            f"; a running job had {share:.2f} CPU (CPU per job / wall per job)"
+                            if share
+                            else ""
+                        )
                     )
         finally:
             host.stop()
