@@ -243,6 +243,10 @@ def test_lost_host_mid_run_requeues_and_every_result_is_stored_once(
         moved = [p for p in prov if p["farm_attempt"] == 2]
         assert moved and all(p["farm_places_tried"] == ["c-0", "d-0"] for p in moved)
         assert summary.places_lost == ["c-0"] and summary.requeued >= 1  # type: ignore[attr-defined]
+        # each finished job is timed once, on the place that finished it (the lost attempt is not a job time)
+        times = summary.job_s  # type: ignore[attr-defined]
+        assert sum(len(v) for v in times.values()) == n and set(times) <= {"c-0", "d-0"}
+        assert all(t > 0 for v in times.values() for t in v) and set(summary.open_s) == {"c-0", "d-0"}  # type: ignore[attr-defined]
         assert _holder(coordinator, "d-0") is None and _holder(coordinator, "c-0") is None
     finally:
         c.kill()
@@ -461,6 +465,9 @@ def test_raw_serial_port_through_ser2net(coordinator: str, tmp_path: Path) -> No
         summary = farm_run(suite, FarmOptions(coordinator, tmp_path / "r.sqlite", profile=_profile("tty-0")))
         rows = _rows(tmp_path / "r.sqlite")
         assert summary.done == 1 and rows[0]["status"] == "done", rows[0]["reason"]
+        assert (
+            len(summary.job_s["tty-0"]) == 1 and summary.per_job_s("tty-0") == summary.job_s["tty-0"][0] > 0
+        )
         prov = json.loads(rows[0]["provenance"])
         assert prov["farm_serial_url"].startswith("rfc2217://") and prov["farm_resource"].endswith(
             "/RawSerialPort"

@@ -25,6 +25,7 @@ from harness.farm.profile import (
     load_farm_profile,
     place_resources,
 )
+from harness.farm.run import FarmSummary
 from harness.pipeline.runner import Progress
 from harness.suite import Suite
 
@@ -207,3 +208,9 @@ def test_match_patterns_follow_labgrid_globbing(
 def test_bridge_reply_parsing_tolerates_missing_fields() -> None:
     snap = _snapshot({"places": {"a": {"tags": None}}, "resources": []}, "me/x")
     assert snap.places["a"].matches == [] and snap.places["a"].acquired is None and snap.me == "me/x"
+
+
+def test_summary_gives_the_median_job_time_per_place_and_none_where_nothing_ran() -> None:
+    s = FarmSummary(run_id=1, job_s={"a-0": [3.0, 1.0, 2.0], "a-1": [1.0, 2.0]})
+    assert s.per_job_s("a-0") == 2.0 and s.per_job_s("a-1") == 1.5
+    assert s.per_job_s("a-2") is None  # unknown, not 0

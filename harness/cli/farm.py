@@ -87,6 +87,13 @@ def run(
         + f"; {summary.wall_s:.1f} s; results in {db}",
         highlight=False,
     )
+    for place in summary.places_used:  # a place much slower per job than the others shows here
+        per_job = summary.per_job_s(place)
+        if per_job is not None:
+            err.print(
+                f"  {place}: {len(summary.job_s[place])} job(s), {per_job:.2f} s per job (median)",
+                highlight=False,
+            )
 
 
 @farm_app.command("status")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import re
 import signal
+import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -67,6 +68,13 @@ class FarmSummary:
     acquire_s: dict[str, float] = field(default_factory=dict)
     wall_s: float = 0.0
     jobs_s: float = 0.0  # from the first acquire to the last job (the part that scales with places)
+    job_s: dict[str, list[float]] = field(default_factory=dict)  # place -> wall s of each job it finished
+    open_s: dict[str, float] = field(default_factory=dict)  # place -> s to open its board link (not in job_s)
+
+    def per_job_s(self, place: str) -> float | None:
+        """Median wall seconds of one finished job on ``place`` (``None`` if it finished none)."""
+        times = self.job_s.get(place)
+        return statistics.median(times) if times else None
 
 
 class FarmRunner:
@@ -335,12 +343,15 @@ class FarmRunner:
                 self.status.place(ep.place, state="running", job=job.label)
                 self.status.update(queue)
                 fault: BaseException | None = None
+                t_job = time.perf_counter()
                 try:
                     if target is None:
                         target = PlacedTarget(job.tab, ep, {"farm_coordinator": self.opts.coordinator})
                         target.open()
                         meter = make_meter(dict(self.suite.meter), target)
                         meter.open()
+                        self._opened(ep.place, time.perf_counter() - t_job)
+                        t_job = time.perf_counter()
                     target.fault = None
                     target.extra.update(farm_attempt=job.attempts, farm_places_tried=list(job.history))
                     runner.measure_job(run_id, job.base, job.variant, job.tab, target, meter)
@@ -352,10 +363,11 @@ class FarmRunner:
                 except Exception as e:  # noqa: BLE001 - e.g. serial.SerialException: the link dropped
                     fault = e
                 if fault is None:
+                    job_s = time.perf_counter() - t_job
                     done += 1
-                    self._count(job, runner)
+                    self._count(job, runner, ep.place, job_s)
                     queue.finish(job)
-                    self.status.place(ep.place, state="idle", job="", done=done)
+                    self.status.place(ep.place, state="idle", job="", done=done, last_job_s=round(job_s, 3))
                     self.progress.advance(f"{job.label} on {ep.place}")
                     job = None
                     continue
@@ -440,9 +452,15 @@ class FarmRunner:
         queue.finish(job)
         self.progress.advance(f"{job.label} failed")
 
-    def _count(self, job: Job, runner: Runner) -> None:
+    def _opened(self, place: str, seconds: float) -> None:
+        with self._lock:
+            self.summary.open_s[place] = self.summary.open_s.get(place, 0.0) + seconds
+
+    def _count(self, job: Job, runner: Runner, place: str, seconds: float) -> None:
+        """Count a finished job (done or failed in the store) and its wall time on ``place``."""
         status = self._status_of(job.key)
         with self._lock:
+            self.summary.job_s.setdefault(place, []).append(seconds)
             if status == "failed":
                 self.summary.failed += 1
             else:
