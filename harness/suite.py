@@ -25,7 +25,8 @@ METRICS = ("accuracy", "top_k", "auc", "macro_f1", "mae")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    # allow_inf_nan=False: every number of a suite is finite (nan/inf would poison gates and reports)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class SuiteInfo(_Strict):
@@ -86,6 +87,13 @@ class Task(_Strict):
 
     @model_validator(mode="after")
     def _one_source(self) -> Task:
+        if self.metric == "mae":
+            if self.min_accuracy < 0:
+                raise ValueError("min_accuracy of metric mae (the largest acceptable error) must be >= 0")
+        elif not 0.0 <= self.min_accuracy <= 1.0:
+            raise ValueError(
+                f"min_accuracy of metric {self.metric} must be between 0 and 1 (a fraction, not a percentage)"
+            )
         if (self.recipe is None) == (self.model is None):
             raise ValueError("give exactly one of 'recipe' (a built-in base model) or 'model' (a model file)")
         if self.model is not None and self.data is None:
