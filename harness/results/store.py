@@ -26,7 +26,7 @@ import sqlite3
 import time
 import urllib.parse
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -320,10 +320,12 @@ class Store:
                 d["min_accuracy"] = None
             out.append(Result.from_columns(d))
         if odd:
+            more = f" and {len(odd) - 5} more" if len(odd) > 5 else ""
             log.warning(
-                "%s: result(s) %s store a non-finite min_accuracy; treated as unknown (no gate, not ranked)",
+                "%s: result(s) %s%s store a non-finite min_accuracy; treated as unknown (no gate, not ranked)",
                 self.path,
-                ", ".join(odd),
+                ", ".join(odd[:5]),
+                more,
             )
         return out
 
@@ -382,10 +384,8 @@ def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
 
 
 def _close_quietly(conn: sqlite3.Connection) -> None:
-    try:
+    with suppress(sqlite3.Error):
         conn.close()
-    except sqlite3.Error:
-        pass
 
 
 def _inspect(conn: sqlite3.Connection, path: Path) -> int | None:
@@ -482,6 +482,8 @@ def _tx(conn: sqlite3.Connection) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # SQLite already rolled back after some errors (SQLITE_FULL)
+            with suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
