@@ -70,35 +70,76 @@ class Carbon(_Strict):
 
 
 class Task(_Strict):
-    """A task: a recipe (our base model) or a user's model file + dataset file."""
+    """A task: one recipe or several (base models that compete under one minimum), or a user's model
+    file + dataset file.
+
+    With ``recipes`` (several base models) ``recipe_params`` maps each recipe name to its parameters.
+    A ``performance_only`` task (synthetic data: its accuracy means nothing) needs no minimum and is
+    never ranked by accuracy per joule, only listed by latency and energy.
+    """
 
     name: str
     recipe: str | None = None
+    recipes: list[str] | None = Field(None, description="several base models on one leaderboard")
     recipe_params: dict[str, Any] = Field(default_factory=dict)
     model: str | None = None
     data: str | None = None
     input: dict[str, Any] = Field(default_factory=dict, description="layout/preprocessing for user data")
     metric: Literal["accuracy", "top_k", "auc", "macro_f1", "mae"] = "accuracy"
     metric_params: dict[str, Any] = Field(default_factory=dict)
-    min_accuracy: float = Field(description="minimum acceptable value of the metric (max for mae)")
+    min_accuracy: float | None = Field(
+        None,
+        description="minimum acceptable value of the metric (max for mae); required unless performance_only",
+    )
     why_min: str = ""
+    performance_only: bool = Field(
+        False, description="synthetic data: list by latency/energy, never rank by accuracy"
+    )
     budget_g_per_1000: float | None = Field(None, ge=0)
     seed: int = 0
 
     @model_validator(mode="after")
     def _one_source(self) -> Task:
-        if self.metric == "mae":
-            if self.min_accuracy < 0:
-                raise ValueError("min_accuracy of metric mae (the largest acceptable error) must be >= 0")
-        elif not 0.0 <= self.min_accuracy <= 1.0:
+        sources = [self.recipe is not None, self.recipes is not None, self.model is not None]
+        if sum(sources) != 1:
             raise ValueError(
-                f"min_accuracy of metric {self.metric} must be between 0 and 1 (a fraction, not a percentage)"
+                "give exactly one of 'recipe' (a built-in base model), 'recipes' (several) or 'model' (a model file)"
             )
-        if (self.recipe is None) == (self.model is None):
-            raise ValueError("give exactly one of 'recipe' (a built-in base model) or 'model' (a model file)")
         if self.model is not None and self.data is None:
             raise ValueError("a task with 'model' needs 'data' (an .npz/.npy/.csv dataset file)")
+        if self.min_accuracy is None and not self.performance_only:
+            raise ValueError("min_accuracy is required (or set performance_only = true for synthetic data)")
+        if self.min_accuracy is not None:
+            if self.metric == "mae":
+                if self.min_accuracy < 0:
+                    raise ValueError("min_accuracy of metric mae (the largest acceptable error) must be >= 0")
+            elif not 0.0 <= self.min_accuracy <= 1.0:
+                raise ValueError(
+                    f"min_accuracy of metric {self.metric} must be between 0 and 1 (a fraction, not a percentage)"
+                )
+        if self.recipes is not None:
+            if not self.recipes or len(set(self.recipes)) != len(self.recipes):
+                raise ValueError("'recipes' needs one or more distinct recipe names")
+            stray = sorted(set(self.recipe_params) - set(self.recipes))
+            bad = [k for k, v in self.recipe_params.items() if not isinstance(v, dict)]
+            if stray or bad:
+                raise ValueError(
+                    "with 'recipes', recipe_params maps each recipe name to its parameters, e.g. "
+                    f"recipe_params = {{ {self.recipes[0]} = {{ ... }} }}; not recipes: {stray or bad}"
+                )
         return self
+
+    @property
+    def base_models(self) -> list[tuple[str | None, dict[str, Any]]]:
+        """``(recipe, params)`` of each base model (``(None, {})`` for a user's model file)."""
+        if self.recipes is not None:
+            return [(r, dict(self.recipe_params.get(r, {}))) for r in self.recipes]
+        return [(self.recipe, dict(self.recipe_params) if self.recipe else {})]
+
+    @property
+    def several_bases(self) -> bool:
+        """True when the task's variants come from more than one base model."""
+        return len(self.base_models) > 1
 
 
 class Step(BaseModel):
@@ -118,6 +159,7 @@ class VariantSpec(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
     steps: list[Step] = Field(default_factory=list)
     tasks: list[str] | None = Field(None, description="restrict to these tasks")
+    recipes: list[str] | None = Field(None, description="restrict to these base models (recipe names)")
 
     @model_validator(mode="after")
     def _shape(self) -> VariantSpec:
@@ -146,8 +188,18 @@ class Suite(_Strict):
     targets: list[dict[str, Any]]
     path: Path | None = None
 
-    def variants_for(self, task: str) -> list[VariantSpec]:
-        return [v for v in self.variants if v.tasks is None or task in v.tasks]
+    def n_builds(self) -> int:
+        """How many base models and variants a run builds (for progress bars)."""
+        return sum(1 + len(self.variants_for(t.name, r)) for t in self.tasks for r, _ in t.base_models)
+
+    def variants_for(self, task: str, base_model: str | None = None) -> list[VariantSpec]:
+        """The variants of ``task`` (built from ``base_model``, when given)."""
+        return [
+            v
+            for v in self.variants
+            if (v.tasks is None or task in v.tasks)
+            and (base_model is None or v.recipes is None or base_model in v.recipes)
+        ]
 
 
 def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
@@ -292,6 +344,14 @@ def _check_names(path: Path, text: str, data: dict[str, Any], suite: Suite) -> N
                 raise ConfigError(
                     f"{_where(path, text, ('variants', i, 'tasks'), data)}: no task {t!r} (tasks: {sorted(names)})"
                 )
+    recipes = {r for t in suite.tasks for r, _ in t.base_models if r}
+    for i, v in enumerate(suite.variants):
+        for r in v.recipes or []:
+            if r not in recipes:
+                raise ConfigError(
+                    f"{_where(path, text, ('variants', i, 'recipes'), data)}: no task uses recipe {r!r} "
+                    f"(recipes of the tasks: {sorted(recipes)})"
+                )
 
 
 def _check_plugins(path: Path, text: str, data: dict[str, Any], suite: Suite) -> None:
@@ -302,12 +362,16 @@ def _check_plugins(path: Path, text: str, data: dict[str, Any], suite: Suite) ->
     from .compress.base import make_compressor
     from .meters.base import METERS
     from .pipeline.recipes import load_recipes
+
     for i, task in enumerate(suite.tasks):
-        if task.recipe:
+        for recipe, _ in task.base_models:
+            if recipe is None:
+                continue
             try:
-                load_recipes().get(task.recipe)
+                load_recipes().get(recipe)
             except ConfigError as e:
-                raise ConfigError(f"{_where(path, text, ('tasks', i, 'recipe'), data)}: {e}") from None
+                key = "recipes" if task.recipes is not None else "recipe"
+                raise ConfigError(f"{_where(path, text, ('tasks', i, key), data)}: {e}") from None
     for i, v in enumerate(suite.variants):
         for j, (tech, params) in enumerate(v.chain):
             where = f"{_where(path, text, ('variants', i, 'steps' if v.steps else 'technique'), data)}: "

@@ -41,13 +41,14 @@ def _write(tmp_path: Path, text: str) -> Path:
     return p
 
 
-@pytest.mark.parametrize("name", ["quick.toml", "default.toml"])
+@pytest.mark.parametrize("name", ["quick.toml", "default.toml", "conv.toml"])
 def test_shipped_suites_load(name: str) -> None:
     if not (ROOT / "benches" / name).exists():
         pytest.skip(f"benches/{name} not written yet")
     s = load_suite(ROOT / "benches" / name)
     assert s.tasks and s.variants and s.targets
-    assert all(t.min_accuracy > 0 for t in s.tasks)
+    assert all(t.performance_only or (t.min_accuracy or 0) > 0 for t in s.tasks)
+    assert all(t.why_min for t in s.tasks)
 
 
 def test_good_suite(tmp_path: Path) -> None:

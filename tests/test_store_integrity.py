@@ -16,11 +16,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from report_fixtures import make_db, rows
 
 from harness.errors import StoreError
 from harness.results.record import Result
 from harness.results.store import APPLICATION_ID, SCHEMA_VERSION, Store
-from report_fixtures import make_db, rows
 
 # the schema of results files written before schema v2 (no run liveness, no application id)
 V1_SCHEMA = """

@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import ConfigError, FrugalbenchError
 from ..ir.model import Variant
 from ..pipeline.runner import Progress, Runner, host_meter
-from ..pipeline.variants import Base, build_variant, load_base
+from ..pipeline.variants import Base, build_variant, load_bases
 from ..suite import Suite, validate_target
 
 FARM_KINDS = ("mcu",)
@@ -78,19 +78,20 @@ def expand(
     production.open()
     plan: list[tuple[Base, list[Variant], dict[str, str]]] = []
     try:
-        progress.phase("models", sum(len(suite.variants_for(t.name)) for t in suite.tasks) + len(suite.tasks))
+        progress.phase("models", suite.n_builds())
         for task in suite.tasks:
-            base = load_base(task, cache)
-            progress.advance(f"base {task.name}")
-            variants, failed = [], {}
-            for spec in suite.variants_for(task.name):
-                try:
-                    variants.append(build_variant(base, spec, cache, production))
-                except FrugalbenchError as e:
-                    failed[spec.name] = str(e)
-                    progress.note(f"variant {task.name}/{spec.name} failed: {e}")
-                progress.advance(f"{task.name}/{spec.name}")
-            plan.append((base, variants, failed))
+            for base in load_bases(task, cache):
+                progress.advance(f"base {task.name}")
+                variants, failed = [], {}
+                for spec in suite.variants_for(task.name, base.base_model):
+                    name = base.variant_name(spec.name)
+                    try:
+                        variants.append(build_variant(base, spec, cache, production))
+                    except FrugalbenchError as e:
+                        failed[name] = str(e)
+                        progress.note(f"variant {task.name}/{name} failed: {e}")
+                    progress.advance(f"{task.name}/{name}")
+                plan.append((base, variants, failed))
     finally:
         production.close()
     jobs: list[Job] = []

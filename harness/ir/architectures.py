@@ -17,6 +17,12 @@ counts its four stored vectors per channel (as Keras does), and after
 * :func:`resnet8`: MLPerf Tiny image classification ResNet-8 on 32x32x3: conv 16, three residual
   stacks of 16/32/64 channels (1x1 stride-2 shortcut convs in the last two), average pool, dense 10:
   78,666 parameters (77,706 folded), 12,501,632 MACs folded.
+* :func:`mobilenet_v1`: MLPerf Tiny visual wake words MobileNetV1 (width 0.25) on 96x96x3: conv 3x3
+  stride 2 8 ch, 13 depthwise-separable blocks (16, 32, 32, 64, 64, 128 x 6, 256, 256 channels; stride
+  2 at blocks 2, 4, 6, 12), each convolution followed by BatchNorm + relu, average pool, dense 2.
+* :func:`dense_autoencoder`: MLPerf Tiny anomaly detection autoencoder on 640 inputs: dense
+  640-128-128-128-128-8-128-128-128-128-640, relu between (the reference's BatchNorms are folded
+  into the dense layers here, so they carry no parameters of their own).
 """
 
 from __future__ import annotations
@@ -140,3 +146,57 @@ def resnet8(input: tuple[int, int, int] = (32, 32, 3), classes: int = 10, seed: 
     layers.append(Flatten(layers[-1].out_shape))
     layers.append(dense(rng, 64, classes))
     return Network(layers)
+
+
+def _separable(rng: np.random.Generator, shape: tuple[int, ...], c_out: int, stride: int) -> list[Layer]:
+    """Depthwise 3x3 (stride ``stride``) + BatchNorm relu, pointwise 1x1 ``c_out`` + BatchNorm relu."""
+    w = _he(rng, (3, 3, shape[-1]), 9)
+    dw = DepthwiseConv2D(w, np.zeros(shape[-1], np.float32), shape, stride=stride)
+    pw = conv2d(rng, dw.out_shape, c_out, 1)
+    return [dw, BatchNorm(dw.out_shape, act="relu"), pw, BatchNorm(pw.out_shape, act="relu")]
+
+
+# MobileNetV1's 13 depthwise-separable blocks at width 1.0: (pointwise channels, depthwise stride)
+_MOBILENET_BLOCKS = (
+    (64, 1),
+    (128, 2),
+    (128, 1),
+    (256, 2),
+    (256, 1),
+    (512, 2),
+    *[(512, 1)] * 5,
+    (1024, 2),
+    (1024, 1),
+)
+
+
+def mobilenet_v1(
+    input: tuple[int, int, int] = (96, 96, 3), alpha: float = 0.25, classes: int = 2, seed: int = 0
+) -> Network:
+    """MLPerf Tiny's visual wake words MobileNetV1 (``alpha`` scales every channel count)."""
+    rng = np.random.default_rng(seed)
+    width = lambda c: max(1, int(c * alpha))  # noqa: E731
+    layers: list[Layer] = [_input(input)]
+    layers.append(conv2d(rng, layers[-1].out_shape, width(32), 3, stride=2))
+    layers.append(BatchNorm(layers[-1].out_shape, act="relu"))
+    for c, stride in _MOBILENET_BLOCKS:
+        layers += _separable(rng, layers[-1].out_shape, width(c), stride)
+    h, w, c_last = layers[-1].out_shape
+    layers.append(AvgPool2D(layers[-1].out_shape, (h, w)))
+    layers.append(Flatten(layers[-1].out_shape))
+    layers.append(dense(rng, c_last, classes))
+    return Network(layers)
+
+
+def dense_autoencoder(
+    n_in: int = 640, hidden: int = 128, bottleneck: int = 8, depth: int = 4, seed: int = 0
+) -> Network:
+    """MLPerf Tiny's anomaly detection autoencoder: ``depth`` relu layers each side of the bottleneck."""
+    rng = np.random.default_rng(seed)
+    dims = [n_in, *[hidden] * depth, bottleneck, *[hidden] * depth, n_in]
+    return Network(
+        [
+            dense(rng, a, b, None if i == len(dims) - 2 else "relu")
+            for i, (a, b) in enumerate(zip(dims[:-1], dims[1:], strict=True))
+        ]
+    )

@@ -1,6 +1,8 @@
 """Run a suite: base models → variants → each target: accuracy pass, timed windows with energy → store.
 
-Resumable: each (task, variant, target, meter, rules, gate) job has a key; finished keys are skipped.
+Resumable: each (task, variant, target, meter, rules, gate) job has a key; finished keys are skipped. A
+task with several base models (``recipes = [...]``) builds every variant from each of them; their
+names carry the base model (``mnist1d_cnn:int8``), and so do their job keys.
 The timed windows of a job (idle, warm-up, windows until the median's CI meets the target, invalid
 windows re-run) are :func:`harness.pipeline.measure.measure`.
 """
@@ -30,7 +32,7 @@ from ..sysinfo import git_revision, host_summary
 from ..targets.artefact import Artefact
 from ..targets.base import TARGETS, Target
 from .measure import measure
-from .variants import Base, build_variant, default_cache_dir, load_base, produce_artefact
+from .variants import Base, build_variant, default_cache_dir, load_bases, produce_artefact
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +104,12 @@ class Runner:
         r = self.suite.run
         rules = r.model_dump(exclude={"time_budget_s"})
         task = next(t for t in self.suite.tasks if t.name == variant.task)
-        gate = {"metric": task.metric, "metric_params": task.metric_params, "min_accuracy": task.min_accuracy}
+        gate = {
+            "metric": task.metric,
+            "metric_params": task.metric_params,
+            "min_accuracy": task.min_accuracy,
+            "performance_only": task.performance_only,
+        }
         return content_key(
             self.suite.suite.name,
             variant.task,
@@ -180,20 +187,20 @@ class Runner:
         production = host_meter()
         production.open()
         plan: list[tuple[Base, list[Variant], dict[str, str]]] = []
-        n_variants = sum(len(s.variants_for(t.name)) for t in s.tasks)
-        self.progress.phase("models", n_variants + len(s.tasks))
+        self.progress.phase("models", s.n_builds())
         for task in s.tasks:
-            base = load_base(task, self.cache)
-            self.progress.advance(f"base {task.name}")
-            variants, failed = [], {}
-            for spec in s.variants_for(task.name):
-                try:
-                    variants.append(build_variant(base, spec, self.cache, production))
-                except FrugalbenchError as e:
-                    failed[spec.name] = str(e)
-                    self.progress.note(f"variant {task.name}/{spec.name} failed: {e}")
-                self.progress.advance(f"{task.name}/{spec.name}")
-            plan.append((base, variants, failed))
+            for base in load_bases(task, self.cache):
+                self.progress.advance(f"base {task.name}")
+                variants, failed = [], {}
+                for spec in s.variants_for(task.name, base.base_model):
+                    name = base.variant_name(spec.name)
+                    try:
+                        variants.append(build_variant(base, spec, self.cache, production))
+                    except FrugalbenchError as e:
+                        failed[name] = str(e)
+                        self.progress.note(f"variant {task.name}/{name} failed: {e}")
+                    self.progress.advance(f"{task.name}/{name}")
+                plan.append((base, variants, failed))
         production.close()
 
         targets = self._targets()
@@ -329,6 +336,8 @@ class Runner:
         """The identity, task, carbon factors and provenance of one result (nothing measured yet)."""
         task = next(t for t in self.suite.tasks if t.name == base.task)
         prov: dict[str, Any] = {"target_config": tab, "git_rev": git_revision(), "date": time.time()}
+        if task.performance_only:  # the ranking lists such results by latency and energy only
+            prov["performance_only"] = True
         if target is not None:
             try:
                 prov.update(target.info())
@@ -337,6 +346,7 @@ class Runner:
         return Result(
             suite=self.suite.suite.name,
             task=base.task,
+            base_model=base.base_model,
             variant=variant_name,
             target=tab["name"],
             status=status,

@@ -58,12 +58,20 @@ def default_cache_dir() -> Path:
 
 @dataclass
 class Base:
-    """A task's base model and dataset."""
+    """A task's base model and dataset. ``base_model`` names the recipe (``None`` for a user's model
+    file); ``qualify`` is set when the task has several base models, whose variants are then named
+    ``<base_model>:<variant>`` so that every variant name stays unique within its task."""
 
     task: str
     key: str
     model: Model
     data: Dataset
+    base_model: str | None = None
+    qualify: bool = False
+
+    def variant_name(self, spec_name: str) -> str:
+        """The stored name of the variant ``spec_name`` built from this base model."""
+        return f"{self.base_model}:{spec_name}" if self.qualify else spec_name
 
 
 def _save_dataset(path: Path, ds: Dataset) -> None:
@@ -93,17 +101,25 @@ def _commit_dir(tmp: Path, final: Path) -> None:
     tmp.rename(final)
 
 
+def load_bases(task: Task, cache: Path) -> list[Base]:
+    """Build (or load from cache) every base model of ``task``, in the order the suite names them."""
+    return [_load_recipe(task, r, p, cache) if r else load_base(task, cache) for r, p in task.base_models]
+
+
 def load_base(task: Task, cache: Path) -> Base:
-    """Build (or load from cache) the base model of ``task``."""
-    if task.recipe is None:  # user model file + dataset file (bring your own): checked and loaded, not cached
+    """Build (or load from cache) the (first) base model of ``task``; see :func:`load_bases`."""
+    recipe, params = task.base_models[0]
+    if recipe is None:  # user model file + dataset file (bring your own): checked and loaded, not cached
         b = build_byo(task)
         return Base(task.name, b.key, b.model, b.data)
-    key = content_key(
-        "base", task.recipe, task.recipe_params, task.seed, recipe_source(task.recipe), __version__
-    )
+    return _load_recipe(task, recipe, params, cache)
+
+
+def _load_recipe(task: Task, recipe: str, params: dict[str, Any], cache: Path) -> Base:
+    key = content_key("base", recipe, params, task.seed, recipe_source(recipe), __version__)
     d = cache / "base" / key
     if not (d / "meta.json").exists():
-        net, ds = build_recipe(task.recipe, task.seed, task.recipe_params)
+        net, ds = build_recipe(recipe, task.seed, params)
         tmp = d.with_name(f".{key}.{os.getpid()}")
         tmp.mkdir(parents=True, exist_ok=True)
         net.save(tmp / "net.npz")
@@ -114,15 +130,24 @@ def load_base(task: Task, cache: Path) -> Base:
         _commit_dir(tmp, d)
     meta = json.loads((d / "meta.json").read_text())
     net = Network.load(d / "net.npz")
-    return Base(task.name, key, Model(net=net), _load_dataset(d / "data.npz", task.name, meta))
+    data = _load_dataset(d / "data.npz", task.name, meta)
+    return Base(task.name, key, Model(net=net), data, base_model=recipe, qualify=task.several_bases)
 
 
 def _finalize(model: Model) -> dict[str, bytes]:
-    """Every runnable format we can derive: float exports of the IR unless a step wrote its own."""
+    """Every runnable format we can derive: float exports of the IR unless a step wrote its own.
+
+    A format whose exporter does not cover a layer of the network yet is left out (a target that
+    needs it then reports that the variant has no such file); the other formats still run.
+    """
     files = dict(model.files)
     if model.net is not None and not any(h.get("technique") == "int8" for h in model.history):
-        files.setdefault("onnx", network_to_onnx_bytes(model.net))
-        files.setdefault("tflite", network_to_tflite(model.net))
+        for fmt, export in (("onnx", network_to_onnx_bytes), ("tflite", network_to_tflite)):
+            if fmt not in files:
+                try:
+                    files[fmt] = export(model.net)
+                except NotImplementedError:
+                    continue
     return files
 
 
@@ -226,6 +251,7 @@ def build_variant(base: Base, spec: VariantSpec, cache: Path, meter: Meter | Non
             "task": base.task,
             "name": spec.name,
             "base_key": base.key,
+            "base_model": base.base_model,
             **_byo_facts(base.data.meta),
             **_describe(model, files, base.data),
             "no_file": _no_file_reasons(model, files, base),
@@ -241,7 +267,7 @@ def build_variant(base: Base, spec: VariantSpec, cache: Path, meter: Meter | Non
             model.net.save(tmp / "net.npz")
         (tmp / "meta.json").write_text(json.dumps(meta, default=_json_default, indent=1))
         _commit_dir(tmp, d)
-    return load_variant(d, base.task, spec.name)
+    return load_variant(d, base.task, base.variant_name(spec.name))
 
 
 @functools.cache
@@ -329,6 +355,7 @@ __all__ = [
     "build_variant",
     "default_cache_dir",
     "load_base",
+    "load_bases",
     "load_variant",
     "produce_artefact",
 ]

@@ -141,4 +141,22 @@ GRADE_RULE = (
     "be narrower than the measurement's spread, and the grade reads –)."
 )
 
-LEGEND: tuple[tuple[str, str], ...] = tuple((c.header, c.legend) for c in BOARD_COLUMNS)
+def _base_model(r: BoardRow, x: RowExtras) -> Cell:
+    v = r.get("base_model")
+    return Cell(cell(v), v or "")
+
+
+BASE_MODEL = Column("base", "base model", "the base model (architecture) the variant derives from; shown "
+                    "where a task has several, which then rank together under the task's one minimum",
+                    False, _base_model)
+
+
+def board_columns(rows: list[BoardRow]) -> tuple[Column, ...]:
+    """The columns of one board: :data:`BOARD_COLUMNS`, with the base model after the rank where any
+    row names one (a task with several base models)."""
+    if any(r.get("base_model") for r in rows):
+        return (BOARD_COLUMNS[0], BASE_MODEL, *BOARD_COLUMNS[1:])
+    return BOARD_COLUMNS
+
+
+LEGEND: tuple[tuple[str, str], ...] = tuple((c.header, c.legend) for c in (BOARD_COLUMNS[0], BASE_MODEL, *BOARD_COLUMNS[1:]))

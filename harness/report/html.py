@@ -14,7 +14,7 @@ from typing import Any
 from ..results.rank import BoardRow
 from ..results.record import Result
 from .cells import energy_text, ms_text, percent_text
-from .columns import BOARD_COLUMNS, FLAG, GRADE_RULE, LEGEND, Column, RowExtras
+from .columns import FLAG, GRADE_RULE, LEGEND, Column, RowExtras, board_columns
 from .label import file_stem, svg_label
 from .plots import colour_map, svg_plot
 from .sections import ReportData, from_board, iso_datetime, row_id
@@ -184,15 +184,16 @@ def _board_td(c: Column, r: BoardRow, x: RowExtras) -> str:
 
 
 def _board_table(task: str, rows: list[BoardRow], data: ReportData, kind: str) -> str:
+    cols = board_columns(rows)
     head = "".join(
         f'<th class="sortable" data-key="{c.key}" title="{escape(c.legend)}"{TAB}>{escape(c.header)}</th>'
-        for c in BOARD_COLUMNS
+        for c in cols
     )
     head += '<th data-key="prov">details</th>'
     body = []
     for r in rows:
         x = data.extra(r)
-        cells = [_board_td(c, r, x) for c in BOARD_COLUMNS] + [f"<td>{_provenance(r, x)}</td>"]
+        cells = [_board_td(c, r, x) for c in cols] + [f"<td>{_provenance(r, x)}</td>"]
         body.append(
             f'<tr class="row" data-id="{escape(row_id(r))}" data-target="{escape(r["target"] or "")}" '
             f'data-technique="{escape(r["technique"] or "")}" data-class="{escape(r["energy_class"] or "")}">'

@@ -7,7 +7,7 @@ from typing import Any
 from ..results.rank import BoardRow, fronts
 from ..results.record import Result
 from .cells import cell, energy_text
-from .columns import BOARD_COLUMNS, GRADE_RULE, LEGEND, NO_EXTRAS, RowExtras
+from .columns import BOARD_COLUMNS, GRADE_RULE, LEGEND, NO_EXTRAS, Column, RowExtras, board_columns
 from .sections import ReportData, skipped_groups
 
 
@@ -62,6 +62,8 @@ def markdown(
             "",
             f"Metric **{rows[0]['metric']}**, minimum acceptable **{cell(rows[0]['min_accuracy'])}**.",
         ]
+        if rows[0].get("performance_only"):
+            lines += ["", "_Performance only (synthetic inputs): no accuracy, ranked by energy per inference._"]
         for cls in sorted({r["energy_class"] or "none" for r in rows}):
             grp = [r for r in rows if (r["energy_class"] or "none") == cls]
             lines += [
@@ -70,8 +72,8 @@ def markdown(
                 "",
             ]
             lines += _md_table(
-                " | ".join(c.header + (">" if c.numeric else "") for c in BOARD_COLUMNS),
-                [_board_cells(r, extra(r)) for r in grp if r["passes_gate"]],
+                " | ".join(c.header + (">" if c.numeric else "") for c in board_columns(grp)),
+                [_board_cells(r, extra(r), board_columns(grp)) for r in grp if r["passes_gate"]],
             )
             below = [r for r in grp if not r["passes_gate"]]
             if below:
@@ -128,14 +130,14 @@ def markdown(
     return "\n".join(lines) + "\n"
 
 
-def _board_cells(r: BoardRow, x: RowExtras) -> list[str]:
+def _board_cells(r: BoardRow, x: RowExtras, cols: tuple[Column, ...] = BOARD_COLUMNS) -> list[str]:
     """One leaderboard row's Markdown cells; a CI above target and a budget not met are set in bold."""
     out = []
 
     def styled(text: str, style: str) -> str:
         return f"**{_md_escape(text)}**" if style in ("miss", "no") else _md_escape(text)
 
-    for c in BOARD_COLUMNS:
+    for c in cols:
         v = c.cell(r, x)
         out.append(" / ".join(styled(t, s) for t, s in v.parts) if v.parts else styled(v.text, v.style))
     return out

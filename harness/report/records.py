@@ -20,9 +20,8 @@ def to_json(board: list[BoardRow], skipped: list[Result]) -> str:
 
 def to_csv(board: list[BoardRow], skipped: list[Result]) -> str:
     buf = io.StringIO()
-    keys = [*LEADERBOARD_KEYS] + [
-        k for k in (list(board[0]) if board else []) if k not in LEADERBOARD_KEYS and k != "provenance"
-    ]
+    seen = dict.fromkeys(k for r in board for k in r)  # every row's keys, in order of appearance
+    keys = [*LEADERBOARD_KEYS] + [k for k in seen if k not in LEADERBOARD_KEYS and k != "provenance"]
     w = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     for r in board:

@@ -5,13 +5,16 @@ Input: :class:`~harness.results.record.Result` records from the store; output: t
 Classes (external, counter, simulated, estimate) are ranked separately, never against each other.
 A database holds every run; the leaderboard shows the latest done result per (task, variant, target)
 (:func:`latest`), so a re-run after a failed run replaces its older figures instead of listing both.
+A task with several base models ranks all their variants together under its one minimum (such rows
+carry ``base_model``); a performance-only task (synthetic data) has no accuracy on its board and is
+ranked by energy per inference alone (its rows carry ``performance_only``).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from ..metrics import HIGHER_IS_BETTER, passes
 from .carbon import co2e_g_per_1000
@@ -97,6 +100,8 @@ class BoardRow(TypedDict):
     date: float | None
     run_id: int | None
     provenance: dict[str, Any]
+    base_model: NotRequired[str | None]  # only in tasks with several base models
+    performance_only: NotRequired[bool]  # only in performance-only tasks
 
 
 def _ms(x: float | None) -> float | None:
@@ -129,82 +134,90 @@ def leaderboard(results: Iterable[Result], *, all_runs: bool = False) -> list[Bo
     ``all_runs``: every done result of every run (history: one label may then appear more than once).
     """
     rows = [r for r in results if r.status == "done"] if all_runs else latest(results)
-    base_acc: dict[tuple[str, str], float] = {}
-    base_e: dict[tuple[str, str], float] = {}
+    bases: dict[str, set[str | None]] = defaultdict(set)
+    for r in rows:
+        bases[r.task].add(r.base_model)
+    base_acc: dict[tuple[str, str | None, str], float] = {}  # the fp32 of each base model
+    base_e: dict[tuple[str, str | None, str], float] = {}
     for r in rows:
         if r.technique == "fp32" and r.accuracy is not None:
-            base_acc[(r.task, r.target)] = r.accuracy
+            base_acc[(r.task, r.base_model, r.target)] = r.accuracy
             if r.energy.per_inference_j:
-                base_e[(r.task, r.target)] = r.energy.per_inference_j
+                base_e[(r.task, r.base_model, r.target)] = r.energy.per_inference_j
     out: list[BoardRow] = []
     for r in rows:
         lat, en, mod, prod, co2 = r.latency, r.energy, r.model, r.production, r.carbon
         e = en.per_inference_j
         metric = r.metric or "accuracy"
-        ok = r.min_accuracy is not None and passes(metric, r.accuracy, r.min_accuracy)
-        qpj = r.accuracy / e if (e and r.accuracy is not None and HIGHER_IS_BETTER[metric]) else None
-        key = (r.task, r.target)
-        ba = base_acc.get(key)
+        perf_only = bool((r.provenance or {}).get("performance_only"))
+        acc = None if perf_only else r.accuracy  # synthetic data: the measured accuracy means nothing
+        ok = perf_only or (r.min_accuracy is not None and passes(metric, acc, r.min_accuracy))
+        qpj = acc / e if (e and acc is not None and HIGHER_IS_BETTER[metric]) else None
+        key = (r.task, r.base_model, r.target)
+        ba = None if perf_only else base_acc.get(key)
         be = base_e.get(key)
         breakeven = None
         same_class = prod.energy_class == en.measurement_class  # never mix classes in one figure
         if same_class and prod.joules and be and e and be > e and r.technique != "fp32":
             breakeven = prod.joules / (be - e)  # inferences until the production energy is repaid
         prov = r.provenance or {}
-        out.append(
-            {
-                "task": r.task,
-                "variant": r.variant,
-                "technique": r.technique,
-                "target": r.target,
-                "runtime": r.runtime,
-                "metric": metric,
-                "accuracy": r.accuracy,
-                "min_accuracy": r.min_accuracy,
-                "passes_gate": ok,
-                "latency_p50_ms": _ms(lat.p50_s),
-                "latency_p90_ms": _ms(lat.p90_s),
-                "latency_p99_ms": _ms(lat.p99_s),
-                "throughput_ips": lat.throughput_ips,
-                "energy_per_inference_j": e,
-                "energy_class": en.measurement_class,
-                "accuracy_per_joule": qpj,
-                "co2e_g_per_1000": co2e_g_per_1000(e, co2.pue or 1.0, co2.grid_g_per_kwh or 0.0),
-                "params": mod.params,
-                "macs": mod.macs,
-                "model_bytes": mod.model_bytes,
-                "rank": None,
-                # beyond the required keys
-                "base_accuracy": ba,
-                "accuracy_cost": (ba - r.accuracy) if ba is not None and r.accuracy is not None else None,
-                "breakeven_inferences": breakeven,
-                "energy_dyn_j": en.dyn_j,
-                "p_idle_w": en.p_idle_w,
-                "latency_ci_rel": lat.ci_rel,
-                "energy_ci_rel": en.ci_rel,
-                "marker_method": en.marker_method,
-                "meter": en.meter,
-                "boundary": en.boundary,
-                "instr_per_inference": lat.instr_per_inference,
-                "fine_tuned": bool(mod.fine_tuned),
-                "epochs": mod.epochs,
-                "model_bytes_gz": mod.model_bytes_gz,
-                "produce_s": prod.seconds,
-                "produce_j": prod.joules,
-                "produce_energy_class": prod.energy_class,
-                "grid_g_per_kwh": co2.grid_g_per_kwh,
-                "grid_source": co2.grid_source,
-                "pue": co2.pue,
-                "threads": prov.get("threads"),
-                "batch": prov.get("batch"),
-                "isa": prov.get("isa"),
-                "runtime_version": prov.get("runtime_version"),
-                "git_rev": prov.get("git_rev"),
-                "date": r.created,
-                "run_id": r.run_id,
-                "provenance": prov,
-            }
-        )
+        row: BoardRow = {
+            "task": r.task,
+            "variant": r.variant,
+            "technique": r.technique,
+            "target": r.target,
+            "runtime": r.runtime,
+            "metric": metric,
+            "accuracy": acc,
+            "min_accuracy": r.min_accuracy,
+            "passes_gate": ok,
+            "latency_p50_ms": _ms(lat.p50_s),
+            "latency_p90_ms": _ms(lat.p90_s),
+            "latency_p99_ms": _ms(lat.p99_s),
+            "throughput_ips": lat.throughput_ips,
+            "energy_per_inference_j": e,
+            "energy_class": en.measurement_class,
+            "accuracy_per_joule": qpj,
+            "co2e_g_per_1000": co2e_g_per_1000(e, co2.pue or 1.0, co2.grid_g_per_kwh or 0.0),
+            "params": mod.params,
+            "macs": mod.macs,
+            "model_bytes": mod.model_bytes,
+            "rank": None,
+            # beyond the required keys
+            "base_accuracy": ba,
+            "accuracy_cost": (ba - acc) if ba is not None and acc is not None else None,
+            "breakeven_inferences": breakeven,
+            "energy_dyn_j": en.dyn_j,
+            "p_idle_w": en.p_idle_w,
+            "latency_ci_rel": lat.ci_rel,
+            "energy_ci_rel": en.ci_rel,
+            "marker_method": en.marker_method,
+            "meter": en.meter,
+            "boundary": en.boundary,
+            "instr_per_inference": lat.instr_per_inference,
+            "fine_tuned": bool(mod.fine_tuned),
+            "epochs": mod.epochs,
+            "model_bytes_gz": mod.model_bytes_gz,
+            "produce_s": prod.seconds,
+            "produce_j": prod.joules,
+            "produce_energy_class": prod.energy_class,
+            "grid_g_per_kwh": co2.grid_g_per_kwh,
+            "grid_source": co2.grid_source,
+            "pue": co2.pue,
+            "threads": prov.get("threads"),
+            "batch": prov.get("batch"),
+            "isa": prov.get("isa"),
+            "runtime_version": prov.get("runtime_version"),
+            "git_rev": prov.get("git_rev"),
+            "date": r.created,
+            "run_id": r.run_id,
+            "provenance": prov,
+        }
+        if len(bases[r.task]) > 1:
+            row["base_model"] = r.base_model
+        if perf_only:
+            row["performance_only"] = True
+        out.append(row)
     groups: dict[tuple[str, str | None], list[BoardRow]] = defaultdict(list)
     for row in out:
         if row["passes_gate"] and row["energy_per_inference_j"]:

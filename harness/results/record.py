@@ -90,6 +90,7 @@ class Result:
     variant: str
     target: str
     status: Status
+    base_model: str | None = None
     reason: str | None = None
     variant_key: str | None = None
     technique: str | None = None
@@ -149,6 +150,7 @@ COLUMNS: tuple[tuple[str, str | None, str], ...] = (
     ("run_id", None, "run_id"),
     ("suite", None, "suite"),
     ("task", None, "task"),
+    ("base_model", None, "base_model"),
     ("variant", None, "variant"),
     ("variant_key", None, "variant_key"),
     ("technique", None, "technique"),

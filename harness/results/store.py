@@ -12,7 +12,11 @@ another live process has a run ``running``, and a writable open marks runs whose
 
 # schema history:
 #   1  runs, results, windows, meta(schema_version)
-#   2  runs.pid, runs.proc_start (liveness of a running run's writer); PRAGMA application_id
+#   2  results.base_model (the recipe a variant was built from; a task may have several). Opening a
+#      v1 file to write adds the column and fills it from each run's suite settings (the task's
+#      single recipe, else NULL); a v1 file opened read-only is left untouched and reads NULL.
+#   3  runs.pid, runs.proc_start (liveness of a running run's writer); PRAGMA application_id. Older
+#      files get both on their first writable open; read-only they are left untouched.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from typing import Any
 from ..errors import StoreError
 from .record import COLUMNS, STORED_ONLY, Result
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: ``PRAGMA application_id`` of frugalbench results files ("FrBn")
 APPLICATION_ID = 0x4672426E
 _TABLES = ("meta", "runs", "results", "windows")
@@ -52,7 +56,7 @@ CREATE TABLE IF NOT EXISTS results (
     id INTEGER PRIMARY KEY,
     job_key TEXT NOT NULL UNIQUE,
     run_id INTEGER NOT NULL REFERENCES runs(id),
-    suite TEXT NOT NULL, task TEXT NOT NULL, variant TEXT NOT NULL, variant_key TEXT,
+    suite TEXT NOT NULL, task TEXT NOT NULL, base_model TEXT, variant TEXT NOT NULL, variant_key TEXT,
     technique TEXT, target TEXT NOT NULL, target_kind TEXT, runtime TEXT,
     status TEXT NOT NULL CHECK (status IN ('done', 'skipped', 'failed')), reason TEXT,
     metric TEXT, min_accuracy REAL, accuracy REAL, base_accuracy REAL,
@@ -146,7 +150,7 @@ class Store:
                     f"PRAGMA application_id={APPLICATION_ID};COMMIT;"
                 )
             elif version < SCHEMA_VERSION:
-                _upgrade(conn)
+                _migrate(conn, version)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA foreign_keys=ON")
             store = cls(conn, path)
@@ -162,6 +166,13 @@ class Store:
                 raise StoreError(f"{path} is not an SQLite database; pass another --db path") from None
             raise StoreError(f"cannot open results database {path}: {e}") from None
         return store
+
+    @staticmethod
+    def _version(conn: sqlite3.Connection) -> int | None:
+        """The schema version a connection's database records (None: none recorded)."""
+        has = conn.execute("SELECT name FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
+        row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() if has else None
+        return int(row[0]) if row else None
 
     def close(self) -> None:
         self.conn.close()
@@ -434,16 +445,6 @@ def _inspect(conn: sqlite3.Connection, path: Path) -> int | None:
     return version
 
 
-def _upgrade(conn: sqlite3.Connection) -> None:
-    """v1 -> v2 in one transaction: the liveness columns of ``runs`` and our application id."""
-    have = {str(r[1]) for r in conn.execute("PRAGMA table_info(runs)")}
-    add = [f"ALTER TABLE runs ADD COLUMN {c} INTEGER;" for c in ("pid", "proc_start") if c not in have]
-    conn.executescript(
-        "BEGIN IMMEDIATE;" + "".join(add) + f"UPDATE meta SET value='{SCHEMA_VERSION}' "
-        f"WHERE key='schema_version';PRAGMA application_id={APPLICATION_ID};COMMIT;"
-    )
-
-
 def _proc_start(pid: int) -> int | None:
     """When process ``pid`` started, in clock ticks since boot (Linux ``/proc``), else None: with the
     pid it tells a live writer from a later process that reuses its pid."""
@@ -474,6 +475,38 @@ def _alive(run: dict[str, Any]) -> bool:
 
 def _when(t: float | None) -> str:
     return "at an unknown time" if t is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+
+
+def _migrate(conn: sqlite3.Connection, version: int) -> None:
+    """Bring an older schema up to :data:`SCHEMA_VERSION` in one transaction (see the history above)."""
+    with _tx(conn):
+        if version < 2:
+            conn.execute("ALTER TABLE results ADD COLUMN base_model TEXT")
+            for run_id, settings in conn.execute("SELECT id, settings FROM runs").fetchall():
+                for task, recipe in _single_recipes(settings).items():
+                    conn.execute(
+                        "UPDATE results SET base_model=? WHERE run_id=? AND task=?", (recipe, run_id, task)
+                    )
+        if version < 3:
+            have = {str(r[1]) for r in conn.execute("PRAGMA table_info(runs)")}
+            for col in ("pid", "proc_start"):
+                if col not in have:
+                    conn.execute(f"ALTER TABLE runs ADD COLUMN {col} INTEGER")
+            conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+
+def _single_recipes(settings: str | None) -> dict[str, str]:
+    """Task name -> its recipe, from a run's stored suite settings (tasks with a single recipe only)."""
+    try:
+        tasks = json.loads(settings or "{}").get("tasks") or []
+    except (json.JSONDecodeError, AttributeError):
+        return {}
+    return {
+        t["name"]: t["recipe"]
+        for t in tasks
+        if isinstance(t, dict) and isinstance(t.get("name"), str) and isinstance(t.get("recipe"), str)
+    }
 
 
 @contextmanager
