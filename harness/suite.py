@@ -40,7 +40,8 @@ def check_name(v: str) -> str:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    # allow_inf_nan=False: every number of a suite is finite (nan/inf would poison gates and reports)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class SuiteInfo(_Strict):
@@ -131,6 +132,14 @@ class Task(_Strict):
             raise ValueError("a task with 'model' needs 'data' (an .npz/.npy/.csv dataset file)")
         if self.min_accuracy is None and not self.performance_only:
             raise ValueError("min_accuracy is required (missing; or set performance_only = true for synthetic data)")
+        if self.min_accuracy is not None:
+            if self.metric == "mae":
+                if self.min_accuracy < 0:
+                    raise ValueError("min_accuracy of metric mae (the largest acceptable error) must be >= 0")
+            elif not 0.0 <= self.min_accuracy <= 1.0:
+                raise ValueError(
+                    f"min_accuracy of metric {self.metric} must be between 0 and 1 (a fraction, not a percentage)"
+                )
         if self.recipes is not None:
             if not self.recipes or len(set(self.recipes)) != len(self.recipes):
                 raise ValueError("'recipes' needs one or more distinct recipe names")

@@ -214,7 +214,7 @@ def test_performance_only_ranked_by_energy_without_accuracy() -> None:
 # --- schema migration ---
 def _v1_db(path: Path) -> None:
     con = sqlite3.connect(path)
-    con.executescript(_SCHEMA.replace(" base_model TEXT,", ""))
+    con.executescript(_SCHEMA.replace(" base_model TEXT,", "").replace(", pid INTEGER, proc_start INTEGER", ""))
     settings = {"tasks": [{"name": "digits", "recipe": "digits_mlp"}, {"name": "own", "model": "m.onnx"}]}
     con.execute("INSERT INTO runs VALUES (1, 's', '', 0, 1, 'done', '', '', ?)", (json.dumps(settings),))
     for i, task in enumerate(("digits", "own")):
@@ -235,7 +235,7 @@ def test_v1_database_read_untouched_and_migrated_on_write(tmp_path: Path) -> Non
         assert [r.base_model for r in s.results()] == [None, None]
         assert s._version(s.conn) == 1
     with Store.open(db) as s:  # a writer migrates: the task's single recipe, else NULL
-        assert s._version(s.conn) == SCHEMA_VERSION == 2
+        assert s._version(s.conn) == SCHEMA_VERSION == 3
         assert [(r.task, r.base_model) for r in s.results()] == [("digits", "digits_mlp"), ("own", None)]
         s.save_result(replace(s.results()[0], job_key="k9", run_id=1, base_model="digits_cnn"), [])
         assert s.results()[-1].base_model == "digits_cnn"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -174,6 +175,48 @@ def test_kill_9_then_resume(tmp_path: Path) -> None:
     rows = sqlite3.connect(db).execute("SELECT job_key, status FROM results").fetchall()
     assert len(rows) == 6 and len({k for k, _ in rows}) == 6
     assert first <= {k for k, _ in rows}
+    # the killed run is not left "running" forever: its process is gone, the next open marked it
+    runs = sqlite3.connect(db).execute("SELECT status, pid FROM runs ORDER BY id").fetchall()
+    assert [st for st, _ in runs] == ["interrupted", "done"] and runs[0][1] == p.pid
+
+
+def test_second_concurrent_run_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "s.toml").write_text(SUITE.format(min_acc=0.5).replace("window_s = 0.05", "window_s = 0.3"))
+    db = tmp_path / "c.sqlite"
+    p = subprocess.Popen([sys.executable, "-m", "harness.cli.main", "run", "s.toml", "--db", str(db), "--no-report"],
+                         cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline, started = time.time() + 300, False
+        while time.time() < deadline and p.poll() is None and not started:
+            time.sleep(0.2)
+            with contextlib.suppress(sqlite3.Error):
+                started = sqlite3.connect(db).execute("SELECT count(*) FROM runs").fetchone()[0] > 0
+        assert started and p.poll() is None, "the first run ended before a second could start"
+        # before: the second run re-measured the first's jobs and died on UNIQUE constraint failed
+        r = _cli("run", "s.toml", "--db", str(db), "--no-report", cwd=tmp_path)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert f"in use by run 1 (pid {p.pid}" in r.stderr, r.stderr
+    finally:
+        p.kill()
+        p.wait()
+    assert sqlite3.connect(db).execute("SELECT count(*) FROM runs").fetchone()[0] == 1
+
+
+def test_edited_minimum_is_not_reused(ran: tuple[Path, Path], tmp_path: Path) -> None:
+    d, db = ran
+    copy = tmp_path / "g.sqlite"
+    with sqlite3.connect(db) as src, sqlite3.connect(copy) as dst:
+        src.backup(dst)
+    (tmp_path / "s.toml").write_text(SUITE.format(min_acc=0.6))
+    r = _cli("run", "s.toml", "--db", str(copy), "--no-report", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    con = sqlite3.connect(copy)
+    assert con.execute("SELECT count(*) FROM results WHERE status='done'").fetchone()[0] == 12  # re-measured
+    latest = json.loads(_cli("report", "--db", str(copy), "-f", "json", cwd=tmp_path).stdout)
+    assert len(latest) == 6 and {row["min_accuracy"] for row in latest} == {0.6}  # the new gate, once each
+    history = json.loads(_cli("report", "--db", str(copy), "-f", "json", "--all-runs", cwd=tmp_path).stdout)
+    seen = {(row["variant"], row["target"], row["min_accuracy"], row["run_id"]) for row in history}
+    assert len(history) == len(seen) == 12  # both kept in the history, told apart by gate and run
 
 
 def test_newer_schema_refused_and_untouched(tmp_path: Path) -> None:

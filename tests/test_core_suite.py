@@ -98,3 +98,30 @@ def test_int8_must_be_last(tmp_path: Path) -> None:
     text = GOOD + '\n[[variants]]\nname = "bad"\nsteps = [{technique = "int8"}, {technique = "int8"}]\n'
     with pytest.raises(ConfigError, match="int8 must be the last step"):
         load_suite(_write(tmp_path, text))
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expect"),
+    [
+        ("min_accuracy = 0.9", "min_accuracy = nan", ["tasks[0=digits].min_accuracy", "finite"]),
+        ("min_accuracy = 0.9", "min_accuracy = -inf", ["tasks[0=digits].min_accuracy", "finite"]),
+        ("min_accuracy = 0.9", "min_accuracy = inf", ["tasks[0=digits].min_accuracy", "finite"]),
+        ("min_accuracy = 0.9", "min_accuracy = 90.0", ["between 0 and 1", "not a percentage"]),
+        ("min_accuracy = 0.9", "min_accuracy = -0.1", ["between 0 and 1"]),
+        ('name = "t"', 'name = "t"\n[run]\nwindow_s = inf', ["run.window_s", "finite"]),
+        ('name = "t"', 'name = "t"\n[run]\nci_target = nan', ["run.ci_target", "finite"]),
+        ('name = "t"', 'name = "t"\n[carbon]\nbudget_g = inf', ["carbon.budget_g", "finite"]),
+    ],
+)
+def test_suite_numbers_are_finite_and_in_range(tmp_path: Path, old: str, new: str, expect: list[str]) -> None:
+    with pytest.raises(ConfigError) as e:
+        load_suite(_write(tmp_path, GOOD.replace(old, new, 1)))
+    for part in expect:
+        assert part in str(e.value), str(e.value)
+
+
+def test_mae_minimum_is_an_error_bound(tmp_path: Path) -> None:
+    text = GOOD.replace("min_accuracy = 0.9", 'metric = "mae"\nmin_accuracy = 2.5', 1)
+    assert load_suite(_write(tmp_path, text)).tasks[0].min_accuracy == 2.5
+    with pytest.raises(ConfigError, match="mae"):
+        load_suite(_write(tmp_path, text.replace("min_accuracy = 2.5", "min_accuracy = -1.0")))

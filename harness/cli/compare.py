@@ -73,9 +73,13 @@ def compare_command(
         raise ConfigError("give two databases, or one database with --old-run N --new-run M")
     new = new or old
     with Store.open(old, create=False) as s:  # a run: as the database stood once it ended (resumes)
+        if old_run is not None:
+            s.require_run(old_run)
         a = s.results(status="done") if old_run is None else s.results_as_of(old_run)
         ranges_a = s.window_ranges()
     with Store.open(new, create=False) as s:
+        if new_run is not None:
+            s.require_run(new_run)
         b = s.results(status="done") if new_run is None else s.results_as_of(new_run)
         ranges_b = s.window_ranges()
     a, b = latest(a), latest(b)
@@ -114,8 +118,12 @@ def label_command(
     from ..errors import ConfigError
     from ..report.label import write_labels
     from ..report.sections import from_db
+    from ..results.store import Store
 
     if output.exists() and not output.is_dir():
         raise ConfigError(f"-o {output} is a file; label -o takes a folder (it writes one file per label)")
+    if run_id is not None:
+        with Store.open(db, create=False) as s:
+            s.require_run(run_id)
     files = write_labels(from_db(db, run_id).labels, output, png=png)
     typer.echo(f"wrote {len(files)} files to {output}", err=True)

@@ -118,9 +118,19 @@ def _render(
     from ..report import FORMATS, render_db
 
     FORMATS.get(fmt)  # unknown format: a clear error listing the known ones
+    if run_id is not None:
+        _require_run(db, run_id)
     if all_runs:
         return _render_history(db, fmt, run_id, output, embodied)
     return render_db(db, fmt, run_id, output=output, embodied=embodied)
+
+
+def _require_run(db: Path, run_id: int) -> None:
+    """A one-line error unless ``db`` holds run ``run_id`` (an empty report would look like success)."""
+    from ..results.store import Store
+
+    with Store.open(db, create=False) as s:
+        s.require_run(run_id)
 
 
 def _render_history(

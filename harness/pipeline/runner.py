@@ -1,6 +1,6 @@
 """Run a suite: base models → variants → each target: accuracy pass, timed windows with energy → store.
 
-Resumable: each (task, variant, target, meter, rules) job has a key; finished keys are skipped. A
+Resumable: each (task, variant, target, meter, rules, gate) job has a key; finished keys are skipped. A
 task with several base models (``recipes = [...]``) builds every variant from each of them; their
 names carry the base model (``mnist1d_cnn:int8``), and so do their job keys.
 The timed windows of a job (idle, warm-up, windows until the median's CI meets the target, invalid
@@ -96,9 +96,20 @@ class Runner:
 
     # --- the per-job API (used by `frugalbench run` and by the farm, so both share job keys) ---
     def job_key(self, variant: Variant, target_cfg: dict[str, Any]) -> str:
-        """Resume key of one (variant, target) job under this suite's meter and run rules."""
+        """Resume key of one (variant, target) job under this suite's meter, run rules and the task's
+        gate (metric, metric parameters, minimum): a stored result is reused only if all are the same,
+        so an edited minimum or metric is re-measured and gated anew, never ranked with the old one.
+        (Re-scoring alone would need the predictions; re-measuring keeps each row one consistent
+        measurement.)"""
         r = self.suite.run
         rules = r.model_dump(exclude={"time_budget_s"})
+        task = next(t for t in self.suite.tasks if t.name == variant.task)
+        gate = {
+            "metric": task.metric,
+            "metric_params": task.metric_params,
+            "min_accuracy": task.min_accuracy,
+            "performance_only": task.performance_only,
+        }
         return content_key(
             self.suite.suite.name,
             variant.task,
@@ -107,6 +118,7 @@ class Runner:
             target_cfg,
             self.suite.meter,
             rules,
+            gate,
         )
 
     def run(self) -> int:
@@ -118,20 +130,28 @@ class Runner:
             str(host_summary()["host"]),
             git_revision(),
         )
-        status = "failed"
         try:
             self._run(run_id)
-            status = "done"
             over = self._over_budget(run_id)
-            if over:
-                status = "over-budget"
-                raise CarbonBudgetExceeded(over)
         except KeyboardInterrupt:
-            status = "interrupted"
+            self._end_after_error(run_id, "interrupted")
             raise
-        finally:
-            self.store.end_run(run_id, status)
+        except BaseException:
+            self._end_after_error(run_id, "failed")
+            raise
+        self.store.end_run(run_id, "over-budget" if over else "done")
+        if over:
+            raise CarbonBudgetExceeded(over)
         return run_id
+
+    def _end_after_error(self, run_id: int, status: str) -> None:
+        """Mark the run ``status`` while an error propagates; if even that cannot be written (disk full),
+        say so in the log and let the first error be the one reported: the next open of the database
+        marks the run ``interrupted`` once this process is gone."""
+        try:
+            self.store.end_run(run_id, status)
+        except FrugalbenchError as e:
+            log.warning("run %d could not be marked %s: %s", run_id, status, e)
 
     def _over_budget(self, run_id: int) -> str | None:
         """The suite's carbon budget for the run's measured inferences (all classes summed, as stated)."""

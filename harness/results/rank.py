@@ -5,6 +5,9 @@ Input: :class:`~harness.results.record.Result` records from the store; output: t
 Classes (external, counter, simulated, estimate) are ranked separately, never against each other.
 A database holds every run; the leaderboard shows the latest done result per (task, variant, target)
 (:func:`latest`), so a re-run after a failed run replaces its older figures instead of listing both.
+A re-run under changed run rules or a changed gate (minimum, metric: both in the job key, so the
+job is measured again) supersedes the older row the same way; ``all_runs`` keeps both, told apart
+by ``run_id`` and ``min_accuracy``.
 A task with several base models ranks all their variants together under its one minimum (such rows
 carry ``base_model``); a performance-only task (synthetic data) has no accuracy on its board and is
 ranked by energy per inference alone (its rows carry ``performance_only``).
