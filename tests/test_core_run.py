@@ -212,9 +212,11 @@ def test_edited_minimum_is_not_reused(ran: tuple[Path, Path], tmp_path: Path) ->
     assert r.returncode == 0, r.stderr
     con = sqlite3.connect(copy)
     assert con.execute("SELECT count(*) FROM results WHERE status='done'").fetchone()[0] == 12  # re-measured
-    latest = json.loads(_cli("report", "--db", str(copy), "-f", "json", cwd=tmp_path).stdout)
+    latest = json.loads(_cli("report", "--db", str(copy), "-f", "json", cwd=tmp_path).stdout)["results"]
     assert len(latest) == 6 and {row["min_accuracy"] for row in latest} == {0.6}  # the new gate, once each
-    history = json.loads(_cli("report", "--db", str(copy), "-f", "json", "--all-runs", cwd=tmp_path).stdout)
+    history = json.loads(
+        _cli("report", "--db", str(copy), "-f", "json", "--all-runs", cwd=tmp_path).stdout
+    )["results"]
     seen = {(row["variant"], row["target"], row["min_accuracy"], row["run_id"]) for row in history}
     assert len(history) == len(seen) == 12  # both kept in the history, told apart by gate and run
 
