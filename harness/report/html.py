@@ -378,6 +378,11 @@ def render(data: ReportData) -> str:
                         ("accuracy_cost", "accuracy cost"),
                         ("energy_per_inference_j", "E / inference"),
                         ("n_variants", "variants"),
+                        *(
+                            [("fine_tune", "validation: base → projection → fine-tuned")]
+                            if any(x.get("fine_tune") for x in tech)
+                            else []
+                        ),
                     ],
                     tech,
                 )

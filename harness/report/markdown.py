@@ -166,12 +166,15 @@ def _md_sections(task: str, data: ReportData, images: dict[str, str]) -> list[st
             "### Per technique (best variant, accuracy cost against the base model)",
             "",
         ]
+        stages = any(x.get("fine_tune") for x in tech)  # a column only where a variant was fine-tuned
         lines += _md_table(
-            "technique | class | best | rank> | quality> | base> | accuracy cost> | E/inference>",
+            "technique | class | best | rank> | quality> | base> | accuracy cost> | E/inference>"
+            + (" | validation: base → projection → fine-tuned" if stages else ""),
             [
                 [_md_escape(x["technique"]), _md_escape(x["energy_class"]), _md_escape(x["best"]),
                  cell(x["rank"]), cell(x["accuracy"]), cell(x["base_accuracy"]),
-                 cell(x["accuracy_cost"], ".3g"), energy_text(x["energy_per_inference_j"])]
+                 cell(x["accuracy_cost"], ".3g"), energy_text(x["energy_per_inference_j"]),
+                 *([x.get("fine_tune") or "–"] if stages else [])]
                 for x in tech
             ],
         )  # fmt: skip

@@ -173,6 +173,15 @@ def task_rows(board: list[BoardRow], runs: list[dict[str, Any]]) -> list[dict[st
     return out
 
 
+def _stages(r: BoardRow) -> str | None:
+    """``base → projection → fine-tuned`` validation accuracy of a fine-tuned variant, else None."""
+    keys = ("val_accuracy_base", "val_accuracy_projection", "val_accuracy_finetuned")
+    vals = [r.get(k) for k in keys]
+    if all(v is None for v in vals):
+        return None
+    return " → ".join("–" if v is None else f"{v:.3f}" for v in vals)
+
+
 def technique_rows(board: list[BoardRow]) -> list[dict[str, Any]]:
     """Best variant per (task, class, technique): the best-ranked one, else the most accurate."""
     groups: dict[tuple[str, str, str], list[BoardRow]] = defaultdict(list)
@@ -200,6 +209,7 @@ def technique_rows(board: list[BoardRow]) -> list[dict[str, Any]]:
                 "accuracy_per_joule": best["accuracy_per_joule"],
                 "n_variants": len(rows),
                 "passes_gate": best["passes_gate"],
+                "fine_tune": _stages(best),
             }
         )
     return out

@@ -105,6 +105,11 @@ class BoardRow(TypedDict):
     provenance: dict[str, Any]
     base_model: NotRequired[str | None]  # only in tasks with several base models
     performance_only: NotRequired[bool]  # only in performance-only tasks
+    # only for fine-tuned variants: argmax accuracy on the training split's validation rows of the base
+    # model, of the compressed model before fine-tuning (the projection), and after fine-tuning
+    val_accuracy_base: NotRequired[float | None]
+    val_accuracy_projection: NotRequired[float | None]
+    val_accuracy_finetuned: NotRequired[float | None]
 
 
 def _ms(x: float | None) -> float | None:
@@ -220,6 +225,11 @@ def leaderboard(results: Iterable[Result], *, all_runs: bool = False) -> list[Bo
             row["base_model"] = r.base_model
         if perf_only:
             row["performance_only"] = True
+        stages = (r.variant_meta or {}).get("accuracy_stages")
+        if isinstance(stages, dict):
+            row["val_accuracy_base"] = stages.get("base")
+            row["val_accuracy_projection"] = stages.get("projection")
+            row["val_accuracy_finetuned"] = stages.get("fine_tuned")
         out.append(row)
     groups: dict[tuple[str, str | None], list[BoardRow]] = defaultdict(list)
     for row in out:
