@@ -89,11 +89,34 @@ class FaultProxy:
         self._stop = threading.Event()
         self._conn: tuple[socket.socket, socket.socket] | None = None
         self._thread: threading.Thread | None = None
+        self._armed: list[tuple[str, str, int]] = []
         self.enabled = True
 
     @property
     def url(self) -> str:
         return f"socket://127.0.0.1:{self.port}"
+
+    def set_plan(self, plan: FaultPlan) -> None:
+        """Switch to another fault plan (from the next forwarded byte; the log is kept)."""
+        with self._lock:
+            self.plan = plan
+            self._rng = random.Random(plan.seed)
+            self._next = {d: self._gap() for d in DIRECTIONS}
+
+    def arm(self, direction: str, kind: str, after: int = 0) -> None:
+        """Inject one ``kind`` fault ``after`` bytes from now in ``direction`` (on top of the random plan)."""
+        if direction not in DIRECTIONS or kind not in KINDS:
+            raise ValueError(f"direction must be one of {DIRECTIONS} and kind one of {KINDS}")
+        with self._lock:
+            self._armed.append((direction, kind, self.bytes[direction] + after + 1))
+
+    def _due(self, direction: str) -> str | None:
+        """An armed fault due at the current byte of ``direction``, else the random plan's."""
+        for i, (d, kind, at) in enumerate(self._armed):
+            if d == direction and self.bytes[direction] >= at:
+                del self._armed[i]
+                return kind
+        return None
 
     def counts(self) -> Counter[tuple[str, str]]:
         """Injected faults by (direction, kind)."""
@@ -142,17 +165,17 @@ class FaultProxy:
             active = self.enabled and direction in self.plan.directions and not self._capped()
             for b in data:
                 self.bytes[direction] += 1
-                if not active:
+                kind = self._due(direction)
+                if kind is None and active:
+                    self._next[direction] -= 1
+                    if self._next[direction] <= 0:
+                        self._next[direction] = self._gap()
+                        kind = self._pick_kind()
+                if kind is None:
                     out.append(b)
                     continue
-                self._next[direction] -= 1
-                if self._next[direction] > 0:
-                    out.append(b)
-                    continue
-                self._next[direction] = self._gap()
-                kind = self._pick_kind()
                 self.log.append(Fault(time.monotonic(), direction, kind, self.bytes[direction]))
-                active = not self._capped()
+                active = active and not self._capped()
                 if kind == "drop":
                     continue
                 if kind == "flip":

@@ -44,6 +44,7 @@ static char line[CMD_MAX + 1];
 static char msg[160];
 static int crc_on;          /* reply checksums negotiated (xcrc 1) */
 static uint32_t crc_state;  /* raw CRC-32 state of the current command + reply */
+static int crc_stop;        /* xcrc 0: its own reply is still signed, the next ones are not */
 
 /* Every reply byte goes through here so the reply checksum covers it. */
 static void emit(char c) {
@@ -419,7 +420,7 @@ static void cmd_xcrc(const char *arg) {
     crc_on = 1;
     out_line("m-xcrc-on");
   } else if (arg[0] == '0' && !arg[1]) {
-    crc_on = 0;
+    crc_stop = crc_on;
     out_line("m-xcrc-off");
   } else {
     out_line("e-[xcrc: argument must be 1 or 0]");
@@ -544,6 +545,7 @@ int main(void) {
       sb_str(&s, "m-crc-");
       sb_hex32(&s, ~crc_state);
       out_line(msg);
+      if (crc_stop) crc_on = crc_stop = 0;
     }
     out_line("m-ready");
     n = 0;
