@@ -295,19 +295,6 @@ class DutClient:
                 break
         self._pending = b""
 
-    def settle(self, quiet_s: float = 2.2) -> None:
-        """Wait until the DUT has been silent for ``quiet_s`` (it may still be waiting for upload bytes
-        and only gives up after 2 s), then resynchronise."""
-        self.port.timeout = 0.1
-        quiet_since = time.monotonic()
-        deadline = quiet_since + 4 * quiet_s
-        while time.monotonic() < deadline and time.monotonic() - quiet_since < quiet_s:
-            chunk = self.port.read(4096)
-            self.rx_bytes += len(chunk)
-            if chunk:
-                quiet_since = time.monotonic()
-        self.resync()
-
     def _checked(self, cmd: bytes, raw: bytes) -> Reply:
         """Parse a raw reply, see a reset, and verify its checksum when negotiated."""
         reply = parse_reply(raw)
@@ -456,8 +443,9 @@ class DutClient:
     def bulk(self, dest: str, data: bytes) -> Reply:
         """Binary upload with length + CRC32 (extension); retried on CRC errors, garbage or silence.
 
-        After a failed attempt the DUT may still be waiting for upload bytes (it gives up after 2 s
-        without one), so the host waits for it to fall silent before asking again.
+        After a failed attempt the DUT may still be waiting for upload bytes (it gives up only after
+        2 s without one), so the host sends that many spaces (they end the upload with a CRC error,
+        or become a harmless overlong command) before resynchronising.
         """
         if self.ext is None or dest not in self.ext.bulk:
             raise TargetError(f"DUT does not offer bulk upload to {dest!r}; negotiate() first or use db hex")
@@ -468,25 +456,26 @@ class DutClient:
             self._write(cmd + b"%")
             try:
                 head = self._read_until(b"\r\n", self.timeout_s, at_line_start=False)
-                if head.strip() == b"m-bulk-go":
+                if head.startswith(b"e-"):  # refused at once (too big, bad destination...)
+                    reply = self._checked(cmd, head + self._read_until(READY, self.timeout_s))
+                elif head == b"m-bulk-go\r\n":
                     self._write(data)
                     wait = self.timeout_s + len(data) / 2000.0
-                else:
-                    wait = self.timeout_s + 2.5  # a corrupted go-ahead: the DUT may be waiting for bytes
-                rest = head if head.endswith(READY) else head + self._read_until(READY, wait)
-                reply = self._checked(cmd, rest)
-                if not reply.errors and head.strip() != b"m-bulk-go":
-                    raise ProtocolError(f"bulk answered {reply.lines!r} without m-bulk-go")
+                    reply = self._checked(cmd, head + self._read_until(READY, wait))
+                else:  # a corrupted go-ahead or refusal: never send binary data that may be read as commands
+                    raise ProtocolError(f"bulk answered {head[:40]!r} instead of m-bulk-go")
             except DutReset:
                 raise
             except ProtocolError as e:
                 last = e
-                self.settle()
+                # the DUT may still wait for upload bytes: complete them (no '%' among them), then resync
+                self._write(b" " * len(data))
+                self.resync()
                 continue
             if reply.errors:
                 last = DutCommandError(f"bulk {dest}", reply.errors)
                 if any(e.startswith(("e-[bulk: CRC mismatch", "e-[bulk: timeout")) for e in reply.errors):
-                    self.settle(0.3)
+                    self.resync()
                     continue
                 raise last
             if f"m-bulk-done-{len(data)}" not in reply.lines:
