@@ -12,7 +12,7 @@ import pytest
 from mcu_support import build, needs_qemu, random_model
 
 from harness.emulators.faultproxy import FaultPlan, FaultProxy
-from harness.errors import TargetError, WindowInvalid
+from harness.errors import ProtocolError, TargetError, WindowInvalid
 from harness.mcu import reference
 from harness.mcu.blob import codec
 from harness.mcu.qemu import QemuDut
@@ -109,3 +109,11 @@ def test_a_link_that_stays_down_fails_with_a_target_error(qemu: QemuDut, model) 
             t.load_blob(blob)
     finally:
         t.close()
+
+
+def test_lap_time_must_match_the_instruction_count() -> None:
+    """Under -icount shift 0, m-lap-us (two truncated stamps) and xstat ticks describe one section."""
+    McuTarget._cross_check(0.000608, 608_280e-9)  # 0.28 us apart: truncation
+    with pytest.raises(ProtocolError, match="corrupted on the link"):
+        McuTarget._cross_check(1516.0, 243e-6)  # 4 dropped digits of m-lap-us
+    McuTarget._cross_check(None, 1.0)  # energy-mode firmware prints no stamps: nothing to compare

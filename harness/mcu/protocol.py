@@ -389,7 +389,7 @@ class DutClient:
         self.ext = None
 
         def known(r: Reply) -> None:
-            if r.errors and not all(e.startswith(UNKNOWN_COMMAND + "ext") for e in r.errors):
+            if r.errors and r.errors != [UNKNOWN_COMMAND + "ext]"]:
                 raise ProtocolError(f"ext answered with unexpected errors {r.errors!r}")
             if not r.errors:
                 parse_ext(r)
@@ -408,7 +408,7 @@ class DutClient:
                 if r.banner:
                     raise DutReset(f"DUT reset during xcrc 1: {r.lines!r}")
                 if r.errors:
-                    if all(e.startswith(UNKNOWN_COMMAND + "xcrc") for e in r.errors):
+                    if r.errors == [UNKNOWN_COMMAND + "xcrc 1]"]:
                         self.ext = ext  # an older frugalbench DUT: no reply checksums
                         return ext
                     raise ProtocolError(f"xcrc 1 answered with unexpected errors {r.errors!r}")
@@ -490,10 +490,15 @@ class DutClient:
         else:
             self.db_load_hex(data)
 
-    def infer(self, n: int, warmup: int) -> InferResult:
+    def infer(self, n: int, warmup: int, *, retry: bool = False) -> InferResult:
+        """``infer N W``; ``retry`` asks again after a corrupted reply (for probes, not timed windows)."""
         t = time.perf_counter()
-        r = self.command(f"infer {n} {warmup}", timeout_s=self.infer_timeout_s, retry=False)
-        res = parse_infer(r, n, warmup)
+
+        def parse(r: Reply) -> InferResult:
+            return parse_infer(r, n, warmup)
+
+        r = self.command(f"infer {n} {warmup}", timeout_s=self.infer_timeout_s, retry=retry, check=parse)
+        res = parse(r)
         return InferResult(res.n, res.warmup, res.t0_us, res.t1_us, res.results, time.perf_counter() - t)
 
     # ---- extension queries ----

@@ -52,6 +52,13 @@ log = logging.getLogger(__name__)
 PROBE_N = 64  # inferences of the load-time probe that fixes instructions/inference
 LAP_TOLERANCE_S = 1.5e-6  # two m-lap-us stamps, each truncated to 1 us
 T = TypeVar("T")
+# refusals that mean the DUT lost its state (an unseen reset): upload again and retry, not a failed job
+LOST_STATE = (
+    "e-[No model loaded",
+    "e-[No inference has run yet",
+    "e-[xbatch: the db buffer holds",
+    "e-[Input holds",
+)
 LinkError = (ProtocolError, OSError)  # OSError: serial.SerialException, a dropped socket
 
 
@@ -225,10 +232,21 @@ class McuTarget(Target):
         else:
             self.dut.resync()
         self.dut_name = self.dut.name()
-        self.ext = self.dut.negotiate() if c.extensions else None
+        self.ext = self._negotiate()
         if self.ext is not None and self.ext.crc:
             self.dut_name = self.dut.name()  # read again under the reply checksum
         self._broken = False
+
+    def _negotiate(self) -> Extensions | None:
+        """Extensions (and reply checksums) of the DUT; the same DUT must keep offering what it offered."""
+        had = self.ext
+        ext = self._need().negotiate() if self.config.extensions else None
+        if had is not None and (ext is None or (had.crc and not ext.crc)):
+            raise ProtocolError(
+                "the DUT stopped offering the extensions or reply checksums it offered before: "
+                "a stale or corrupted reply"
+            )
+        return ext
 
     def _reconnect(self) -> None:
         """Reopen a dropped link (QEMU keeps running); the DUT's model is uploaded again before use."""
@@ -275,7 +293,10 @@ class McuTarget(Target):
                     self._reload()
                 return fn()
             except DutCommandError as e:
-                raise TargetError(f"{what}: {e}") from None
+                if not any(err.startswith(LOST_STATE) for err in e.errors) or attempt == tries - 1:
+                    raise TargetError(f"{what}: {e}") from None
+                self._stale = self.blob is not None
+                last = e
             except LinkError as e:
                 last = e
                 if attempt < tries - 1:
@@ -286,6 +307,7 @@ class McuTarget(Target):
 
     def close(self) -> None:
         self._broken = False
+        self.ext = None  # a later open() may meet another DUT
         port, self.port, self.dut = self.port, None, None
         if port is not None:
             try:
@@ -364,7 +386,7 @@ class McuTarget(Target):
     def _measure_probe(self) -> float:
         """Instructions per inference (emulator; deterministic) or DUT seconds per inference."""
         dut = self._need()
-        r = dut.infer(PROBE_N, 1)
+        r = dut.infer(PROBE_N, 1, retry=True)
         if self.profile.emulated and self.ext is not None:
             ticks, hz, n = dut.xstat()
             if n != PROBE_N:
@@ -523,7 +545,7 @@ class McuTarget(Target):
         reply checksums), upload the model and the window input again."""
         dut = self._need()
         dut.resync()
-        self.ext = dut.negotiate() if self.config.extensions else None
+        self.ext = self._negotiate()
         assert self.blob is not None
         probe, data = self._probe, self._input
         self.load_blob(self.blob)
