@@ -13,6 +13,12 @@ The truth is known without the link: outputs from the NumPy reference of the fir
 and every valid window is compared with the truth: ``wrong_results_stored`` counts mismatches. A job
 that does not finish within ``JOB_LIMIT_S`` counts as a hang.
 
+Measured here (2 shared cores, QEMU 7.2, seed 7, 1/2500 faults per byte each way, 0.8 s stalls,
+host timeout 0.5 s, 4 retries): 1,031 faults injected (up: 147 close, 151 drop, 166 flip, 142
+garbage, 142 stall; down: 61 close, 64 drop, 58 flip, 45 garbage, 55 stall) over 38 jobs in 818 s;
+37 jobs done, 1 failed (the model upload gave up after 5 attempts over a link that kept dropping),
+107 of 111 windows valid, 0 hangs, wrong_results_stored=0.
+
 Usage: ``python benches/perf/link_faults.py [faults]`` (default 1000: jobs run until that many faults
 were injected). Last line: ``wrong_results_stored=<n>``.
 """

@@ -60,7 +60,9 @@ class FaultPlan:
     def __post_init__(self) -> None:
         bad = [k for k in self.kinds if k not in KINDS] + [d for d in self.directions if d not in DIRECTIONS]
         if bad:
-            raise ValueError(f"unknown fault kind or direction {bad}; kinds: {KINDS}, directions: {DIRECTIONS}")
+            raise ValueError(
+                f"unknown fault kind or direction {bad}; kinds: {KINDS}, directions: {DIRECTIONS}"
+            )
         if self.rate < 0:
             raise ValueError("fault rate must be >= 0")
 
@@ -278,7 +280,9 @@ def main(argv: list[str] | None = None) -> None:
         seed=a.seed,
     )
     with FaultProxy((host or "127.0.0.1", int(port)), plan, port=a.listen) as fp:
-        print(f"forwarding {fp.url} -> {a.upstream} with faults at {a.rate:g}/byte; Ctrl-C to stop", flush=True)
+        print(
+            f"forwarding {fp.url} -> {a.upstream} with faults at {a.rate:g}/byte; Ctrl-C to stop", flush=True
+        )
         try:
             while True:
                 time.sleep(1)
