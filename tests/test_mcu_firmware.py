@@ -20,7 +20,7 @@ from mcu_support import KINDS, build, needs_qemu, open_dut, random_model
 from harness.mcu import reference
 from harness.mcu.blob import codec
 from harness.mcu.build import build_firmware
-from harness.mcu.protocol import DutClient, DutCommandError, parse_infer
+from harness.mcu.protocol import DutClient, DutCommandError, ReplyCorrupt, parse_infer, verify_crc
 from harness.mcu.qemu import QemuDut
 
 pytestmark = [pytest.mark.slow, needs_qemu]
@@ -143,6 +143,33 @@ def test_reset_banner_is_seen_mid_infer(elf: Path, tmp_path: Path) -> None:
         q.monitor("system_reset")
         raw = dut._read_until(b"m-ready\r\n", 10)
         assert b"m-init-done" in raw  # the host sees the boot banner instead of the infer reply
+
+
+def test_reply_checksums_only_after_xcrc_and_they_verify(elf: Path) -> None:
+    """Plain EEMBC bytes until a host asks for checksums; then every reply carries a valid m-crc line."""
+    q = QemuDut(elf)
+    port = q.open_serial()
+    try:
+        dut = DutClient(port, timeout_s=5.0)
+        dut.wait_banner()
+        dut._write(b"name%")
+        assert dut._read_until(b"m-ready\r\n", 5) == b"m-name-dut-[frugalbench]\r\nm-ready\r\n"
+        ext = dut.negotiate()
+        assert ext is not None and ext.crc and dut.crc
+        for cmd in (b"name", b"xstat", b"bogus", b"timestamp"):
+            dut._write(cmd + b"%")
+            raw = dut._read_until(b"m-ready\r\n", 5)
+            body = verify_crc(cmd, raw)  # raises on a missing or wrong checksum
+            assert raw != body and body.endswith(b"m-ready\r\n")
+            with pytest.raises(ReplyCorrupt):
+                verify_crc(b"x" + cmd, raw)  # the checksum covers the command it answers
+        dut._write(b"xcrc 0%")
+        assert dut._read_until(b"m-ready\r\n", 5).startswith(b"m-xcrc-off\r\nm-crc-")
+        dut._write(b"name%")
+        assert dut._read_until(b"m-ready\r\n", 5) == b"m-name-dut-[frugalbench]\r\nm-ready\r\n"
+    finally:
+        port.close()
+        q.stop()
 
 
 def test_infer_reply_matches_mlperf_sequence(dut: DutClient) -> None:

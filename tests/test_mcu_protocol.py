@@ -1,10 +1,12 @@
 """EEMBC protocol client: strict parsing (fuzzed), resync after garbage, bounded retries, reset and
-fallback, against a scripted DUT peer on a real ``socket://`` port."""
+fallback, reply checksums (every bit flip refused, corrupted results asked again), against a scripted
+DUT peer on a real ``socket://`` port."""
 
 from __future__ import annotations
 
 import socket
 import threading
+import zlib
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -19,9 +21,11 @@ from harness.mcu.protocol import (
     DutClient,
     DutCommandError,
     DutReset,
+    ReplyCorrupt,
     parse_infer,
     parse_reply,
     parse_results,
+    verify_crc,
 )
 
 INFER_OK = (
@@ -188,3 +192,120 @@ def test_old_dut_without_extensions_falls_back_to_hex(peer_client) -> None:
     chunks = [c[3:] for c in peer.commands if c.startswith("db ") and not c.startswith("db load")]
     assert [len(c) // 2 for c in chunks] == [31, 31, 8]
     assert bytes.fromhex("".join(chunks)) == data
+
+
+# ---------------------------------------------------------------- reply checksums (xcrc)
+def _signed(cmd: str, body: bytes) -> bytes:
+    """A reply as a frugalbench DUT with checksums on sends it."""
+    return body + f"m-crc-{zlib.crc32(cmd.encode() + body):08x}\r\n".encode() + READY
+
+
+XSTAT = b"m-xstat-ticks-123456-hz-25000000-n-64\r\n"
+
+
+def test_verify_crc_accepts_the_signed_reply_only() -> None:
+    raw = _signed("xstat", XSTAT)
+    assert verify_crc(b"xstat", raw) == XSTAT + READY
+    with pytest.raises(ReplyCorrupt, match="checksum"):
+        verify_crc(b"xres", raw)  # a stale reply to another command
+    with pytest.raises(ReplyCorrupt, match="lacks"):
+        verify_crc(b"xstat", XSTAT + READY)
+
+
+def test_every_single_bit_flip_of_a_signed_reply_is_refused() -> None:
+    def accept(raw: bytes) -> None:
+        parse_reply(raw)
+        verify_crc(b"xstat", raw)
+
+    raw = _signed("xstat", XSTAT)
+    accept(raw)
+    for i in range(len(raw) - len(READY)):
+        for bit in range(8):
+            bad = bytearray(raw)
+            bad[i] ^= 1 << bit
+            with pytest.raises(ProtocolError):
+                accept(bytes(bad))
+
+
+def _crc_dut(corrupt: dict[str, int], xcrc: bool = True) -> Callable[[str], bytes | None]:
+    """A scripted frugalbench DUT: ``corrupt[cmd]`` replies to ``cmd`` get one bit flipped first."""
+    state = {"crc": False}
+    answers = {
+        "name": b"m-name-dut-[frugalbench]\r\n",
+        "ext": b"m-ext-[fb1]\r\nm-ext-bulk-[db,model]\r\nm-ext-limits-[model=4096,db=1024,act=64]\r\n"
+        b"m-ext-tick-hz-25000000\r\n",
+        "xstat": XSTAT,
+        "xres": b"m-xres-0a0b0c\r\n",
+    }
+
+    def script(cmd: str) -> bytes:
+        if cmd == "xcrc 1" and xcrc:
+            state["crc"] = True
+            body = b"m-xcrc-on\r\n"
+        else:
+            body = answers.get(cmd, b"e-[Unknown command: " + cmd.encode() + b"]\r\n")
+        out = bytearray(_signed(cmd, body) if state["crc"] else body + READY)
+        if corrupt.get(cmd, 0) > 0:
+            corrupt[cmd] -= 1
+            out[12] ^= 0x04  # one bit on the reply path: still printable ASCII
+        return bytes(out)
+
+    return script
+
+
+def test_corrupted_results_are_asked_again_never_returned(peer_client) -> None:
+    peer, dut = peer_client(_crc_dut({"xstat": 1, "xres": 2}))
+    ext = dut.negotiate()
+    assert ext is not None and ext.crc and dut.crc
+    assert dut.xstat() == (123456, 25000000, 64)
+    assert dut.xres(3).tolist() == [10, 11, 12]
+    assert peer.commands.count("xstat") == 2 and peer.commands.count("xres") == 3
+    assert dut.corrupt_replies == 3
+
+
+def test_a_flip_that_stays_well_formed_is_caught_only_by_the_checksum(peer_client) -> None:
+    _, dut = peer_client(_crc_dut({}))
+    dut.negotiate()
+    # without the checksum the flipped reply parses as a different, plausible value
+    flipped = bytearray(XSTAT)
+    flipped[16] ^= 0x01  # '3' -> '2' in the tick count
+    plain = parse_reply(bytes(flipped) + READY).value("m-xstat-")
+    assert plain.startswith("ticks-122456")
+    with pytest.raises(ReplyCorrupt):
+        verify_crc(b"xstat", bytes(flipped) + _signed("xstat", XSTAT)[len(XSTAT) :])
+
+
+def test_xstat_with_another_tick_rate_is_refused(peer_client) -> None:
+    _, dut = peer_client(_crc_dut({}))
+    dut.negotiate()
+    assert dut.ext is not None
+    dut.ext.tick_hz = 1000  # as if the DUT now reported another clock than it negotiated
+    with pytest.raises(ProtocolError, match="failed after 3 attempts.*negotiated 1000 Hz"):
+        dut.xstat()
+
+
+def test_a_corrupted_name_during_open_is_asked_again(peer_client) -> None:
+    sent = {"n": 0}
+
+    def script(cmd: str) -> bytes:
+        if cmd == "name":
+            sent["n"] += 1
+            return b"m-name-dut_[x]\r\nm-ready\r\n" if sent["n"] == 1 else b"m-name-dut-[x]\r\nm-ready\r\n"
+        return b"e-[Unknown command: " + cmd.encode() + b"]\r\nm-ready\r\n"
+
+    peer, dut = peer_client(script)
+    assert dut.name() == "dut-[x]" and peer.commands.count("name") == 2
+
+
+def test_older_frugalbench_dut_without_checksums_still_works(peer_client) -> None:
+    peer, dut = peer_client(_crc_dut({}, xcrc=False))
+    ext = dut.negotiate()
+    assert ext is not None and not ext.crc and not dut.crc
+    assert dut.xstat() == (123456, 25000000, 64)
+    assert peer.commands == ["ext", "xcrc 1", "xstat"]
+
+
+def test_stock_dut_never_sees_the_checksum_command(peer_client) -> None:
+    peer, dut = peer_client(lambda cmd: b"e-[Unknown command: " + cmd.encode() + b"]\r\nm-ready\r\n")
+    assert dut.negotiate() is None and not dut.crc
+    assert peer.commands == ["ext"]

@@ -4,6 +4,13 @@ Replies are parsed strictly (:func:`parse_reply`): ``\\r\\n`` lines, each ``m-..
 printable ASCII, the last one ``m-ready``. Garbage, a timeout or a half reply raises
 :class:`ProtocolError`; idempotent commands are retried (bounded) after a resynchronisation. A boot
 banner inside a reply means the DUT reset: :class:`DutReset`. Works on any ``serial_for_url`` port.
+
+Reply integrity (frugalbench extension ``xcrc``): once negotiated, every reply ends with
+``m-crc-XXXXXXXX`` before ``m-ready``, the CRC-32 of the command text followed by the reply bytes
+before that line. A reply that fails the check (a flipped bit, a dropped byte, a stale reply to
+another command) raises :class:`ReplyCorrupt` and is never handed to the caller; idempotent commands
+are asked again. A stock DUT never sees ``xcrc`` unless it answered ``ext`` as a frugalbench DUT, so
+the plain EEMBC bytes are unchanged for it.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import contextlib
 import re
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,7 +30,13 @@ READY = b"m-ready\r\n"
 LINE_RE = re.compile(r"(?:m|e)-[\x20-\x7e]*")
 BANNER_MARKS = ("m-init-done", "m-timestamp-mode-")
 HEX_CHUNK = 31  # bytes per `db` command, as the MLCommons runner sends them
+CRC_LINE_RE = re.compile(rb"m-crc-([0-9a-f]{8})\r\n")
+UNKNOWN_COMMAND = "e-[Unknown command: "
 FLOAT_RE = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|nan|-?inf")
+
+
+class ReplyCorrupt(ProtocolError):
+    """A reply failed its negotiated checksum (or lacks it): its contents must not be used."""
 
 
 class DutReset(ProtocolError):
@@ -78,6 +92,24 @@ def parse_reply(raw: bytes) -> Reply:
             raise ProtocolError("m-ready in the middle of a reply (two replies merged?)")
         (errors if text.startswith("e-") else lines).append(text)
     return Reply(lines, errors, len(raw))
+
+
+def verify_crc(command: bytes, raw: bytes) -> bytes:
+    """Check the ``m-crc-`` line of a complete reply to ``command``; return the reply without it."""
+    body = raw[: -len(READY)] if raw.endswith(READY) else raw
+    start = body.rfind(b"m-crc-")
+    if start < 0 or (start > 0 and body[start - 1 : start] != b"\n"):
+        raise ReplyCorrupt(f"reply to {command[:40]!r} lacks its m-crc line: {raw[-60:]!r}")
+    m = CRC_LINE_RE.fullmatch(body[start:])
+    if not m:
+        raise ReplyCorrupt(f"malformed m-crc line in the reply to {command[:40]!r}: {body[start:][:40]!r}")
+    got = zlib.crc32(command + body[:start])
+    if got != int(m.group(1), 16):
+        raise ReplyCorrupt(
+            f"reply to {command[:40]!r} fails its checksum (computed {got:08x}, DUT sent "
+            f"{m.group(1).decode()}): corrupted on the link"
+        )
+    return body[:start] + READY
 
 
 def parse_results(text: str) -> np.ndarray:
@@ -168,6 +200,7 @@ class Extensions:
     kinds: list[str] = field(default_factory=list)
     tick_hz: int = 0
     board: str = ""
+    crc: bool = False  # replies carry m-crc lines (xcrc 1 accepted)
 
 
 def parse_ext(reply: Reply) -> Extensions:
@@ -206,6 +239,8 @@ class DutClient:
         self.tx_bytes = 0
         self.rx_bytes = 0
         self.ext: Extensions | None = None
+        self.crc = False  # replies carry a checksum (negotiated with xcrc 1)
+        self.corrupt_replies = 0  # replies refused for a failed checksum or cross-check
         self._pending = b""
 
     # ---- transport ----
@@ -260,28 +295,53 @@ class DutClient:
                 break
         self._pending = b""
 
+    def _checked(self, cmd: bytes, raw: bytes) -> Reply:
+        """Parse a raw reply, see a reset, and verify its checksum when negotiated."""
+        reply = parse_reply(raw)
+        if reply.banner:
+            self.crc = False  # a reset DUT boots with checksums off
+            raise DutReset(f"DUT reset during {cmd[:40]!r} (boot banner in the reply): {reply.lines!r}")
+        if self.crc:
+            try:
+                reply = parse_reply(verify_crc(cmd, raw))
+            except ReplyCorrupt:
+                self.corrupt_replies += 1
+                raise
+        return reply
+
     def command(
-        self, cmd: str, *, timeout_s: float | None = None, allow_error: bool = False, retry: bool = True
+        self,
+        cmd: str,
+        *,
+        timeout_s: float | None = None,
+        allow_error: bool = False,
+        retry: bool = True,
+        check: Callable[[Reply], object] | None = None,
     ) -> Reply:
-        """Send ``cmd%`` and parse the reply; retries idempotent commands after garbage or silence."""
+        """Send ``cmd%`` and parse the reply; retries idempotent commands after garbage or silence.
+
+        ``check`` validates the reply (raising ProtocolError); a reply that fails it, or fails its
+        checksum, is asked for again like garbage (never returned).
+        """
         if "%" in cmd or len(cmd) > 128:
             raise ValueError(f"not a valid DUT command: {cmd[:40]!r}")
         attempts = 1 + (self.retries if retry else 0)
         last: ProtocolError | None = None
+        raw_cmd = cmd.encode("ascii")
         for _ in range(attempts):
-            self._write(cmd.encode("ascii") + b"%")
+            self._write(raw_cmd + b"%")
             try:
-                reply = self.read_reply(timeout_s)
-            except DutReset:
+                reply = self._checked(raw_cmd, self._read_until(READY, timeout_s or self.timeout_s))
+                if reply.errors and not allow_error:
+                    raise DutCommandError(cmd, reply.errors)
+                if check is not None and not reply.errors:
+                    check(reply)
+            except (DutReset, DutCommandError):
                 raise
             except ProtocolError as e:
                 last = e
                 self.resync()
                 continue
-            if reply.banner:
-                raise DutReset(f"DUT reset during {cmd!r} (boot banner in the reply): {reply.lines!r}")
-            if reply.errors and not allow_error:
-                raise DutCommandError(cmd, reply.errors)
             return reply
         assert last is not None
         raise ProtocolError(f"{cmd!r} failed after {attempts} attempts: {last}")
@@ -292,12 +352,15 @@ class DutClient:
         return self.read_reply(timeout_s)
 
     def name(self) -> str:
-        line = self.command("name").value("m-name-")
-        if not re.fullmatch(r"dut-\[[\x20-\x5c\x5e-\x7e]*\]", line):
-            raise ProtocolError(
-                f"unexpected name line m-name-{line!r}; an EEMBC DUT answers m-name-dut-[vendor]"
-            )
-        return line
+        def valid(r: Reply) -> str:
+            line = r.value("m-name-")
+            if not re.fullmatch(r"dut-\[[\x20-\x5c\x5e-\x7e]*\]", line):
+                raise ProtocolError(
+                    f"unexpected name line m-name-{line!r}; an EEMBC DUT answers m-name-dut-[vendor]"
+                )
+            return line
+
+        return valid(self.command("name", check=valid))
 
     def profile(self) -> tuple[str, str]:
         r = self.command("profile")
@@ -317,10 +380,54 @@ class DutClient:
             return None  # energy-mode DUT: the pin toggles, nothing printed
 
     def negotiate(self) -> Extensions | None:
-        """Ask for extensions; ``None`` (and hex/EEMBC fallback) if the DUT does not know ``ext``."""
-        r = self.command("ext", allow_error=True)
-        self.ext = None if r.errors else parse_ext(r)
-        return self.ext
+        """Ask for extensions; ``None`` (and hex/EEMBC fallback) if the DUT does not know ``ext``.
+
+        A frugalbench DUT is then asked for reply checksums (``xcrc 1``); when it accepts, ``ext`` is
+        read again under the checksum, so the limits and tick rate in use were not corrupted.
+        """
+        self.crc = False
+        self.ext = None
+
+        def known(r: Reply) -> None:
+            if r.errors and r.errors != [UNKNOWN_COMMAND + "ext]"]:
+                raise ProtocolError(f"ext answered with unexpected errors {r.errors!r}")
+            if not r.errors:
+                parse_ext(r)
+
+        r = self.command("ext", allow_error=True, check=known)
+        if r.errors:
+            return None
+        ext = parse_ext(r)
+
+        last: ProtocolError | None = None
+        for _ in range(1 + self.retries):
+            self._write(b"xcrc 1%")
+            try:
+                raw = self._read_until(READY, self.timeout_s)
+                r = parse_reply(raw)
+                if r.banner:
+                    raise DutReset(f"DUT reset during xcrc 1: {r.lines!r}")
+                if r.errors:
+                    if r.errors == [UNKNOWN_COMMAND + "xcrc 1]"]:
+                        self.ext = ext  # an older frugalbench DUT: no reply checksums
+                        return ext
+                    raise ProtocolError(f"xcrc 1 answered with unexpected errors {r.errors!r}")
+                if parse_reply(verify_crc(b"xcrc 1", raw)).lines != ["m-xcrc-on"]:
+                    raise ProtocolError(f"xcrc 1 answered {r.lines!r}, expected m-xcrc-on")
+            except DutReset:
+                raise
+            except ProtocolError as e:
+                last = e
+                self.resync()
+                continue
+            self.crc = True
+            break
+        else:
+            raise ProtocolError(f"could not switch reply checksums on: {last}")
+        ext = parse_ext(self.command("ext", check=parse_ext))
+        ext.crc = True
+        self.ext = ext
+        return ext
 
     def db_load_hex(self, data: bytes) -> None:
         """Standard EEMBC input transfer: ``db load N`` then 31-byte hex chunks."""
@@ -334,30 +441,41 @@ class DutClient:
             raise ProtocolError("DUT did not confirm m-load-done after the last db chunk")
 
     def bulk(self, dest: str, data: bytes) -> Reply:
-        """Binary upload with length + CRC32 (extension); retried on CRC errors or silence."""
+        """Binary upload with length + CRC32 (extension); retried on CRC errors, garbage or silence.
+
+        After a failed attempt the DUT may still be waiting for upload bytes (it gives up only after
+        2 s without one), so the host sends that many spaces (they end the upload with a CRC error,
+        or become a harmless overlong command) before resynchronising.
+        """
         if self.ext is None or dest not in self.ext.bulk:
             raise TargetError(f"DUT does not offer bulk upload to {dest!r}; negotiate() first or use db hex")
         crc = zlib.crc32(data)
+        cmd = f"bulk {dest} {len(data)} {crc:08x}".encode()
         last: Exception | None = None
         for _ in range(1 + self.retries):
-            self._write(f"bulk {dest} {len(data)} {crc:08x}%".encode())
-            head = self._read_until(b"\r\n", self.timeout_s, at_line_start=False)
-            if head.strip() != b"m-bulk-go":
-                rest = head if head.endswith(READY) else head + self._read_until(READY, self.timeout_s)
-                reply = parse_reply(rest)
-                raise DutCommandError(f"bulk {dest}", reply.errors or reply.lines)
-            self._write(data)
+            self._write(cmd + b"%")
             try:
-                reply = self.read_reply(self.timeout_s + len(data) / 2000.0)
+                head = self._read_until(b"\r\n", self.timeout_s, at_line_start=False)
+                if head.startswith(b"e-"):  # refused at once (too big, bad destination...)
+                    reply = self._checked(cmd, head + self._read_until(READY, self.timeout_s))
+                elif head == b"m-bulk-go\r\n":
+                    self._write(data)
+                    wait = self.timeout_s + len(data) / 2000.0
+                    reply = self._checked(cmd, head + self._read_until(READY, wait))
+                else:  # a corrupted go-ahead or refusal: never send binary data that may be read as commands
+                    raise ProtocolError(f"bulk answered {head[:40]!r} instead of m-bulk-go")
+            except DutReset:
+                raise
             except ProtocolError as e:
                 last = e
+                # the DUT may still wait for upload bytes: complete them (no '%' among them), then resync
+                self._write(b" " * len(data))
                 self.resync()
                 continue
-            if reply.banner:
-                raise DutReset(f"DUT reset during bulk upload: {reply.lines!r}")
             if reply.errors:
                 last = DutCommandError(f"bulk {dest}", reply.errors)
                 if any(e.startswith(("e-[bulk: CRC mismatch", "e-[bulk: timeout")) for e in reply.errors):
+                    self.resync()
                     continue
                 raise last
             if f"m-bulk-done-{len(data)}" not in reply.lines:
@@ -372,26 +490,47 @@ class DutClient:
         else:
             self.db_load_hex(data)
 
-    def infer(self, n: int, warmup: int) -> InferResult:
+    def infer(self, n: int, warmup: int, *, retry: bool = False) -> InferResult:
+        """``infer N W``; ``retry`` asks again after a corrupted reply (for probes, not timed windows)."""
         t = time.perf_counter()
-        r = self.command(f"infer {n} {warmup}", timeout_s=self.infer_timeout_s, retry=False)
-        res = parse_infer(r, n, warmup)
+
+        def parse(r: Reply) -> InferResult:
+            return parse_infer(r, n, warmup)
+
+        r = self.command(f"infer {n} {warmup}", timeout_s=self.infer_timeout_s, retry=retry, check=parse)
+        res = parse(r)
         return InferResult(res.n, res.warmup, res.t0_us, res.t1_us, res.results, time.perf_counter() - t)
 
     # ---- extension queries ----
     def xres(self, n_out: int) -> np.ndarray:
-        return parse_hex_i8(self.command("xres").value("m-xres-"), n_out)
+        def parse(r: Reply) -> np.ndarray:
+            return parse_hex_i8(r.value("m-xres-"), n_out)
+
+        return parse(self.command("xres", check=parse))
 
     def xstat(self) -> tuple[int, int, int]:
-        v = self.command("xstat").value("m-xstat-")
-        m = re.fullmatch(r"ticks-(\d+)-hz-(\d+)-n-(\d+)", v)
-        if not m:
-            raise ProtocolError(f"bad xstat line m-xstat-{v!r}")
-        return int(m.group(1)), int(m.group(2)), int(m.group(3))
+        """(ticks, tick rate, inferences) of the last timed section; the rate must be the negotiated one."""
+
+        def parse(r: Reply) -> tuple[int, int, int]:
+            v = r.value("m-xstat-")
+            m = re.fullmatch(r"ticks-(\d+)-hz-(\d+)-n-(\d+)", v)
+            if not m:
+                raise ProtocolError(f"bad xstat line m-xstat-{v!r}")
+            ticks, hz, n = int(m.group(1)), int(m.group(2)), int(m.group(3))
+            if self.ext is not None and self.ext.tick_hz and hz != self.ext.tick_hz:
+                self.corrupt_replies += 1
+                raise ReplyCorrupt(f"xstat reports a {hz} Hz tick, the DUT negotiated {self.ext.tick_hz} Hz")
+            return ticks, hz, n
+
+        return parse(self.command("xstat", check=parse))
 
     def xbatch(self, k: int, n_out: int) -> np.ndarray:
-        r = self.command(f"xbatch {k}", timeout_s=self.infer_timeout_s, retry=False)
-        outs = [line[len("m-xout-") :] for line in r.lines if line.startswith("m-xout-")]
-        if len(outs) != k:
-            raise ProtocolError(f"xbatch {k} returned {len(outs)} outputs")
-        return np.stack([parse_hex_i8(o, n_out) for o in outs])
+        """Outputs of ``k`` inferences on the inputs in the db buffer (asked again if corrupted)."""
+
+        def parse(r: Reply) -> np.ndarray:
+            outs = [line[len("m-xout-") :] for line in r.lines if line.startswith("m-xout-")]
+            if len(outs) != k:
+                raise ProtocolError(f"xbatch {k} returned {len(outs)} outputs")
+            return np.stack([parse_hex_i8(o, n_out) for o in outs])
+
+        return parse(self.command(f"xbatch {k}", timeout_s=self.infer_timeout_s, check=parse))

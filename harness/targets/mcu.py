@@ -10,7 +10,14 @@ The target consumes :attr:`Artefact.MCU_BLOB` files, which the variant pipeline 
 and caches (the target never builds a model). Each blob is checked against the board budget before
 it is sent, uploaded to RAM with the binary bulk extension (CRC32), then ``predict()`` runs the eval
 set on the device in batches and ``window()`` runs ``infer N 0`` windows. A reset (boot banner) or a
-stall makes the window invalid. Under an emulator each window carries its instruction count and
+stall makes the window invalid.
+
+The link is not trusted: replies carry a checksum (negotiated ``xcrc``) and are cross-checked
+(``xstat`` must report the negotiated tick rate, and under ``-icount`` the ``m-lap-us`` time must
+equal instructions x 2^shift ns); a reply that fails is asked again or the window is invalid, never
+stored. A dropped connection is reopened before the next operation, uploads and the accuracy pass are
+retried (``retries`` times), and every link error becomes a :class:`TargetError` that fails one job,
+never the run. Under an emulator each window carries its instruction count and
 energy model (:class:`~harness.meters.trace.SimulatedEnergy`), from which the ``mcu-sim`` meter
 prices it.
 """
@@ -19,8 +26,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from pydantic import Field
@@ -36,12 +44,26 @@ from ..mcu.blob.codec import (
     unsupported_layers,
 )
 from ..mcu.board import BoardProfile, load_board
-from ..mcu.protocol import DutClient, DutReset, Extensions
+from ..mcu.protocol import DutClient, DutCommandError, DutReset, Extensions
 from .artefact import Artefact, ArtefactFile
 from .base import TARGETS, SimulatedEnergy, Target, TargetConfig, Window
 
 log = logging.getLogger(__name__)
 PROBE_N = 64  # inferences of the load-time probe that fixes instructions/inference
+LAP_TOLERANCE_S = 1.5e-6  # two m-lap-us stamps, each truncated to 1 us
+T = TypeVar("T")
+# refusals that mean the DUT lost its state (an unseen reset): upload again and retry, not a failed job
+LOST_STATE = (
+    "e-[No model loaded",
+    "e-[No inference has run yet",
+    "e-[xbatch: the db buffer holds",
+    "e-[Input holds",
+)
+LinkError = (ProtocolError, OSError)  # OSError: serial.SerialException, a dropped socket
+
+
+class LinkGaveUp(TargetError):
+    """An operation failed on every bounded retry because of the link (not a DUT refusal)."""
 
 
 class McuConfig(TargetConfig):
@@ -94,7 +116,10 @@ class McuTarget(Target):
         self._input: bytes | None = None
         self._probe: float | None = None  # instructions per inference (emulator) or DUT s per inference
         self._stale = False
+        self._broken = False  # the port dropped: reconnect before the next operation
         self.dut_name = ""
+        self.reconnects = 0
+        self.link_retries = 0
 
     # ------------------------------------------------------------ capability
     @classmethod
@@ -160,6 +185,12 @@ class McuTarget(Target):
             return
         try:
             self._connect()
+        except LinkError as e:
+            self.close()
+            raise TargetError(
+                f"mcu target {self.config.name}: no working EEMBC DUT on the link ({e}); check the port, "
+                "baud rate and that the firmware runs"
+            ) from None
         except BaseException:
             self.close()
             raise
@@ -168,13 +199,16 @@ class McuTarget(Target):
         import serial
 
         p, c = self.profile, self.config
+        fresh = False
         if p.emulated and c.port is None:
             from ..mcu.build import build_firmware
             from ..mcu.qemu import QemuDut
 
-            elf = Path(c.firmware) if c.firmware else build_firmware(p.firmware_board)
-            mon = Path(c.qemu_monitor) if c.qemu_monitor else None
-            self.qemu = QemuDut(elf, machine=p.qemu_machine, icount_shift=self.shift, monitor=mon)
+            if self.qemu is None or not self.qemu.alive():
+                elf = Path(c.firmware) if c.firmware else build_firmware(p.firmware_board)
+                mon = Path(c.qemu_monitor) if c.qemu_monitor else None
+                self.qemu = QemuDut(elf, machine=p.qemu_machine, icount_shift=self.shift, monitor=mon)
+                fresh = True
             self.port = self.qemu.open_serial()
         elif c.port is None:
             raise TargetError(
@@ -183,19 +217,97 @@ class McuTarget(Target):
         else:
             try:
                 self.port = serial.serial_for_url(c.port, baudrate=c.baud or p.baud, timeout=1.0)
-            except serial.SerialException as e:
+            except (serial.SerialException, ValueError) as e:
                 raise TargetError(f"cannot open {c.port}: {e}") from None
         self.dut = DutClient(
             self.port, timeout_s=c.timeout_s, infer_timeout_s=c.infer_timeout_s, retries=c.retries
         )
-        if self.qemu is not None:
-            self.dut.wait_banner()
+        if fresh:
+            try:
+                self.dut.wait_banner()
+            except DutReset:
+                pass  # the banner itself: the DUT booted
+            except ProtocolError:
+                self.dut.resync()  # a corrupted banner: the DUT booted all the same
         else:
             self.dut.resync()
         self.dut_name = self.dut.name()
-        self.ext = self.dut.negotiate() if c.extensions else None
+        self.ext = self._negotiate()
+        if self.ext is not None and self.ext.crc:
+            self.dut_name = self.dut.name()  # read again under the reply checksum
+        self._broken = False
+
+    def _negotiate(self) -> Extensions | None:
+        """Extensions (and reply checksums) of the DUT; the same DUT must keep offering what it offered."""
+        had = self.ext
+        ext = self._need().negotiate() if self.config.extensions else None
+        if had is not None and (ext is None or (had.crc and not ext.crc)):
+            raise ProtocolError(
+                "the DUT stopped offering the extensions or reply checksums it offered before: "
+                "a stale or corrupted reply"
+            )
+        return ext
+
+    def _reconnect(self) -> None:
+        """Reopen a dropped link (QEMU keeps running); the DUT's model is uploaded again before use."""
+        port, self.port, self.dut = self.port, None, None
+        if port is not None:
+            try:
+                port.close()
+            except Exception:  # noqa: BLE001 - the port is already dead
+                log.debug("closing the dropped port failed", exc_info=True)
+        self._broken = True
+        self.reconnects += 1
+        try:
+            self._connect()
+        except TargetError as e:  # the port cannot be opened (yet): a link error, retried by the caller
+            raise ConnectionError(str(e)) from None
+        self._stale = self.blob is not None
+
+    def _recover(self, e: BaseException) -> None:
+        """Make the link usable again after ``e``: reconnect a dropped port, else resynchronise."""
+        if isinstance(e, DutReset):
+            self._stale = True
+        try:
+            if isinstance(e, OSError) or self._broken or self.dut is None:
+                self._reconnect()
+            else:
+                self.dut.resync()
+        except LinkError as again:
+            self._broken = True
+            log.debug("link recovery failed: %s", again)
+
+    def _retrying(self, what: str, fn: Callable[[], T], attempts: int | None = None) -> T:
+        """Run ``fn`` over the link, recovering and retrying (bounded) after link errors.
+
+        A refusal by the DUT (an ``e-`` line under the checksum) is not retried. Every failure ends
+        as a TargetError, which fails one job.
+        """
+        last: BaseException | None = None
+        tries = attempts or 1 + self.config.retries
+        for attempt in range(tries):
+            try:
+                if self._broken or self.dut is None:
+                    self._reconnect()
+                if self._stale and self.blob is not None and what != "model upload":
+                    self._reload()
+                return fn()
+            except DutCommandError as e:
+                if not any(err.startswith(LOST_STATE) for err in e.errors) or attempt == tries - 1:
+                    raise TargetError(f"{what}: {e}") from None
+                self._stale = self.blob is not None
+                last = e
+            except LinkError as e:
+                last = e
+                if attempt < tries - 1:
+                    self.link_retries += 1
+                    log.info("%s: link error, retrying: %s", what, e)
+                self._recover(e)
+        raise LinkGaveUp(f"{what} failed after {tries} attempts over the link: {last}")
 
     def close(self) -> None:
+        self._broken = False
+        self.ext = None  # a later open() may meet another DUT
         port, self.port, self.dut = self.port, None, None
         if port is not None:
             try:
@@ -208,6 +320,8 @@ class McuTarget(Target):
 
     def _need(self) -> DutClient:
         if self.dut is None:
+            if self._broken:
+                raise ProtocolError("the link to the DUT is down")
             raise StateError("mcu target: call open() first")
         return self.dut
 
@@ -245,7 +359,8 @@ class McuTarget(Target):
 
     def load_blob(self, blob: bytes) -> None:
         """Check, upload and probe a blob (also used directly by tests and benches)."""
-        dut = self._need()
+        if self.dut is None and not self._broken:
+            raise StateError("mcu target: call open() first")
         qm = read_blob(blob)
         self.check_budget(blob, qm)
         if self.ext is None or "model" not in self.ext.bulk:
@@ -253,59 +368,99 @@ class McuTarget(Target):
                 "this DUT does not offer model upload (a stock MLPerf Tiny firmware): it runs only the model "
                 "it was built with; use the frugalbench firmware (boards/firmware) or extensions = true"
             )
-        reply = dut.bulk("model", blob)
-        info = reply.value("m-model-info-")
-        if f"bytes={len(blob)}" not in info:
-            raise ProtocolError(f"DUT reports a different model after upload: {info}")
-        self.qm, self.blob = qm, blob
-        self._input = qm.quantize_input(np.zeros((1, qm.in_dim), np.float32)).tobytes()
-        dut.upload_input(self._input)
-        self._stale = False
-        self._probe = self._measure_probe()
+
+        def upload() -> None:
+            dut = self._need()
+            reply = dut.bulk("model", blob)
+            info = reply.value("m-model-info-")
+            if f"bytes={len(blob)}" not in info:
+                raise ProtocolError(f"DUT reports a different model after upload: {info}")
+            self.qm, self.blob = qm, blob
+            self._input = qm.quantize_input(np.zeros((1, qm.in_dim), np.float32)).tobytes()
+            dut.upload_input(self._input)
+            self._stale = False
+            self._probe = self._measure_probe()
+
+        self._retrying("model upload", upload)
 
     def _measure_probe(self) -> float:
         """Instructions per inference (emulator; deterministic) or DUT seconds per inference."""
         dut = self._need()
-        r = dut.infer(PROBE_N, 1)
+        r = dut.infer(PROBE_N, 1, retry=True)
         if self.profile.emulated and self.ext is not None:
             ticks, hz, n = dut.xstat()
+            if n != PROBE_N:
+                raise ProtocolError(f"DUT timed {n} probe inferences, expected {PROBE_N}")
+            self._cross_check(r.dut_s, ticks / hz)
             return ticks * (1e9 / hz) / (1 << self.shift) / n
         if r.dut_s is None:
             return r.host_s / PROBE_N
         return max(r.dut_s, 1e-6) / PROBE_N
 
+    @staticmethod
+    def _cross_check(lap_s: float | None, ticks_s: float) -> None:
+        """``m-lap-us`` and ``xstat`` are two replies about one timed section: they must agree.
+
+        Under ``-icount`` this is "dut_s equals instructions x 2^shift ns"."""
+        if lap_s is not None and abs(lap_s - ticks_s) > LAP_TOLERANCE_S:
+            raise ProtocolError(
+                f"m-lap-us says {lap_s:.6f} s but xstat says {ticks_s:.6f} s for the same section: "
+                "a reply was corrupted on the link"
+            )
+
     def set_inputs(self, x: np.ndarray) -> None:
         """Windows run on the first row of ``x`` (the DUT's input buffer holds one input)."""
         if self.qm is None:
             raise StateError("mcu target: load() a variant before set_inputs()")
-        self._input = self.qm.quantize_input(np.asarray(x, np.float32)[:1]).tobytes()
-        self._need().upload_input(self._input)
+        data = self.qm.quantize_input(np.asarray(x, np.float32)[:1]).tobytes()
+        self._input = data
+        self._retrying("input upload", lambda: self._need().upload_input(data))
 
     # ------------------------------------------------------------ accuracy pass
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """Dequantised outputs for every row, computed on the device."""
-        dut, qm = self._need(), self._model()
+        """Dequantised outputs for every row, computed on the device (each batch retried on link errors)."""
+        qm = self._model()
+        if self.dut is None and not self._broken:
+            raise StateError("mcu target: call open() first")
         xq = qm.quantize_input(np.asarray(x, np.float32).reshape(len(x), -1))
         if self.ext is None:
             return self._predict_eembc(xq)
         db = min(self.profile.budget.db_bytes, self.ext.db_max)
         chunk = max(1, min(1024, db // qm.in_dim))
-        outs = []
-        for i in range(0, len(xq), chunk):
+        outs: list[np.ndarray] = []
+        i = 0
+        while i < len(xq):
             part = xq[i : i + chunk]
-            dut.bulk("db", part.tobytes())
-            outs.append(dut.xbatch(len(part), qm.out_dim))
+
+            def batch(part: np.ndarray = part) -> np.ndarray:
+                dut = self._need()
+                dut.bulk("db", part.tobytes())
+                return dut.xbatch(len(part), qm.out_dim)
+
+            try:
+                outs.append(self._retrying("accuracy pass", batch, attempts=2 if chunk > 1 else None))
+            except LinkGaveUp:
+                if chunk == 1:
+                    raise
+                chunk = max(1, chunk // 4)  # long replies fail more often on a noisy link: shorter batches
+                continue
+            i += len(part)
         if self._input is not None:
-            dut.upload_input(self._input)
+            data = self._input
+            self._retrying("input upload", lambda: self._need().upload_input(data))
         return qm.dequantize_output(np.concatenate(outs))
 
     def _predict_eembc(self, xq: np.ndarray) -> np.ndarray:
         """Plain EEMBC: hex upload and ``infer 1 0`` per row; scores from ``m-results`` floats."""
-        dut = self._need()
         out = []
         for row in xq:
-            dut.db_load_hex(row.tobytes())
-            out.append(dut.infer(1, 0).results)
+
+            def one(row: np.ndarray = row) -> np.ndarray:
+                dut = self._need()
+                dut.db_load_hex(row.tobytes())
+                return dut.infer(1, 0).results
+
+            out.append(self._retrying("accuracy pass", one))
         return np.stack(out).astype(np.float32)
 
     def _model(self) -> QModel:
@@ -323,7 +478,10 @@ class McuTarget(Target):
         """
         import time
 
-        dut, qm = self._need(), self._model()
+        qm = self._model()
+        if self._broken or self._stale or self.dut is None:
+            self._retrying("link recovery", lambda: None)  # reconnect, upload model and input again
+        dut = self._need()
         try:
             if self._stale:
                 self._reload()
@@ -342,6 +500,7 @@ class McuTarget(Target):
                 if n_dut != n:
                     raise WindowInvalid(f"DUT timed {n_dut} inferences, expected {n}")
                 total = ticks * (1e9 / hz) / (1 << self.shift)
+                self._cross_check(r.dut_s, total * (1 << self.shift) * 1e-9)
                 instr = round(total / n, 1)
                 extra.update(instructions=total, instr_per_inference_probe=self._probe)
                 em = self.profile.energy
@@ -359,6 +518,9 @@ class McuTarget(Target):
         except ProtocolError as e:
             self._stale = True
             raise WindowInvalid(f"the DUT stalled or sent garbage during the window: {e}") from None
+        except OSError as e:
+            self._broken = True
+            raise WindowInvalid(f"the link to the DUT dropped during the window: {e}") from None
         _ = qm
         return Window(
             n=n,
@@ -379,12 +541,17 @@ class McuTarget(Target):
         return self._probe
 
     def _reload(self) -> None:
-        """After a reset the model in RAM is gone: resync, upload it and the input again."""
+        """After a reset the model in RAM is gone: resync, renegotiate (a reset DUT boots without
+        reply checksums), upload the model and the window input again."""
         dut = self._need()
         dut.resync()
+        self.ext = self._negotiate()
         assert self.blob is not None
-        probe = self._probe
+        probe, data = self._probe, self._input
         self.load_blob(self.blob)
+        if data is not None and data != self._input:
+            self._input = data
+            self._need().upload_input(data)
         if (
             probe is not None
             and self._probe is not None

@@ -8,7 +8,11 @@
  *   xres%                       m-xres-<hex>: int8 outputs of the last inference
  *   xstat%                      m-xstat-ticks-T-hz-H-n-N: SysTick ticks of the last timed section
  *   xbatch K%                   K inferences on K inputs packed in the db buffer, one m-xout-<hex> each
- * Every reply ends with m-ready; errors start with e-. */
+ *   xcrc 1% / xcrc 0%           reply checksums on/off (m-xcrc-on / m-xcrc-off); off at boot
+ * Every reply ends with m-ready; errors start with e-. With reply checksums on, the line before
+ * m-ready is m-crc-XXXXXXXX: the CRC-32 of the command text (as dispatched, without '%') followed by
+ * every reply byte before that line, so a flipped, dropped or stale reply is caught by the host.
+ * Nothing changes on the wire until a host sends xcrc 1: plain EEMBC hosts see the verbatim bytes. */
 #include <stdint.h>
 
 #include "board.h"
@@ -38,9 +42,17 @@ static uint32_t last_n;
 
 static char line[CMD_MAX + 1];
 static char msg[160];
+static int crc_on;          /* reply checksums negotiated (xcrc 1) */
+static uint32_t crc_state;  /* raw CRC-32 state of the current command + reply */
+static int crc_stop;        /* xcrc 0: its own reply is still signed, the next ones are not */
 
+/* Every reply byte goes through here so the reply checksum covers it. */
+static void emit(char c) {
+  crc_state = fb_crc32_byte(crc_state, (uint8_t)c);
+  board_putc(c);
+}
 static void out_str(const char *s) {
-  while (*s) board_putc(*s++);
+  while (*s) emit(*s++);
 }
 static void out_line(const char *s) {
   out_str(s);
@@ -149,8 +161,8 @@ static void hex_out(const char *prefix, const int8_t *v, uint32_t n) {
   out_str(prefix);
   static const char hd[] = "0123456789abcdef";
   for (uint32_t i = 0; i < n; i++) {
-    board_putc(hd[((uint8_t)v[i]) >> 4]);
-    board_putc(hd[((uint8_t)v[i]) & 15u]);
+    emit(hd[((uint8_t)v[i]) >> 4]);
+    emit(hd[((uint8_t)v[i]) & 15u]);
   }
   out_str("\r\n");
 }
@@ -400,6 +412,19 @@ static void cmd_ext(void) {
   sb_u64(&s, board_tick_hz());
   out_line(msg);
   out_line("m-ext-board-[" FB_BOARD_NAME "]");
+  out_line("m-ext-crc-[crc32]");
+}
+
+static void cmd_xcrc(const char *arg) {
+  if (arg[0] == '1' && !arg[1]) {
+    crc_on = 1;
+    out_line("m-xcrc-on");
+  } else if (arg[0] == '0' && !arg[1]) {
+    crc_stop = crc_on;
+    out_line("m-xcrc-off");
+  } else {
+    out_line("e-[xcrc: argument must be 1 or 0]");
+  }
 }
 
 static void dispatch(const char *c) {
@@ -429,7 +454,7 @@ static void dispatch(const char *c) {
     out_line("  print      : Print the buffer");
     out_line("infer N W    : Load input, execute N inferences after W warmup loops");
     out_line("results      : Return the result fp32 vector");
-    out_line("ext          : frugalbench extensions (bulk, model, xres, xstat, xbatch)");
+    out_line("ext          : frugalbench extensions (bulk, model, xres, xstat, xbatch, xcrc)");
   } else if (starts(c, "timestamp") && !c[9]) {
     lap_us(board_ticks());
   } else if (starts(c, "db ")) {
@@ -464,6 +489,8 @@ static void dispatch(const char *c) {
     out_line(msg);
   } else if (starts(c, "xbatch ")) {
     cmd_xbatch(c + 7);
+  } else if (starts(c, "xcrc ")) {
+    cmd_xcrc(c + 5);
   } else {
     out_str("e-[Unknown command: ");
     out_str(c);
@@ -508,8 +535,18 @@ int main(void) {
     /* Strip CR/LF a terminal may send between commands (the reference firmware would keep them). */
     char *cmd = line;
     while (*cmd == '\r' || *cmd == '\n') cmd++;
+    crc_state = 0xFFFFFFFFu;
+    for (const char *p = cmd; *p; p++) crc_state = fb_crc32_byte(crc_state, (uint8_t)*p);
     if (overflow) out_line("e-[Command too long]");
     else dispatch(cmd);
+    if (crc_on) {
+      fb_sb_t s;
+      sb_init(&s, msg, sizeof msg);
+      sb_str(&s, "m-crc-");
+      sb_hex32(&s, ~crc_state);
+      out_line(msg);
+      if (crc_stop) crc_on = crc_stop = 0;
+    }
     out_line("m-ready");
     n = 0;
     overflow = 0;
