@@ -135,8 +135,12 @@ def test_windows_are_deterministic_and_energy_is_simulated(target: McuTarget, da
     assert method == "icount" and e == pytest.approx(w1.extra["instructions"] * jpi)
     assert meter.info().energy_class == "simulated" and "STM32L4R5ZI" in meter.info().model
     assert w1.extra["simulated_s"] == pytest.approx(w1.extra["instructions"] / 120e6)  # CPI 1 at 120 MHz
-    # m-lap-us under -icount shift=0 is virtual time: one instruction per ns (1 us resolution)
-    assert w1.dut_s == pytest.approx(w1.extra["instructions"] * 1e-9, abs=2e-6)
+    # m-lap-us under -icount shift=0 is virtual time: one instruction per ns (1 us resolution); the
+    # window's own figures are on the named MCU's 120 MHz clock, the clock its energy is priced at
+    assert w1.extra["dut_lap_s"] == pytest.approx(w1.extra["instructions"] * 1e-9, abs=2e-6)
+    assert w1.dut_s == w1.extra["simulated_s"]
+    assert float(w1.latencies_s[0]) == pytest.approx(w1.instr_per_inference / 120e6, rel=1e-5)  # rounded to 0.1
+    assert e / w1.n == pytest.approx(jpi * 120e6 * float(w1.latencies_s[0]))  # E = P_run × latency
 
 
 def test_a_fresh_target_reports_the_same_instruction_count(target: McuTarget, data, tmp_path: Path) -> None:

@@ -473,8 +473,9 @@ class McuTarget(Target):
         """``infer N 0`` with N sized from the load-time probe; latencies from ``m-lap-us``.
 
         Emulated board: ``duration_s`` is *simulated* time on the profile's MCU (instructions x CPI /
-        clock), so N, the instruction count and the window are the same on every run; ``m-lap-us`` is
-        QEMU's virtual time, and the window on the named MCU is in ``extra["simulated_s"]``.
+        clock), so N, the instruction count and the window are the same on every run; the window's
+        latencies and ``dut_s`` are that simulated time too (``extra["simulated_s"]``), the clock the
+        simulated energy is priced at; QEMU's virtual time (``m-lap-us``) stays in ``extra["dut_lap_s"]``.
         """
         import time
 
@@ -511,7 +512,10 @@ class McuTarget(Target):
                     sim = SimulatedEnergy(total, em.joules_per_instruction, em.describe())
             if r.dut_s is None:
                 raise WindowInvalid("the DUT printed no m-lap-us timestamps (energy-mode firmware?)")
-            dut_s = r.dut_s  # m-lap-us: under QEMU -icount, virtual time (2^shift ns per instruction)
+            # m-lap-us is QEMU's virtual time under -icount (2^shift ns per instruction, a 1 GHz clock at
+            # shift 0); an emulated board reports its latency on the named MCU's clock instead, the same
+            # clock its simulated energy is priced at, so the row's latency, throughput and energy agree
+            dut_s = extra.get("simulated_s", r.dut_s)
         except DutReset as e:
             self._stale = True
             raise WindowInvalid(f"the DUT reset during the window (boot banner seen): {e}") from None
