@@ -17,9 +17,11 @@ from ..ir.model import Variant
 from ..suite import validate_target
 from ..targets.artefact import Artefact, ArtefactFile
 from ..targets.base import TARGETS, Target, Window
+from ..targets.mcu import LinkGaveUp
 from .profile import Endpoint
 
-TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (ProtocolError, WindowInvalid, OSError, EOFError)
+# LinkGaveUp: the MCU target's own bounded reconnects and retries failed, so the link itself is gone
+TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (ProtocolError, WindowInvalid, OSError, EOFError, LinkGaveUp)
 
 
 def _transport(e: BaseException) -> bool:
