@@ -11,7 +11,6 @@ the file, the line, the key and what is expected. Target and meter tables are va
 
 from __future__ import annotations
 
-import importlib.resources
 import math
 import re
 import tomllib
@@ -22,6 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
+from .sysinfo import data_dir
 
 METRICS = ("accuracy", "top_k", "auc", "macro_f1", "mae")
 MAX_SEED = 2**32 - 1  # numpy and scikit-learn take seeds in [0, 2**32)
@@ -306,20 +306,7 @@ def _explain(err: dict[str, Any]) -> str:
 
 def suites_dir() -> Path:
     """The packaged suites (the checkout's ``benches/``)."""
-    try:
-        root = importlib.resources.files("frugalbench_suites")
-    except ModuleNotFoundError:
-        # an editable install made before the data packages existed: read the checkout's folder
-        fallback = Path(__file__).resolve().parents[1] / "benches"
-        if fallback.is_dir():
-            return fallback
-        raise ConfigError(
-            "frugalbench's data package frugalbench_suites is not installed; reinstall frugalbench "
-            "(pip install frugalbench, or pip install -e . in a checkout)"
-        ) from None
-    if not isinstance(root, Path):  # e.g. a zipped install: make and tomllib need real files
-        raise ConfigError(f"frugalbench_suites is not a folder on disk ({root}); install frugalbench unzipped")
-    return root
+    return data_dir("frugalbench_suites", "benches")
 
 
 def packaged_suites() -> dict[str, Path]:

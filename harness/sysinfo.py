@@ -17,6 +17,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from .errors import ConfigError
+
 ISA_FLAGS = (
     "avx",
     "avx2",
@@ -143,3 +145,25 @@ def package_versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             out[name] = None
     return out
+
+
+def data_dir(package: str, checkout_folder: str) -> Path:
+    """A data package's folder on disk (``frugalbench_suites`` = the checkout's ``benches/``,
+    ``frugalbench_boards`` = ``boards/``), found with importlib.resources so that an installed wheel
+    works from any folder."""
+    import importlib.resources
+
+    try:
+        root = importlib.resources.files(package)
+    except ModuleNotFoundError:
+        # an editable install made before the data packages existed: read the checkout's folder
+        fallback = Path(__file__).resolve().parents[1] / checkout_folder
+        if fallback.is_dir():
+            return fallback
+        raise ConfigError(
+            f"frugalbench's data package {package} is not installed; reinstall frugalbench "
+            "(pip install frugalbench, or pip install -e . in a checkout)"
+        ) from None
+    if not isinstance(root, Path):  # e.g. a zipped install: make and tomllib need real files
+        raise ConfigError(f"{package} is not a folder on disk ({root}); install frugalbench unzipped")
+    return root

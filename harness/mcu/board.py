@@ -7,7 +7,6 @@ name works from any folder; a path to a user's own profile works too.
 
 from __future__ import annotations
 
-import importlib.resources
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import ConfigError
+from ..sysinfo import data_dir
 
 
 class Budget(BaseModel):
@@ -71,20 +71,7 @@ class BoardProfile(BaseModel):
 
 def boards_dir() -> Path:
     """The packaged board profiles, meter profiles and firmware sources (the checkout's ``boards/``)."""
-    try:
-        root = importlib.resources.files("frugalbench_boards")
-    except ModuleNotFoundError:
-        # an editable install made before the data packages existed: read the checkout's folder
-        fallback = Path(__file__).resolve().parents[2] / "boards"
-        if fallback.is_dir():
-            return fallback
-        raise ConfigError(
-            "frugalbench's data package frugalbench_boards is not installed; reinstall frugalbench "
-            "(pip install frugalbench, or pip install -e . in a checkout)"
-        ) from None
-    if not isinstance(root, Path):  # e.g. a zipped install: make and tomllib need real files
-        raise ConfigError(f"frugalbench_boards is not a folder on disk ({root}); install frugalbench unzipped")
-    return root
+    return data_dir("frugalbench_boards", "boards")
 
 
 def known_boards() -> list[str]:
