@@ -237,7 +237,13 @@ class Lpm01a(MarkerWindows, Meter):
                 )
             item = parse_line(line)
             if item[0] == "ack" and item[1].startswith(cmd.split(" ")[0]):
-                payload = item[1][len(cmd) :].strip() if item[1].startswith(cmd) else ""
+                if item[1] != cmd and not item[1].startswith(cmd + " "):
+                    # the board acked something else: a corrupted command or ack, never a setting to trust
+                    raise MeterProtocolError(
+                        f"LPM01A at {self.config.url}: sent {cmd!r} but the board acked {item[1]!r} "
+                        "(corrupted on the link); close() and open() the meter again"
+                    )
+                payload = item[1][len(cmd) :].strip()
                 if payload:
                     return [*seen, payload]
                 end = time.monotonic() + 0.3
@@ -266,6 +272,7 @@ class Lpm01a(MarkerWindows, Meter):
         url = resolve_url(self.config, "LPM01A", VID_PIDS)
         self.config = self.config.model_copy(update={"url": url})
         self.port = open_serial(url, self.config.baud, 0.05, "LPM01A")
+        self._lost = ""  # a fresh connection: a link lost before is no longer in the way
         self.stale_bytes = drain_stale(self.port)
         self._rx.clear()
         self.command("htc")

@@ -255,6 +255,7 @@ class Ppk2(MarkerWindows, Meter):
         url = resolve_url(self.config, "PPK2", VID_PIDS)
         self.config = self.config.model_copy(update={"url": url})
         self.port = open_serial(url, self.config.baud, 0.05, "PPK2")
+        self._lost = ""  # a fresh connection: a link lost before is no longer in the way
         self._write(b"\x07")  # stop a stream an earlier session left running
         self.stale_bytes = drain_stale(self.port)
         self.meta = self.read_metadata()
