@@ -332,3 +332,35 @@ def test_lpm01a_ack_of_another_setting_is_refused() -> None:
         with pytest.raises(MeterError, match="acked 'freq 5k'"):
             meter.open()
         meter.close()
+
+
+class _FlippedExponent(Lpm01aEmulator):
+    """Sends one sample with its exponent's tens digit flipped (``4000-09`` → ``4000-89``)."""
+
+    flipped = False
+
+    def send(self, data: bytes) -> None:
+        if not self.flipped and b"4000-09\r\n" in data:
+            data = data.replace(b"4000-09\r\n", b"4000-89\r\n", 1)
+            self.flipped = True
+        super().send(data)
+
+
+def test_lpm01a_sample_outside_the_board_range_is_corrupt() -> None:
+    with EmulatorServer(_FlippedExponent(PROF, speed=4.0)) as srv:
+        meter = Lpm01a(Lpm01aConfig(kind="lpm01a", url=srv.url, freq_hz=5000))
+        trace = run(meter, 0.45)
+    assert_invalid(trace, "'4000-89'", "outside the board's range")
+
+
+def test_lpm01a_link_closed_while_opening_is_a_meter_error() -> None:
+    """A socket closed under a command is a MeterError the runner handles, not a pyserial exception."""
+    with (
+        EmulatorServer(Lpm01aEmulator(PROF)) as srv,
+        FaultProxy(("127.0.0.1", int(srv.url.rpartition(":")[2]))) as fp,
+    ):
+        fp.arm("down", "close", after=40)
+        meter = Lpm01a(Lpm01aConfig(kind="lpm01a", url=fp.url, timeout_s=0.5))
+        with pytest.raises(MeterError, match="connection lost"):
+            meter.open()
+        meter.close()

@@ -32,6 +32,8 @@ from harness.emulators.lpm01a import Lpm01aEmulator
 from harness.emulators.profile import Profile
 from harness.errors import FrugalbenchError
 from harness.meters.lpm01a import Lpm01a, Lpm01aConfig
+from harness.meters.trace import HostWindow, Trace
+from harness.meters.windows import EnergyWindow
 
 RATE = 1 / 6000  # faults per forwarded byte, each direction
 SPEED = 4.0  # emulator virtual seconds per wall second
@@ -43,16 +45,19 @@ WINDOW_LIMIT_S = 20.0  # longest: a few command timeouts + stop timeout + reconn
 VERBOSE = False
 
 
-def one_window(meter: Lpm01a, need_open: bool) -> float:
-    """(Re)open if needed, record one window, return its energy (raises WindowInvalid or MeterError)."""
+def one_window(meter: Lpm01a, need_open: bool) -> tuple[EnergyWindow, Trace]:
+    """(Re)open if needed, then one runner window: ``begin_window``, the DUT's pulse, ``end_window``.
+
+    Raises MeterError / WindowInvalid when the link fails (the runner re-runs the window)."""
     if need_open:
         meter.close()
         meter.open()
-    meter.start()
+    meter.begin_window()
+    t_start = time.perf_counter()
     time.sleep(SPAN_S / SPEED)
+    t_end = time.perf_counter()
     trace = meter.stop()
-    energy, _method = meter.window_energy(trace, 0.0, 0.0, 1)
-    return energy
+    return meter.energy_window(trace, HostWindow(t_start, t_end)), trace
 
 
 def run_with_limit(fn: Any, limit_s: float) -> tuple[bool, dict[str, Any]]:
@@ -85,13 +90,14 @@ def main() -> None:
     with EmulatorServer(emu) as srv:
         host, _, port = srv.url[len("socket://") :].partition(":")
         with FaultProxy((host, int(port)), FaultPlan(seed=1)) as fp:
-            meter = Lpm01a(Lpm01aConfig(kind="lpm01a", url=fp.url, freq_hz=FREQ_HZ, timeout_s=0.5))
+            meter = Lpm01a(Lpm01aConfig(kind="lpm01a", url=fp.url, freq_hz=FREQ_HZ, timeout_s=0.5, marker_method="gpio"))
             meter.open()
-            e_clean = one_window(meter, False)  # the bench's own check, before any fault
-            assert abs(e_clean - truth) <= REL_TOL * truth, (e_clean, truth)
+            clean, _ = one_window(meter, False)  # the bench's own check, before any fault
+            assert clean.valid and abs(clean.e_win_j - truth) <= REL_TOL * truth, (clean, truth)
             fp.set_plan(FaultPlan(rate=RATE, kinds=kinds, stall_s=0.8, seed=7))
             need_open = False
             while len(fp.log) < want:
+                n_before = len(fp.log)
                 done, box = run_with_limit(lambda n=need_open: one_window(meter, n), WINDOW_LIMIT_S)
                 windows += 1
                 if not done:
@@ -107,11 +113,20 @@ def main() -> None:
                     need_open = True  # what the runner does: reopen the meter, re-run the window
                     continue
                 need_open = False
+                w, trace = box["v"]
+                if not w.valid:
+                    invalid += 1
+                    reasons["EnergyWindow.valid=False"] += 1
+                    continue
                 valid += 1
-                e = float(box["v"])
-                if not abs(e - truth) <= REL_TOL * truth:
+                if not abs(w.e_win_j - truth) <= REL_TOL * truth:
                     wrong += 1
-                    print(f"window {windows}: WRONG {e:.9g} J vs {truth:.9g} J", flush=True)
+                    print(f"window {windows}: WRONG {w.e_win_j:.9g} J vs {truth:.9g} J", flush=True)
+                    if VERBOSE:
+                        print(f"  faults {fp.log[n_before:]}; markers {trace.markers}", flush=True)
+                        bad = [(i, v) for i, v in enumerate(trace.power_w) if abs(v - prof.level(
+                            [int(i / FREQ_HZ / prof.dt)])[0]) > 1e-3 * v]
+                        print(f"  samples {len(trace.power_w)} off-profile {bad[:5]}", flush=True)
                 if windows % 50 == 0:
                     print(f"{windows} windows, {len(fp.log)} faults, {time.monotonic() - t0:.0f} s", flush=True)
             fp.set_plan(FaultPlan())

@@ -39,6 +39,7 @@ from ._common import (
     resolve_url,
     sampled_trace,
     serial_availability,
+    write_all,
 )
 from .base import METERS, Marker, Meter, MeterInfo, Trace
 
@@ -229,7 +230,7 @@ class Ppk2(MarkerWindows, Meter):
     def _write(self, data: bytes) -> None:
         if self.port is None:
             raise StateError("PPK2 is not open; call open() first")
-        self.port.write(data)
+        write_all(self.port, data)
 
     def read_metadata(self) -> dict[str, str]:
         """Ask for metadata (``0x19``) and parse it."""
