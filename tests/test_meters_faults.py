@@ -364,3 +364,23 @@ def test_lpm01a_link_closed_while_opening_is_a_meter_error() -> None:
         with pytest.raises(MeterError, match="connection lost"):
             meter.open()
         meter.close()
+
+
+def test_ppk2_reopens_after_a_lost_link() -> None:
+    with (
+        EmulatorServer(Ppk2Emulator(PROF)) as srv,
+        FaultProxy(("127.0.0.1", int(srv.url.rpartition(":")[2]))) as fp,
+    ):
+        meter = Ppk2(Ppk2Config(kind="ppk2", url=fp.url))
+        meter.open()
+        meter.start()
+        fp.arm("down", "close", after=20_000)
+        time.sleep(0.2)
+        assert_invalid(meter.stop(), "connection lost")
+        meter.close()
+        meter.open()
+        meter.start()
+        time.sleep(0.2)
+        trace = meter.stop()
+        meter.close()
+        assert trace.valid, trace.problem

@@ -90,7 +90,9 @@ def main() -> None:
     with EmulatorServer(emu) as srv:
         host, _, port = srv.url[len("socket://") :].partition(":")
         with FaultProxy((host, int(port)), FaultPlan(seed=1)) as fp:
-            meter = Lpm01a(Lpm01aConfig(kind="lpm01a", url=fp.url, freq_hz=FREQ_HZ, timeout_s=0.5, marker_method="gpio"))
+            meter = Lpm01a(
+                Lpm01aConfig(kind="lpm01a", url=fp.url, freq_hz=FREQ_HZ, timeout_s=0.5, marker_method="gpio")
+            )
             meter.open()
             clean, _ = one_window(meter, False)  # the bench's own check, before any fault
             assert clean.valid and abs(clean.e_win_j - truth) <= REL_TOL * truth, (clean, truth)
@@ -109,7 +111,9 @@ def main() -> None:
                     escaped += int(box.get("escaped", False))
                     reasons[type(box["err"]).__name__] += 1
                     if VERBOSE:
-                        print(f"window {windows}: {type(box['err']).__name__}: {box['err']}"[:300], flush=True)
+                        print(
+                            f"window {windows}: {type(box['err']).__name__}: {box['err']}"[:300], flush=True
+                        )
                     need_open = True  # what the runner does: reopen the meter, re-run the window
                     continue
                 need_open = False
@@ -124,11 +128,16 @@ def main() -> None:
                     print(f"window {windows}: WRONG {w.e_win_j:.9g} J vs {truth:.9g} J", flush=True)
                     if VERBOSE:
                         print(f"  faults {fp.log[n_before:]}; markers {trace.markers}", flush=True)
-                        bad = [(i, v) for i, v in enumerate(trace.power_w) if abs(v - prof.level(
-                            [int(i / FREQ_HZ / prof.dt)])[0]) > 1e-3 * v]
+                        bad = [
+                            (i, v)
+                            for i, v in enumerate(trace.power_w)
+                            if abs(v - prof.level([int(i / FREQ_HZ / prof.dt)])[0]) > 1e-3 * v
+                        ]
                         print(f"  samples {len(trace.power_w)} off-profile {bad[:5]}", flush=True)
                 if windows % 50 == 0:
-                    print(f"{windows} windows, {len(fp.log)} faults, {time.monotonic() - t0:.0f} s", flush=True)
+                    print(
+                        f"{windows} windows, {len(fp.log)} faults, {time.monotonic() - t0:.0f} s", flush=True
+                    )
             fp.set_plan(FaultPlan())
             if hangs == 0:
                 meter.close()
