@@ -10,6 +10,7 @@ import pytest
 import serial
 
 from harness.emulators.base import EmulatorServer, Faults
+from harness.emulators.faultproxy import FaultProxy
 from harness.emulators.fnb58 import FakeHid
 from harness.emulators.ina2xx import InaEmulator
 from harness.emulators.joulescope import FakeDriver
@@ -294,3 +295,92 @@ def test_unopenable_url_is_meter_unavailable() -> None:
         Ppk2(Ppk2Config(kind="ppk2", url="/dev/does-not-exist-frugalbench")).open()
     with pytest.raises(serial.SerialException):
         serial.serial_for_url("/dev/does-not-exist-frugalbench")
+
+
+# --- through the fault proxy (benches/perf/meter_faults.py) -----------------------------------
+def test_lpm01a_reopens_after_a_lost_link() -> None:
+    """The driver says "close() and open() it again" after a lost link: doing so must work."""
+    with (
+        EmulatorServer(Lpm01aEmulator(PROF, speed=4.0)) as srv,
+        FaultProxy(("127.0.0.1", int(srv.url.rpartition(":")[2]))) as fp,
+    ):
+        meter = Lpm01a(Lpm01aConfig(kind="lpm01a", url=fp.url, freq_hz=5000, timeout_s=0.5))
+        meter.open()
+        meter.start()
+        fp.arm("down", "close", after=2000)
+        time.sleep(0.3)
+        assert_invalid(meter.stop(), "connection lost")
+        meter.close()
+        meter.open()
+        meter.start()
+        time.sleep(0.3)
+        trace = meter.stop()
+        meter.close()
+        assert trace.valid, trace.problem
+
+
+class _AckOtherFreq(Lpm01aEmulator):
+    """Acks ``freq 5k`` for ``freq 1k``: a bit flipped in the command or in the ack on the link."""
+
+    def _ack(self, cmd: str, payload: str = "") -> None:
+        super()._ack(cmd.replace("freq 1k", "freq 5k"), payload)
+
+
+def test_lpm01a_ack_of_another_setting_is_refused() -> None:
+    with EmulatorServer(_AckOtherFreq(PROF)) as srv:
+        meter = Lpm01a(Lpm01aConfig(kind="lpm01a", url=srv.url, freq_hz=1000))
+        with pytest.raises(MeterError, match="acked 'freq 5k'"):
+            meter.open()
+        meter.close()
+
+
+class _FlippedExponent(Lpm01aEmulator):
+    """Sends one sample with its exponent's tens digit flipped (``4000-09`` → ``4000-89``)."""
+
+    flipped = False
+
+    def send(self, data: bytes) -> None:
+        if not self.flipped and b"4000-09\r\n" in data:
+            data = data.replace(b"4000-09\r\n", b"4000-89\r\n", 1)
+            self.flipped = True
+        super().send(data)
+
+
+def test_lpm01a_sample_outside_the_board_range_is_corrupt() -> None:
+    with EmulatorServer(_FlippedExponent(PROF, speed=4.0)) as srv:
+        meter = Lpm01a(Lpm01aConfig(kind="lpm01a", url=srv.url, freq_hz=5000))
+        trace = run(meter, 0.45)
+    assert_invalid(trace, "'4000-89'", "outside the board's range")
+
+
+def test_lpm01a_link_closed_while_opening_is_a_meter_error() -> None:
+    """A socket closed under a command is a MeterError the runner handles, not a pyserial exception."""
+    with (
+        EmulatorServer(Lpm01aEmulator(PROF)) as srv,
+        FaultProxy(("127.0.0.1", int(srv.url.rpartition(":")[2]))) as fp,
+    ):
+        fp.arm("down", "close", after=40)
+        meter = Lpm01a(Lpm01aConfig(kind="lpm01a", url=fp.url, timeout_s=0.5))
+        with pytest.raises(MeterError, match="connection lost"):
+            meter.open()
+        meter.close()
+
+
+def test_ppk2_reopens_after_a_lost_link() -> None:
+    with (
+        EmulatorServer(Ppk2Emulator(PROF)) as srv,
+        FaultProxy(("127.0.0.1", int(srv.url.rpartition(":")[2]))) as fp,
+    ):
+        meter = Ppk2(Ppk2Config(kind="ppk2", url=fp.url))
+        meter.open()
+        meter.start()
+        fp.arm("down", "close", after=20_000)
+        time.sleep(0.2)
+        assert_invalid(meter.stop(), "connection lost")
+        meter.close()
+        meter.open()
+        meter.start()
+        time.sleep(0.2)
+        trace = meter.stop()
+        meter.close()
+        assert trace.valid, trace.problem

@@ -142,7 +142,7 @@ def drain_stale(port: serial.SerialBase, quiet_s: float = 0.05, max_s: float = 1
     deadline = time.monotonic() + max_s
     try:
         while time.monotonic() < deadline:
-            chunk = port.read(4096)
+            chunk = read_some(port, quiet_s)
             if not chunk:
                 break
             total += len(chunk)
@@ -158,9 +158,20 @@ def read_some(port: serial.SerialBase, wait_s: float = 0.01) -> bytes:
 
     (pyserial's ``in_waiting`` on a socket URL says 0/1, not the byte count, so it is not used.)
     """
-    if port.timeout != wait_s:
-        port.timeout = wait_s
-    return port.read(1 << 16)
+    try:
+        if port.timeout != wait_s:
+            port.timeout = wait_s
+        return port.read(1 << 16)
+    except (serial.SerialException, OSError) as exc:
+        raise MeterError(f"meter connection lost: {exc}; close() and open() the meter again") from exc
+
+
+def write_all(port: serial.SerialBase, data: bytes) -> None:
+    """Write ``data``; a dead link becomes :class:`MeterError` (the runner re-runs the window)."""
+    try:
+        port.write(data)
+    except (serial.SerialException, OSError) as exc:
+        raise MeterError(f"meter connection lost: {exc}; close() and open() the meter again") from exc
 
 
 class Reader(threading.Thread):
@@ -180,7 +191,11 @@ class Reader(threading.Thread):
         while not self._halt.is_set():
             try:
                 data = read_some(self.port)
-            except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
+            except MeterError as exc:
+                if not self._halt.is_set():
+                    self.error = str(exc).partition("; close()")[0]
+                return
+            except (TypeError, AttributeError) as exc:  # the port was closed under the reader
                 if not self._halt.is_set():
                     self.error = f"meter connection lost: {exc}"
                 return

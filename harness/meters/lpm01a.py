@@ -37,12 +37,18 @@ from ._common import (
     resolve_url,
     sampled_trace,
     serial_availability,
+    write_all,
 )
 from .base import METERS, Marker, Meter, MeterInfo, Trace
 
 VID_PIDS = [(0x0483, 0x5740)]
 FREQS = {100_000: "100k", 50_000: "50k", 20_000: "20k", 10_000: "10k", 5000: "5k", 2000: "2k", 1000: "1k",
          500: "500", 200: "200", 100: "100", 50: "50", 20: "20", 10: "10", 5: "5", 2: "2", 1: "1"}  # fmt: skip
+
+#: what the board can read, with margin (UM2243: 1 nA..200 mA static, 100 nA..50 mA dynamic): a
+#: nonzero sample outside it cannot come from the board. ``ascii_dec`` lines carry no checksum, so
+#: this catches flipped exponent digits; a digit flipped into another plausible digit stays unseen.
+AMPS_RANGE = (1e-10, 0.25)
 
 _SAMPLE = re.compile(r"^(\d{4})([+-]\d{2})$")
 _STAMP = re.compile(r"^TimeStamp:[ ><](\d{3})s (\d{3})ms, buff (\d{2,3})%$")
@@ -90,6 +96,9 @@ class LpmStream:
 
     rate_hz: int
     to_watts: float  # energy mode: rate (J/sample → W); current mode: supply volts (A → W)
+    #: the board's measurement range in stream units: a nonzero value outside it is a corrupted line
+    lo: float = 0.0
+    hi: float = math.inf
     values: list[float] = field(default_factory=list)
     markers: list[Marker] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -116,7 +125,12 @@ class LpmStream:
     def line(self, text: str) -> None:
         item = parse_line(text)
         kind = item[0]
-        if kind == "sample":
+        if kind == "sample" and item[1] and not self.lo <= item[1] <= self.hi:
+            self.values.append(math.nan)  # e.g. a flipped exponent digit: 2000-08 read as 2000-88
+            self.problems.append(
+                f"sample {text.strip()!r} at {len(self.values) - 1} outside the board's range (kept as NaN)"
+            )
+        elif kind == "sample":
             self.values.append(item[1] * self.to_watts)
         elif kind == "stamp":
             self._stamp(item[1], item[2])
@@ -218,7 +232,7 @@ class Lpm01a(MarkerWindows, Meter):
         reply or a timeout."""
         if self.port is None:
             raise StateError("LPM01A is not open; call open() first")
-        self.port.write(f"{cmd}\r\n".encode())
+        write_all(self.port, f"{cmd}\r\n".encode())
         deadline = time.monotonic() + self.config.timeout_s
         seen: list[str] = []
         while True:
@@ -237,7 +251,13 @@ class Lpm01a(MarkerWindows, Meter):
                 )
             item = parse_line(line)
             if item[0] == "ack" and item[1].startswith(cmd.split(" ")[0]):
-                payload = item[1][len(cmd) :].strip() if item[1].startswith(cmd) else ""
+                if item[1] != cmd and not item[1].startswith(cmd + " "):
+                    # the board acked something else: a corrupted command or ack, never a setting to trust
+                    raise MeterProtocolError(
+                        f"LPM01A at {self.config.url}: sent {cmd!r} but the board acked {item[1]!r} "
+                        "(corrupted on the link); close() and open() the meter again"
+                    )
+                payload = item[1][len(cmd) :].strip()
                 if payload:
                     return [*seen, payload]
                 end = time.monotonic() + 0.3
@@ -266,6 +286,7 @@ class Lpm01a(MarkerWindows, Meter):
         url = resolve_url(self.config, "LPM01A", VID_PIDS)
         self.config = self.config.model_copy(update={"url": url})
         self.port = open_serial(url, self.config.baud, 0.05, "LPM01A")
+        self._lost = ""  # a fresh connection: a link lost before is no longer in the way
         self.stale_bytes = drain_stale(self.port)
         self._rx.clear()
         self.command("htc")
@@ -284,8 +305,11 @@ class Lpm01a(MarkerWindows, Meter):
             raise StateError("LPM01A is not open; call open() first")
         if self._lost:
             raise MeterError(f"LPM01A link was lost ({self._lost}); close() and open() it again")
-        to_w = float(self.config.freq_hz) if self.config.output == "energy" else self.config.volt_mv / 1000
-        self._stream = LpmStream(rate_hz=self.config.freq_hz, to_watts=to_w)
+        volts = self.config.volt_mv / 1000
+        energy = self.config.output == "energy"
+        to_w = float(self.config.freq_hz) if energy else volts
+        per_amp = volts / self.config.freq_hz if energy else 1.0  # stream units per ampere
+        self._stream = LpmStream(self.config.freq_hz, to_w, AMPS_RANGE[0] * per_amp, AMPS_RANGE[1] * per_amp)
         self.command("start")
         self._host_t0 = time.perf_counter()
         leftover = bytes(self._rx)

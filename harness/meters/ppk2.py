@@ -39,6 +39,7 @@ from ._common import (
     resolve_url,
     sampled_trace,
     serial_availability,
+    write_all,
 )
 from .base import METERS, Marker, Meter, MeterInfo, Trace
 
@@ -229,7 +230,7 @@ class Ppk2(MarkerWindows, Meter):
     def _write(self, data: bytes) -> None:
         if self.port is None:
             raise StateError("PPK2 is not open; call open() first")
-        self.port.write(data)
+        write_all(self.port, data)
 
     def read_metadata(self) -> dict[str, str]:
         """Ask for metadata (``0x19``) and parse it."""
@@ -255,6 +256,7 @@ class Ppk2(MarkerWindows, Meter):
         url = resolve_url(self.config, "PPK2", VID_PIDS)
         self.config = self.config.model_copy(update={"url": url})
         self.port = open_serial(url, self.config.baud, 0.05, "PPK2")
+        self._lost = ""  # a fresh connection: a link lost before is no longer in the way
         self._write(b"\x07")  # stop a stream an earlier session left running
         self.stale_bytes = drain_stale(self.port)
         self.meta = self.read_metadata()
