@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .base import LAYERS, act_grad, apply_act, check_act
-from .im2col import check_padding, col2im, im2col, out_len, pad_hw, pads, unpad_hw
+from .im2col import Geometry, check_padding, col2im, im2col, pad_hw, unpad_hw, window_geometry
 from .shaped import ShapedLayer, ShapeLike, as_shape, pair
 
 if TYPE_CHECKING:
@@ -48,19 +48,10 @@ class _Conv(ShapedLayer):
         """The input as (H, W, C)."""
         return self._in  # type: ignore[return-value]
 
-    def geometry(self) -> tuple[int, int, int, int, tuple[int, int], tuple[int, int]]:
+    def geometry(self) -> Geometry:
         """``(kh, kw, ho, wo, pad_h, pad_w)`` for this layer's input size."""
-        kh, kw = self.w4.shape[:2]
         h, w, _ = self.hw_in
-        sh, sw = self.stride
-        return (
-            kh,
-            kw,
-            out_len(h, kh, sh, self.padding),
-            out_len(w, kw, sw, self.padding),
-            pads(h, kh, sh, self.padding),
-            pads(w, kw, sw, self.padding),
-        )
+        return window_geometry((h, w), self.w4.shape[:2], self.stride, self.padding)
 
     def _validate(self) -> None:
         check_padding(self.kind, self.padding)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .base import LAYERS, act_grad, apply_act, check_act
-from .im2col import check_padding, out_len, pad_hw, pads, taps, unpad_hw
+from .im2col import Geometry, check_padding, pad_hw, taps, unpad_hw, window_geometry
 from .shaped import ShapedLayer, ShapeLike, as_shape, pair
 
 if TYPE_CHECKING:
@@ -57,19 +57,10 @@ class DepthwiseConv2D(ShapedLayer):
             raise ValueError(f"depthwise_conv2d: b {self.b.shape} or stride {self.stride} do not fit")
         self.geometry()
 
-    def geometry(self) -> tuple[int, int, int, int, tuple[int, int], tuple[int, int]]:
+    def geometry(self) -> Geometry:
         """``(kh, kw, ho, wo, pad_h, pad_w)``."""
-        kh, kw = self.w.shape[:2]
         h, w, _ = self._in
-        sh, sw = self.stride
-        return (
-            kh,
-            kw,
-            out_len(h, kh, sh, self.padding),
-            out_len(w, kw, sw, self.padding),
-            pads(h, kh, sh, self.padding),
-            pads(w, kw, sw, self.padding),
-        )
+        return window_geometry((h, w), self.w.shape[:2], self.stride, self.padding)
 
     @property
     def in_shape(self) -> tuple[int, ...]:

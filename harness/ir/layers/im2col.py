@@ -35,6 +35,24 @@ def pads(n: int, k: int, s: int, padding: str) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
+Geometry = tuple[int, int, int, int, tuple[int, int], tuple[int, int]]
+
+
+def window_geometry(
+    hw: tuple[int, int], k: tuple[int, int], stride: tuple[int, int], padding: str
+) -> Geometry:
+    """``(kh, kw, ho, wo, pad_h, pad_w)`` of a ``k`` window sliding over an ``hw`` input."""
+    (h, w), (kh, kw), (sh, sw) = hw, k, stride
+    return (
+        kh,
+        kw,
+        out_len(h, kh, sh, padding),
+        out_len(w, kw, sw, padding),
+        pads(h, kh, sh, padding),
+        pads(w, kw, sw, padding),
+    )
+
+
 def pad_hw(x: np.ndarray, ph: tuple[int, int], pw: tuple[int, int], value: float = 0.0) -> np.ndarray:
     """Pad the H and W axes of an NHWC batch (no copy when there is nothing to pad)."""
     if ph == (0, 0) and pw == (0, 0):
