@@ -137,9 +137,7 @@ def conv2d_int8(
     """int8 CONV_2D: per-output-channel weights (quantized dimension 0), int32 bias."""
     _expect_q(g, x, qin, "conv2d_int8")
     w = np.asarray(w_ohwi, dtype=np.float64)
-    qw, wq, qb = quantize_conv(w, b, float(qin.scale), axis=0)
-    wt = g.const("w", qw, wq)
-    bt = g.const("b", qb, _bias_q(qin, wq))
+    wt, bt = _int8_weights(g, w, b, qin, axis=0)
     return _conv2d(g, x, w, wt, bt, np.int8, qout, _pair(stride), padding, act)
 
 
@@ -155,9 +153,20 @@ def conv2d_dynamic(
 ) -> int:
     """Dynamic-range CONV_2D: int8 per-channel weights, float input, bias and output (hybrid kernel)."""
     w = np.asarray(w_ohwi, dtype=np.float64)
-    qw, wq, _ = quantize_conv(w, np.zeros(w.shape[0]), 1.0, axis=0)
-    wt, bt = g.const("w", qw, wq), g.const("b", np.asarray(b, dtype=np.float32))
+    wt, bt = _dynamic_weights(g, w, b, axis=0)
     return _conv2d(g, x, w, wt, bt, np.float32, None, _pair(stride), padding, act)
+
+
+def _int8_weights(g: TfliteGraph, w: np.ndarray, b: np.ndarray, qin: QParams, *, axis: int) -> tuple[int, int]:
+    """Constants of int8 weights (per channel along ``axis``) and their int32 bias."""
+    qw, wq, qb = quantize_conv(w, b, float(qin.scale), axis=axis)
+    return g.const("w", qw, wq), g.const("b", qb, _bias_q(qin, wq))
+
+
+def _dynamic_weights(g: TfliteGraph, w: np.ndarray, b: np.ndarray, *, axis: int) -> tuple[int, int]:
+    """Constants of dynamic-range weights (int8 per channel along ``axis``) and their float bias."""
+    qw, wq, _ = quantize_conv(w, np.zeros(w.shape[axis]), 1.0, axis=axis)
+    return g.const("w", qw, wq), g.const("b", np.asarray(b, dtype=np.float32))
 
 
 def _bias_q(qin: QParams, wq: QParams) -> QParams:
@@ -227,9 +236,7 @@ def depthwise_conv2d_int8(
     """int8 DEPTHWISE_CONV_2D: per-channel weights (quantized dimension 3), int32 bias."""
     _expect_q(g, x, qin, "depthwise_conv2d_int8")
     w = np.asarray(w_1hwc, dtype=np.float64)
-    qw, wq, qb = quantize_conv(w, b, float(qin.scale), axis=3)
-    wt = g.const("w", qw, wq)
-    bt = g.const("b", qb, _bias_q(qin, wq))
+    wt, bt = _int8_weights(g, w, b, qin, axis=3)
     return _depthwise(g, x, w, wt, bt, np.int8, qout, _pair(stride), padding, act)
 
 
@@ -245,8 +252,7 @@ def depthwise_conv2d_dynamic(
 ) -> int:
     """Dynamic-range DEPTHWISE_CONV_2D: int8 per-channel weights (axis 3), float activations."""
     w = np.asarray(w_1hwc, dtype=np.float64)
-    qw, wq, _ = quantize_conv(w, np.zeros(w.shape[3]), 1.0, axis=3)
-    wt, bt = g.const("w", qw, wq), g.const("b", np.asarray(b, dtype=np.float32))
+    wt, bt = _dynamic_weights(g, w, b, axis=3)
     return _depthwise(g, x, w, wt, bt, np.float32, None, _pair(stride), padding, act)
 
 
