@@ -10,8 +10,6 @@ from typing import Annotated
 
 import typer
 
-from ..byo.starter import write_starter
-
 
 def init_task(
     model: Annotated[Path, typer.Argument(help="your .onnx or .tflite model")],
@@ -26,6 +24,8 @@ def init_task(
     force: Annotated[bool, typer.Option(help="overwrite an existing suite file")] = False,
 ) -> None:
     """Write a starter suite for your model and dataset after inspecting both."""
+    from ..byo.starter import write_starter  # onnx and the runtimes: only when the command runs
+
     result = write_starter(model, data, output, name=name, metric=metric, force=force)
     shown = f"{result.metric} = {result.value:.4f}" if result.value is not None else "not measured"
     typer.echo(f"wrote {output}: task {result.task!r}, {shown}; run it with `frugalbench run {output}`")
