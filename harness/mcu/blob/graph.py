@@ -1,0 +1,108 @@
+"""An int8 operator graph for the MCU: tensors with their own quantisation, operators in execution order.
+
+This is what a full-integer convolutional network becomes before it is packed into a blob (format
+version 2, see ``boards/firmware/src/blob.h``): the TFLite importer (:mod:`.tflite_graph`) builds it from
+any supported int8 ``.tflite``, the memory planner (:mod:`..plan`) gives every tensor an arena offset,
+the NumPy interpreter (:mod:`..graph_ref`) runs it bit-exact with LiteRT's reference kernels, and the
+firmware runs the packed bytes with the same integers.
+
+Arithmetic (TFLite's default, *double-rounding* build; NumPy model in
+:func:`harness.ir.quant.multiply_by_quantized_multiplier`):
+
+``MBQM(x, M, s)`` = ``RoundingDivideByPOT(SRDHM(x * 2**max(s, 0), M), max(-s, 0))`` where ``SRDHM`` is
+gemmlowp's saturating rounding doubling high multiply and ``RoundingDivideByPOT`` rounds half away
+from zero.
+
+- ``conv2d``: inputs ``[x]`` (H, W, Cin); ``w`` int8 (Cout, KH, KW, Cin), ``bias`` int32 (Cout),
+  ``mult``/``shift`` int32 (Cout). ``acc = bias[c] + Σ w * (x - zp_in)`` over the in-bounds taps
+  (padding contributes nothing), ``y = clamp(MBQM(acc, mult[c], shift[c]) + zp_out, act_min, act_max)``.
+  Attrs: ``stride_h``, ``stride_w``, ``pad_top``, ``pad_left`` (bottom/right follow from the output shape).
+- ``dwconv2d``: as ``conv2d`` per channel, depth multiplier 1; ``w`` int8 (KH, KW, C).
+- ``dense``: inputs ``[x]`` flattened; ``w`` int8 (out, in), ``bias``/``mult``/``shift`` per output
+  (a per-tensor multiplier is repeated), same arithmetic as ``conv2d``.
+- ``maxpool``: max over the in-bounds window, clamped; attrs ``kh``, ``kw``, ``stride_h``, ``stride_w``,
+  ``pad_top``, ``pad_left``. Input and output share scale and zero point.
+- ``avgpool``: same window; ``s = Σ x`` over the in-bounds taps, ``n`` their count,
+  ``y = clamp((s + n//2) // n if s > 0 else (s - n//2) / n truncated toward zero, act_min, act_max)``
+  (TFLite's reference rounding: half away from zero). Input and output share scale and zero point.
+- ``mean``: mean over H and W of (H, W, C) → (C,) (TFLite ``MEAN`` on axes 1, 2); scalar params
+  ``mult``/``shift`` from ``s_in / s_out``; ``acc = MBQM(Σ (x - zp_in), mult, shift)``, then the
+  division by ``n = H*W`` rounding half away from zero, ``+ zp_out``, clamp. (The importer checks this
+  against LiteRT and documents any difference here.)
+- ``add``: inputs ``[a, b]`` of one shape; scalar params ``left_shift`` (20), ``mult_a``/``shift_a``,
+  ``mult_b``/``shift_b``, ``mult_out``/``shift_out`` as TFLite's ``Prepare`` computes them;
+  ``ya = MBQM((a - zp_a) << left_shift, mult_a, shift_a)``, same for b,
+  ``y = clamp(MBQM(ya + yb, mult_out, shift_out) + zp_out, act_min, act_max)``.
+- ``reshape``: the same bytes under another shape (the planner aliases it in place).
+
+A ``SOFTMAX`` at the end of a ``.tflite`` is dropped (the MCU returns the int8 scores before it: same
+class order) and said in :attr:`QGraph.notes`; comparisons with LiteRT read the tensor before it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+OP_KINDS = ("conv2d", "dwconv2d", "dense", "maxpool", "avgpool", "mean", "add", "reshape")
+
+
+@dataclass
+class QTensor:
+    """An int8 activation tensor: shape without the batch axis, NHWC order ((H, W, C) or (N,))."""
+
+    name: str
+    shape: tuple[int, ...]
+    scale: float
+    zero_point: int
+    offset: int = -1  # arena offset in bytes, set by the memory planner
+
+    @property
+    def size(self) -> int:
+        """Bytes (one per int8 element)."""
+        return int(np.prod(self.shape)) if self.shape else 1
+
+
+@dataclass
+class QOp:
+    """One int8 operator. ``where`` names its origin for errors (e.g. ``"CONV_2D #3 (conv1)"``)."""
+
+    kind: str
+    inputs: list[int]
+    output: int
+    params: dict[str, np.ndarray] = field(default_factory=dict)
+    attrs: dict[str, int] = field(default_factory=dict)
+    act_min: int = -128
+    act_max: int = 127
+    where: str = ""
+
+
+@dataclass
+class QGraph:
+    """Tensors, operators in execution order, the graph input and output tensor ids."""
+
+    tensors: list[QTensor]
+    ops: list[QOp]
+    input: int
+    output: int
+    model_id: str = "fbnet01"
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def in_tensor(self) -> QTensor:
+        return self.tensors[self.input]
+
+    @property
+    def out_tensor(self) -> QTensor:
+        return self.tensors[self.output]
+
+    def quantize_input(self, x: np.ndarray) -> np.ndarray:
+        """Float inputs ``(B, *shape)`` to int8 with the input tensor's own scale and zero point."""
+        t = self.in_tensor
+        q = np.round(np.asarray(x, dtype=np.float64) / t.scale) + t.zero_point
+        return np.clip(q, -128, 127).astype(np.int8)
+
+    def dequantize_output(self, q: np.ndarray) -> np.ndarray:
+        t = self.out_tensor
+        return ((q.astype(np.float64) - t.zero_point) * t.scale).astype(np.float32)
