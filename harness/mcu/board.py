@@ -36,6 +36,14 @@ class EnergyModel(BaseModel):
     power_w: float = Field(gt=0)
     cycles_per_instruction: float = Field(1.0, gt=0)
     source: str
+    #: current while the core sleeps in WFI (the bench twin's sleep level); None: the board has no figure
+    sleep_current_a: float | None = Field(None, ge=0)
+    sleep_source: str = ""
+
+    @property
+    def active_current_a(self) -> float:
+        """Run current at ``clock_hz`` from the supply: ``power_w / voltage_v``."""
+        return self.power_w / self.voltage_v
 
     @property
     def joules_per_instruction(self) -> float:

@@ -6,6 +6,10 @@ client is connected, so the boot banner is never printed into an unconnected soc
 with ``wait=off`` it is sometimes lost). The process is stopped by ``stop()``,
 the context manager, an ``atexit`` hook, and (Linux) by the kernel if Python dies
 (PR_SET_PDEATHSIG), so a Ctrl-C never leaves a QEMU behind.
+
+``activity``: the ``socket://HOST:PORT`` of a bench twin (:mod:`harness.emulators.twin`). QEMU connects
+its second UART there as a client, and the firmware reports on it, in virtual time, its marker edges
+and sleep intervals (what a power meter on a real board would see); the twin must be listening first.
 """
 
 from __future__ import annotations
@@ -48,6 +52,14 @@ def _listening(port: int) -> bool:
         return True  # not Linux: fall back to the caller's connection retries
 
 
+def activity_chardev(url: str) -> str:
+    """QEMU's client chardev for a ``socket://HOST:PORT`` URL (``tcp:HOST:PORT``)."""
+    host, sep, port = url.removeprefix("socket://").rpartition(":")
+    if not url.startswith("socket://") or not sep or not port.isdigit():
+        raise TargetError(f"activity URL must be socket://HOST:PORT (a bench twin's), not {url!r}")
+    return f"tcp:{host or '127.0.0.1'}:{port}"
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -72,6 +84,7 @@ class QemuDut:
         start_timeout_s: float = 10.0,
         port: int | None = None,
         monitor: Path | None = None,
+        activity: str | None = None,
     ) -> None:
         self.elf = Path(elf)
         self.machine = machine
@@ -81,6 +94,7 @@ class QemuDut:
         self.proc: subprocess.Popen[bytes] | None = None
         self.fixed_port = port
         self.monitor_path = monitor
+        self.activity = activity
         self.port = 0
 
     @property
@@ -95,6 +109,8 @@ class QemuDut:
         argv += ["-kernel", str(self.elf), "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on"]
         for path, addr in self.preload:
             argv += ["-device", f"loader,file={path},addr={addr:#x},force-raw=on"]
+        if self.activity:
+            argv += ["-serial", f"{activity_chardev(self.activity)},nodelay=on"]
         return argv
 
     def start(self) -> str:
@@ -133,6 +149,9 @@ class QemuDut:
             else:
                 self.stop()
                 raise TargetError(f"QEMU did not open its serial port within {self.start_timeout_s} s")
+            if self.activity and "activity" not in last and "Connection refused" in last:
+                last += f" (no bench twin listening at {self.activity}: start it first)"
+                break
             if "Address already in use" not in last and "Failed to" not in last:
                 break
         self.stop()

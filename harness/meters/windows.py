@@ -179,16 +179,20 @@ def gpio_bounds(
 ) -> tuple[float, float]:
     """Window edges from in-stream markers.
 
-    ``pulse``: the first rising edge and the next falling edge (the DUT holds the pin high while it
-    runs). ``last-pair``: the last two markers (MLPerf Tiny's rule for LPM01A/JS220 ``event`` lines).
+    ``pulse``: the last complete pulse, a rising edge and the next falling edge (the DUT holds the pin
+    high while it runs; the timed window is the last thing a target runs, after any warm-up pulse). ``last-pair``: the last two markers (MLPerf Tiny's rule for LPM01A/JS220 ``event`` lines).
     ``auto`` picks ``pulse`` if the channel has a rising edge, else ``last-pair``.
     """
     ms = marker_edges(trace, channel)
     if mode == "auto":
         mode = "pulse" if any(m.level == 1 for m in ms) else "last-pair"
     if mode == "pulse":
-        rise = next((m for m in ms if m.level == 1), None)
-        fall = next((m for m in ms if rise is not None and m.level == 0 and m.t_s > rise.t_s), None)
+        rise = fall = None
+        for m in ms:
+            if m.level == 1 and (rise is None or fall is not None):
+                rise, fall = m, None
+            elif m.level == 0 and rise is not None and fall is None:
+                fall = m
         if rise is None or fall is None:
             raise WindowInvalid(
                 f"no complete marker pulse on channel {channel} ({len(ms)} edges); check the DUT's "

@@ -92,6 +92,11 @@ class McuConfig(TargetConfig):
     qemu_monitor: str | None = Field(
         None, description="unix socket for the QEMU monitor (debugging, fault tests)"
     )
+    activity: str | None = Field(
+        None,
+        description="emulated board: socket://HOST:PORT of a bench twin (frugalbench emulate twin) that the "
+        "board reports its marker edges and sleep to, so an emulated LPM01A/PPK2 measures it",
+    )
 
 
 @TARGETS.register("mcu")
@@ -207,7 +212,9 @@ class McuTarget(Target):
             if self.qemu is None or not self.qemu.alive():
                 elf = Path(c.firmware) if c.firmware else build_firmware(p.firmware_board)
                 mon = Path(c.qemu_monitor) if c.qemu_monitor else None
-                self.qemu = QemuDut(elf, machine=p.qemu_machine, icount_shift=self.shift, monitor=mon)
+                self.qemu = QemuDut(
+                    elf, machine=p.qemu_machine, icount_shift=self.shift, monitor=mon, activity=c.activity
+                )
                 fresh = True
             self.port = self.qemu.open_serial()
         elif c.port is None:
