@@ -263,6 +263,52 @@ def emulate_meter(
         out.print("stopped")
 
 
+@emulate_app.command("twin")
+def emulate_twin(
+    meter: Annotated[str, typer.Argument(help="the meter on the twin bench: lpm01a or ppk2")] = "lpm01a",
+    url: Annotated[str, typer.Option(help="the meter's socket://HOST:PORT")] = "socket://127.0.0.1:7101",
+    activity: Annotated[
+        str, typer.Option(help="socket://HOST:PORT the emulated board reports its activity to")
+    ] = "socket://127.0.0.1:7102",
+    board: Annotated[str, typer.Option(help="board profile with the power model")] = "qemu-mps2-an386",
+    log: Annotated[
+        Path | None, typer.Option(help="append each window's exact energy here (JSON lines)")
+    ] = None,
+) -> None:
+    """Serve a bench twin until Ctrl-C: an emulated LPM01A or PPK2 powering the emulated board.
+
+    Point the suite's mcu target at it with activity = ACTIVITY and its meter url at URL
+    (benches/examples/bench-twin.toml); each window's exact energy is printed as it is measured."""
+    import json
+
+    from ..emulators import EmulatorServer
+    from ..emulators.twin import BenchTwin, PowerModel, TwinWindow, twin_meter
+
+    twin = BenchTwin(PowerModel.from_board(board), activity)
+
+    def show(w: TwinWindow) -> None:
+        out.print(
+            f"window {w.acquisition}: {w.t1_s - w.t0_s:.6f} s between the marker edges, exact energy "
+            f"{w.energy_j:.9g} J at {w.voltage_v:g} V"
+        )
+        if log is not None:
+            with log.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(w.__dict__) + "\n")
+
+    twin.on_window = show
+    twin.start()
+    server = EmulatorServer(twin_meter(meter, twin), url).start()
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    out.print(f"bench twin: {meter} on [bold]{server.url}[/], board activity on [bold]{twin.url}[/]")
+    out.print(f"power model: {twin.model.source}", markup=False, highlight=False)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        out.print("stopped")
+    finally:
+        twin.stop()
+
+
 def main() -> None:
     """Standalone entry (``python -m harness.cli.meters``)."""
     app = typer.Typer(add_completion=False)

@@ -16,8 +16,8 @@ rate on this clock, never ahead of what the DUT has reported, and put the marker
 meter does (LPM01A ``event`` lines, PPK2 logic bit D0). Power = current × the voltage the meter supplies.
 Every acquisition's exact energy between its marker pulse's edges is kept (:attr:`BenchTwin.windows`).
 
-Faults (:class:`TwinFaults`) hit one acquisition (the ``window``-th ``start``), so a runner that re-runs an
-invalid window can succeed: dropped samples, a lost meter (disconnect), a missing marker (no edges).
+Faults (:class:`TwinFaults`, each for one acquisition: the ``window``-th ``start``), so a runner that
+re-runs an invalid window can succeed: dropped samples, a lost meter (disconnect), a missing marker (no edges).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import select
 import socket
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -252,10 +253,10 @@ class BenchTwin:
     """
 
     def __init__(
-        self, model: PowerModel, url: str = "socket://127.0.0.1:0", faults: TwinFaults | None = None
+        self, model: PowerModel, url: str = "socket://127.0.0.1:0", faults: Sequence[TwinFaults] = ()
     ) -> None:
         self.model = model
-        self.faults = faults
+        self.faults = list(faults)
         self.lock = threading.RLock()
         self.timeline = Timeline(model)
         self.acquisitions = 0
@@ -268,6 +269,8 @@ class BenchTwin:
         self._halt = threading.Event()
         self._thread: threading.Thread | None = None
         self.url = ""
+        #: called with each exact window as it is recorded (the CLI prints and logs them)
+        self.on_window: Callable[[TwinWindow], None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> BenchTwin:
@@ -356,16 +359,23 @@ class BenchTwin:
         with self.lock:
             self.acquisitions += 1
             n = self.acquisitions
-            f = self.faults if self.faults is not None and self.faults.window == n else None
+            f = self.fault_for(n)
             acq = Acquisition(self, n, voltage_v, self.timeline.t, miss_marker=bool(f and f.miss_marker))
         return acq, (f.meter_faults() if f else Faults())
+
+    def fault_for(self, acquisition: int) -> TwinFaults | None:
+        """The faults planned for the ``acquisition``-th meter start (None: a clean one)."""
+        return next((f for f in self.faults if f.window == acquisition), None)
 
     def record_window(self, acq: Acquisition) -> None:
         """Keep the exact energy of the acquisition's marker pulse (after the meter stopped)."""
         w = acq.exact()
         if w is not None:
-            faulted = self.faults is not None and self.faults.window == acq.number
-            self.windows.append(TwinWindow(**{**w.__dict__, "faulted": faulted}))
+            faulted = self.fault_for(acq.number) is not None
+            w = TwinWindow(**{**w.__dict__, "faulted": faulted})
+            self.windows.append(w)
+            if self.on_window is not None:
+                self.on_window(w)
 
 
 class _TwinMeter(MeterEmulator):

@@ -5,7 +5,7 @@ Windows repeat until the 95 % CI half-width of the median latency is within the 
 begins a window, the target times ``n`` inferences, and the meter ends the window given the target's
 :class:`Window` (its host instants, ``n``, DUT time, instruction count) as an argument. A window the
 meter or target marks invalid is kept as an invalid row and re-run (at most ``MAX_RETRIES`` times in
-a row), never stored as good.
+a row), never stored as good; a meter whose link dropped is reopened first.
 """
 
 from __future__ import annotations
@@ -66,8 +66,20 @@ def timed_window(
             raise
         ew = meter.end_window(w)
     except (WindowInvalid, MeterError, OSError) as e:  # a lost link mid-window: re-run it
+        if isinstance(e, (MeterError, OSError)):
+            _reopen(meter)
         return None, None, str(e)
+    if not ew.valid and "connection lost" in ew.problem:
+        _reopen(meter)
     return w, ew, "" if ew.valid else ew.problem
+
+
+def _reopen(meter: Meter) -> None:
+    """A meter whose link dropped is closed and opened again, so the re-run can measure (if it cannot be
+    reopened, the next window fails and says why)."""
+    with contextlib.suppress(FrugalbenchError, OSError):
+        meter.close()
+        meter.open()
 
 
 def _abandon(meter: Meter) -> None:

@@ -1,0 +1,121 @@
+"""The bench twin end to end: ``frugalbench run`` on the emulated Cortex-M4 measured by an emulated
+LPM01A / PPK2 driven by the board's own activity (marker edges, sleep) in virtual time.
+
+Energy per inference goes through the real meter driver, the marker window and the store: it must be
+classed ``simulated`` with marker method ``gpio`` and equal the twin's exact energy within 0.5 %; windows
+hit by dropped samples, a missing marker or a lost meter are stored invalid and re-run, never as good.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mcu_support import needs_qemu
+
+from harness.emulators.base import EmulatorServer
+from harness.emulators.twin import BenchTwin, PowerModel, Timeline, TwinFaults, TwinWindow, twin_meter
+from harness.pipeline.api import run_suite
+from harness.results.record import Result
+from harness.results.store import Store
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "benches" / "examples"
+TOLERANCE = 0.005
+
+
+def test_timeline_prices_active_and_sleep_time_on_the_named_mcu() -> None:
+    """10 µs of virtual time active (10,000 instructions at shift 0) is 83.3 µs at 120 MHz; sleep
+    keeps its virtual length; the charge is exact at every instant."""
+    model = PowerModel(0.02, 0.005, 1.8, 120e6, 1.0, 0, "test")
+    tl = Timeline(model)
+    tl.record(ord("B"), 25_000_000)
+    tl.record(ord("M"), 250)  # 10 µs virtual, active
+    tl.record(ord("m"), 500)
+    tl.record(ord("S"), 500)
+    tl.record(ord("A"), 25_500)  # 1 ms asleep
+    assert tl.edges == [(pytest.approx(10e-6 * 1e3 / 120), 1), (pytest.approx(2 * 10e-6 * 1e3 / 120), 0)]
+    t_sleep = 2 * 10e-6 * 1e3 / 120
+    assert tl.t == pytest.approx(t_sleep + 1e-3)
+    q = tl.charge(np.array([t_sleep, t_sleep + 1e-3]))
+    assert q[0] == pytest.approx(0.02 * t_sleep)
+    assert q[1] - q[0] == pytest.approx(0.005 * 1e-3)
+
+
+def test_example_suites_differ_from_the_real_bench_only_in_board_and_urls() -> None:
+    """The real-bench suite is the twin suite with the board and the port URLs changed."""
+
+    def keys(path: Path) -> list[str]:
+        lines = [ln.split("#")[0].strip() for ln in path.read_text().splitlines()]
+        return [ln for ln in lines if ln and not re.match(r"^(board|port|activity|url) =", ln)]
+
+    assert keys(EXAMPLES / "bench-twin.toml") == keys(EXAMPLES / "nucleo-l4r5zi-lpm01a.toml")
+    assert keys(EXAMPLES / "bench-twin-ppk2.toml") == keys(EXAMPLES / "nucleo-l4r5zi-ppk2.toml")
+
+
+@dataclass
+class TwinRun:
+    result: Result
+    windows: list[dict]
+    twin: list[TwinWindow]
+
+
+def _run(tmp: Path, suite: str, meter: str, faults: list[TwinFaults]) -> TwinRun:
+    twin = BenchTwin(PowerModel.from_board("qemu-mps2-an386"), faults=faults)
+    with twin, EmulatorServer(twin_meter(meter, twin)) as srv:
+        text = (EXAMPLES / suite).read_text()
+        text = text.replace("socket://127.0.0.1:7101", srv.url).replace("socket://127.0.0.1:7102", twin.url)
+        path = tmp / suite
+        path.write_text(text)
+        results = run_suite(path, db=tmp / "twin.sqlite")
+    assert len(results) == 1 and results[0].status == "done", results[0].reason
+    with Store.open(tmp / "twin.sqlite", create=False) as store:
+        assert results[0].id is not None
+        windows = store.windows(results[0].id)
+    return TwinRun(results[0], windows, list(twin.windows))
+
+
+FAULTS = [
+    TwinFaults(window=1, drop_n=20, drop_at_s=0.2),
+    TwinFaults(window=3, miss_marker=True),
+    TwinFaults(window=5, lose_meter_at_s=0.3),
+]
+
+
+@pytest.fixture(scope="module", params=[("bench-twin.toml", "lpm01a"), ("bench-twin-ppk2.toml", "ppk2")])
+def twin_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwinRun]:
+    suite, meter = request.param
+    yield _run(tmp_path_factory.mktemp(meter), suite, meter, FAULTS)
+
+
+@pytest.mark.slow
+@needs_qemu
+def test_energy_is_simulated_gpio_and_equals_the_twins_exact_energy(twin_run: TwinRun) -> None:
+    r = twin_run.result
+    assert r.energy.measurement_class == "simulated"
+    assert r.energy.marker_method == "gpio"
+    clean = [w for w in twin_run.twin if not w.faulted]
+    good = [w for w in twin_run.windows if w["valid"]]
+    assert len(good) == 3 and len(clean) >= 3
+    exact = np.median([w.energy_j for w in clean]) / good[0]["n"]
+    assert r.energy.per_inference_j is not None
+    assert abs(r.energy.per_inference_j - exact) / exact < TOLERANCE
+    for w, t in zip(good, clean[-3:], strict=True):  # each good window against its own truth
+        assert abs(w["energy_j"] - t.energy_j) / t.energy_j < TOLERANCE
+        # the marker window is the DUT's timed section (plus the marker records' few instructions)
+        assert w["dut_s"] == pytest.approx(t.t1_s - t.t0_s, rel=1e-4)
+
+
+@pytest.mark.slow
+@needs_qemu
+def test_faulted_windows_are_stored_invalid_and_rerun(twin_run: TwinRun) -> None:
+    rows = twin_run.windows
+    assert [w["valid"] for w in rows] == [0, 1, 0, 1, 0, 1]
+    problems = [w["problem"] for w in rows if not w["valid"]]
+    assert "dropped" in problems[0] or "overflow" in problems[0]
+    assert "marker" in problems[1]
+    assert "lost" in problems[2]
+    assert all(w["energy_j"] is None for w in rows if not w["valid"])
