@@ -281,6 +281,6 @@ def test_emulate_meter_refuses_to_impersonate_hardware() -> None:
     """``impersonate`` is a test-only switch: from the command line it would pass an emulator off as
     hardware and its energy as a measurement."""
     # an unservable URL: without the refusal the command fails on the URL instead of serving forever
-    res = CliRunner().invoke(emulate_app, ["um34c", "--url", "nowhere", "--set", "impersonate=true"])
+    res = CliRunner().invoke(emulate_app, ["meter", "um34c", "--url", "nowhere", "--set", "impersonate=true"])
     assert res.exit_code != 0
     assert "test-only" in str(res.exception)

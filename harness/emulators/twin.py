@@ -452,14 +452,16 @@ class TwinPpk2(_TwinMeter, Ppk2Emulator):
         super()._op(op, args)
 
 
-TWIN_METERS: dict[str, type[_TwinMeter]] = {"lpm01a": TwinLpm01a, "ppk2": TwinPpk2}
+TWIN_METERS = ("lpm01a", "ppk2")
 
 
 def twin_meter(kind: str, twin: BenchTwin, **kw: Any) -> MeterEmulator:
-    """The ``kind`` meter emulator driven by ``twin``."""
-    if kind not in TWIN_METERS:
-        raise ConfigError(f"no bench-twin meter {kind!r}; the twin drives: {', '.join(TWIN_METERS)}")
-    return TWIN_METERS[kind](twin, **kw)  # type: ignore[call-arg]
+    """The ``kind`` meter emulator (``lpm01a`` or ``ppk2``) driven by ``twin``."""
+    if kind == "lpm01a":
+        return TwinLpm01a(twin, **kw)
+    if kind == "ppk2":
+        return TwinPpk2(twin, **kw)
+    raise ConfigError(f"no bench-twin meter {kind!r}; the twin drives: {', '.join(TWIN_METERS)}")
 
 
 __all__ = [
