@@ -113,7 +113,7 @@ def test_energy_is_simulated_gpio_and_equals_the_twins_exact_energy(twin_run: Tw
 @needs_qemu
 def test_faulted_windows_are_stored_invalid_and_rerun(twin_run: TwinRun) -> None:
     rows = twin_run.windows
-    assert [w["valid"] for w in rows] == [0, 1, 0, 1, 0, 1]
+    assert [w["valid"] for w in rows] == [0, 1, 0, 1, 0, 1], [(w["valid"], w["problem"]) for w in rows]
     problems = [w["problem"] for w in rows if not w["valid"]]
     assert "dropped" in problems[0] or "overflow" in problems[0]
     assert "marker" in problems[1]

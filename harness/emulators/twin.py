@@ -44,6 +44,8 @@ SYNC = 0xA5
 RECORD_BYTES = 10  # 0xA5, type, uint64 ticks little-endian
 #: what marks the twin in a meter's identification (a PPK2 metadata ``EMU`` value, an LPM01A board ID)
 VIRTUAL_CLOCK = "virtual clock"
+#: at a meter's stop, how long to wait for the DUT to report it went back to sleep (wall s)
+SLEEP_WAIT_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -198,11 +200,18 @@ class Acquisition:
     def finish(self, margin_s: float) -> None:
         """The host sent stop: read what the DUT reported before, and sample a sleeping DUT up to now
         (at least ``margin_s``, so the sample holding the last marker edge is complete)."""
-        self.twin.sync()
-        with self.twin.lock:
-            tl = self.twin.timeline
-            extra = max(margin_s, time.monotonic() - tl.wall_last) if tl.asleep else 0.0
-            self.end = tl.t + extra
+        # The DUT replies on its UART before it goes back to sleep (and reports it): give that record a
+        # moment to arrive, so the sample that holds the last marker edge can be completed.
+        deadline = time.monotonic() + SLEEP_WAIT_S
+        while True:
+            self.twin.sync()
+            with self.twin.lock:
+                tl = self.twin.timeline
+                if tl.asleep or time.monotonic() > deadline:
+                    extra = max(margin_s, time.monotonic() - tl.wall_last) if tl.asleep else 0.0
+                    self.end = tl.t + extra
+                    return
+            time.sleep(0.001)
 
     def mean_power(self, i0: int, i1: int, rate_hz: float) -> np.ndarray:
         edges = self.t0 + np.arange(i0, i1 + 1) / rate_hz

@@ -197,6 +197,9 @@ class Ppk2Config(SerialMeterConfig):
     rate_check: bool = True
     marker_method: MarkerChoice = "auto"
     marker_channel: int = 0
+    #: start() returns this long after the start opcode, which has no reply: a PPK2 streams from ≈2.3 ms
+    #: after it (ppk2lab), so a DUT window begun at once could lose its first marker edge
+    start_settle_s: float = 0.02
 
 
 @METERS.register("ppk2")
@@ -291,6 +294,7 @@ class Ppk2(MarkerWindows, Meter):
         self._write(b"\x06")
         self._t0 = time.perf_counter()
         self._reader.start()
+        time.sleep(self.config.start_settle_s)
 
     def stop(self) -> Trace:
         if self._stream is None or self._reader is None:
