@@ -1,4 +1,5 @@
-"""``frugalbench dut``: build the MCU firmware and leave an emulated board running for manual use."""
+"""``frugalbench dut``: build the MCU firmware and leave an emulated board running for manual use
+(``start``), or check a DUT on any serial URL before a long run (``check``)."""
 
 from __future__ import annotations
 
@@ -47,7 +48,9 @@ def start(
     prof = load_board(board)
     elf = build_firmware(prof.firmware_board, portable=portable)
     if not prof.emulated:
-        raise ConfigError(f"board {prof.name} is real hardware: flash {elf.with_name('fw.bin')} (st-flash, openocd)")
+        raise ConfigError(
+            f"board {prof.name} is real hardware: flash {elf.with_name('fw.bin')} (st-flash, openocd)"
+        )
     shift = prof.icount_shift if icount_shift is None else icount_shift
     _ctrl_c_stops()
     with QemuDut(elf, machine=prof.qemu_machine, icount_shift=shift, port=port) as q:
@@ -62,3 +65,19 @@ def start(
             out.print("stopping QEMU")
     if not q.alive():
         out.print("QEMU stopped.")
+
+
+@dut_app.command("check")
+def check(
+    port: Annotated[str, typer.Argument(help="the DUT's serial URL (/dev/ttyACM0, socket://HOST:PORT...)")],
+    baud: Annotated[int, typer.Option(help="the firmware's baud rate")] = 115200,
+    timeout_s: Annotated[float, typer.Option(help="seconds to wait for each reply")] = 2.0,
+) -> None:
+    """Name, profile, extensions, baud and timestamp sanity of the DUT at PORT, in one report."""
+    from ..mcu.check import check_dut
+
+    report = check_dut(port, baud, timeout_s=timeout_s)
+    for line in report.lines():
+        out.print(line, markup=False, highlight=False)
+    if not report.ok:
+        raise typer.Exit(1)

@@ -371,10 +371,8 @@ class McuTarget(Target):
         qm = read_blob(blob)
         self.check_budget(blob, qm)
         if self.ext is None or "model" not in self.ext.bulk:
-            raise TargetError(
-                "this DUT does not offer model upload (a stock MLPerf Tiny firmware): it runs only the model "
-                "it was built with; use the frugalbench firmware (boards/firmware) or extensions = true"
-            )
+            self._retrying("built-in model", lambda: self._use_builtin(blob, qm))
+            return
 
         def upload() -> None:
             dut = self._need()
@@ -389,6 +387,30 @@ class McuTarget(Target):
             self._probe = self._measure_probe()
 
         self._retrying("model upload", upload)
+
+    def _use_builtin(self, blob: bytes, qm: QModel) -> None:
+        """A stock DUT (no model upload: an MLPerf Tiny firmware, or ours built with ``MODEL_BLOB=``):
+        measure the model it was built with, if it is this variant's (``profile%`` names its model id);
+        inputs go over plain EEMBC hex (``db load``/``db``), outputs come from ``results``."""
+        dut = self._need()
+        _, built_in = dut.profile()
+        if built_in != qm.model_id:
+            raise TargetError(
+                f"this DUT does not offer model upload (a stock MLPerf Tiny firmware) and runs model "
+                f"{built_in!r}, not this variant's {qm.model_id!r}; build the firmware with this variant's blob "
+                "(make -C boards/firmware MODEL_BLOB=...) or use the frugalbench firmware with extensions = true"
+            )
+        self.qm, self.blob = qm, blob
+        self._input = qm.quantize_input(np.zeros((1, qm.in_dim), np.float32)).tobytes()
+        dut.upload_input(self._input)
+        self._stale = False
+        self._probe = self._measure_probe()
+        n_out = len(dut.infer(1, 0, retry=True).results)
+        if n_out != qm.out_dim:
+            raise TargetError(
+                f"the DUT's built-in model {built_in!r} gives {n_out} outputs, this variant {qm.out_dim}: "
+                "another model under the same id; build the firmware with this variant's blob"
+            )
 
     def _measure_probe(self) -> float:
         """Instructions per inference (emulator; deterministic) or DUT seconds per inference."""
