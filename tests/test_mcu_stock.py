@@ -12,6 +12,7 @@ from mcu_support import needs_qemu, random_model
 from typer.testing import CliRunner
 
 from harness.cli.dut import dut_app
+from harness.emulators.iomanager import IoManagerEmulator
 from harness.errors import TargetError
 from harness.mcu import reference
 from harness.mcu.blob import codec
@@ -96,3 +97,21 @@ def test_dut_check_names_a_port_with_no_dut() -> None:
         threading.Thread(target=ls.accept, daemon=True).start()
         r = check_dut(f"socket://127.0.0.1:{ls.getsockname()[1]}", timeout_s=0.3)
     assert not r.ok and "no EEMBC name% reply" in r.problems[0] and "baud" in r.problems[0]
+
+
+def test_stock_dut_behind_an_io_manager_at_9600_baud(stock: tuple[Path, bytes, np.ndarray]) -> None:
+    """MLPerf Tiny's energy-mode topology: host -> IO manager -> DUT at 9600 baud, commands wrapped."""
+    elf, blob, x = stock
+    with QemuDut(elf) as q, IoManagerEmulator(q.url, dut_baud=9600) as iom:
+        cfg = McuConfig(name="energy", kind="mcu", board="qemu-mps2-an386", port=iom.url, io_manager=True,
+                        timeout_s=5.0)  # fmt: skip
+        with McuTarget(cfg) as t:
+            t.load_blob(blob)
+            assert t.ext is None and t.dut_name == "dut-[frugalbench]"
+            y = t.predict(x[:3])
+            w = t.window(0.01)
+    qm = codec.read_blob(blob)
+    want = np.stack([reference.results_vector(qm, o) for o in reference.run(qm, qm.quantize_input(x[:3]))])
+    assert np.allclose(y, want, atol=2e-3)
+    assert w.n >= 1 and w.dut_s > 0
+    assert all(c.split(" ")[0] == "dut" for c in iom.commands) and "dut infer 1 0" in iom.commands

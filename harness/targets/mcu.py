@@ -92,6 +92,11 @@ class McuConfig(TargetConfig):
     qemu_monitor: str | None = Field(
         None, description="unix socket for the QEMU monitor (debugging, fault tests)"
     )
+    io_manager: bool = Field(
+        False,
+        description="port is an EEMBC IO manager (MLPerf Tiny energy mode) that forwards to the DUT at its "
+        "own baud (9600): commands go as 'dut <cmd>%', plain EEMBC only (a stock DUT with its built-in model)",
+    )
     activity: str | None = Field(
         None,
         description="emulated board: socket://HOST:PORT of a bench twin (frugalbench emulate twin) that the "
@@ -226,6 +231,10 @@ class McuTarget(Target):
                 self.port = serial.serial_for_url(c.port, baudrate=c.baud or p.baud, timeout=1.0)
             except (serial.SerialException, ValueError) as e:
                 raise TargetError(f"cannot open {c.port}: {e}") from None
+        if c.io_manager:
+            from ..mcu.iomanager import IoManagerPort
+
+            self.port = IoManagerPort(self.port)
         self.dut = DutClient(
             self.port, timeout_s=c.timeout_s, infer_timeout_s=c.infer_timeout_s, retries=c.retries
         )
@@ -247,7 +256,8 @@ class McuTarget(Target):
     def _negotiate(self) -> Extensions | None:
         """Extensions (and reply checksums) of the DUT; the same DUT must keep offering what it offered."""
         had = self.ext
-        ext = self._need().negotiate() if self.config.extensions else None
+        # a line bridge (IO manager) carries no binary bulk transfer: plain EEMBC behind it
+        ext = self._need().negotiate() if self.config.extensions and not self.config.io_manager else None
         if had is not None and (ext is None or (had.crc and not ext.crc)):
             raise ProtocolError(
                 "the DUT stopped offering the extensions or reply checksums it offered before: "
