@@ -9,6 +9,7 @@ hit by dropped samples, a missing marker or a lost meter are stored invalid and 
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,3 +120,17 @@ def test_faulted_windows_are_stored_invalid_and_rerun(twin_run: TwinRun) -> None
     assert "marker" in problems[1]
     assert "lost" in problems[2]
     assert all(w["energy_j"] is None for w in rows if not w["valid"])
+
+
+@needs_qemu
+def test_qemu_says_when_no_twin_listens(tmp_path: Path) -> None:
+    from harness.errors import TargetError
+    from harness.mcu.build import build_firmware
+    from harness.mcu.qemu import QemuDut
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        url = f"socket://127.0.0.1:{s.getsockname()[1]}"
+    q = QemuDut(build_firmware("qemu-mps2-an386"), activity=url)
+    with pytest.raises(TargetError, match="no bench twin listening"):
+        q.start()

@@ -28,7 +28,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -189,7 +189,6 @@ class Acquisition:
     t0: float
     miss_marker: bool = False
     end: float | None = None  # set by finish(): how far the meter samples before it stops
-    windows: list[tuple[float, float]] = field(default_factory=list)  # unused: the Profile API
 
     def known_s(self) -> float:
         """Acquisition time the meter may sample up to (what the DUT has reported)."""

@@ -125,6 +125,13 @@ class QemuDut:
             raise TargetUnavailable(why)
         if not self.elf.exists():
             raise TargetError(f"firmware {self.elf} does not exist; build it with make -C boards/firmware")
+        if self.activity:
+            # QEMU opens the activity chardev only once a client is on the UART (wait=on): check first
+            host_port = activity_chardev(self.activity).split(":")
+            if host_port[1] in ("127.0.0.1", "localhost") and not _listening(int(host_port[2])):
+                raise TargetError(
+                    f"no bench twin listening at {self.activity}: start it first (frugalbench emulate twin)"
+                )
         last = ""
         for _ in range(1 if self.fixed_port else 5):  # a free port may be taken first: retry
             port = self.fixed_port or _free_port()
@@ -149,9 +156,6 @@ class QemuDut:
             else:
                 self.stop()
                 raise TargetError(f"QEMU did not open its serial port within {self.start_timeout_s} s")
-            if self.activity and "activity" not in last and "Connection refused" in last:
-                last += f" (no bench twin listening at {self.activity}: start it first)"
-                break
             if "Address already in use" not in last and "Failed to" not in last:
                 break
         self.stop()
