@@ -134,3 +134,42 @@ def test_qemu_says_when_no_twin_listens(tmp_path: Path) -> None:
     q = QemuDut(build_firmware("qemu-mps2-an386"), activity=url)
     with pytest.raises(TargetError, match="no bench twin listening"):
         q.start()
+
+
+@pytest.mark.slow
+@needs_qemu
+def test_mlperf_energy_mode_stock_dut_behind_an_io_manager_on_the_twin(tmp_path: Path) -> None:
+    """MLPerf Tiny's energy mode whole: a stock DUT (model built in, plain EEMBC) behind an IO manager at
+    9600 baud, powered and windowed by the twin's LPM01A through its timestamp pin."""
+    from mcu_support import random_model
+
+    from harness.emulators.iomanager import IoManagerEmulator
+    from harness.mcu.blob import codec
+    from harness.mcu.build import build_firmware
+    from harness.mcu.qemu import QemuDut
+    from harness.meters.lpm01a import Lpm01a, Lpm01aConfig
+    from harness.targets.mcu import McuConfig, McuTarget
+
+    rng = np.random.default_rng(3)
+    net, _ = random_model("dense", rng)
+    blob = codec.export_blob(net, rng.normal(size=(16, net.in_dim)).astype(np.float32), model_id="ic01")
+    (tmp_path / "m.blob").write_bytes(blob)
+    elf = build_firmware("qemu-mps2-an386", model_blob=tmp_path / "m.blob")
+    twin = BenchTwin(PowerModel.from_board("qemu-mps2-an386"))
+    with (
+        twin,
+        EmulatorServer(twin_meter("lpm01a", twin)) as srv,
+        QemuDut(elf, activity=twin.url) as q,
+        IoManagerEmulator(q.url, dut_baud=9600) as iom,
+    ):
+        cfg = McuConfig(name="dut", kind="mcu", board="qemu-mps2-an386", port=iom.url, io_manager=True)
+        meter = Lpm01a(Lpm01aConfig(kind="lpm01a", url=srv.url, volt_mv=1800, marker_method="gpio"))
+        with McuTarget(cfg) as t, meter:
+            t.load_blob(blob)
+            meter.begin_window()
+            w = t.window(0.5)
+            ew = meter.end_window(w)
+    exact = twin.windows[-1]
+    assert t.ext is None and ew.valid and ew.method == "gpio"
+    assert abs(ew.e_win_j - exact.energy_j) / exact.energy_j < TOLERANCE
+    assert w.dut_s == pytest.approx(exact.t1_s - exact.t0_s, rel=1e-3)  # latency on the twin's clock

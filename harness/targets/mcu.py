@@ -554,6 +554,11 @@ class McuTarget(Target):
             # m-lap-us is QEMU's virtual time under -icount (2^shift ns per instruction, a 1 GHz clock at
             # shift 0); an emulated board reports its latency on the named MCU's clock instead, the same
             # clock its simulated energy is priced at, so the row's latency, throughput and energy agree
+            em = self.profile.energy
+            if self.profile.emulated and self.ext is None and em is not None:
+                # a stock DUT offers no xstat: its instructions come from m-lap-us (1 us = 1000 / 2^shift)
+                extra["simulated_s"] = self._instructions(r.dut_s) * em.cycles_per_instruction / em.clock_hz
+                extra["simulated_mcu"] = f"{em.mcu} at {em.clock_hz / 1e6:g} MHz"
             dut_s = extra.get("simulated_s", r.dut_s)
         except DutReset as e:
             self._stale = True
@@ -581,7 +586,13 @@ class McuTarget(Target):
         em = self.profile.energy
         if self.profile.emulated and self.ext is not None and em is not None:
             return self._probe * em.cycles_per_instruction / em.clock_hz
+        if self.profile.emulated and em is not None:  # a stock DUT: the probe is QEMU virtual seconds
+            return self._instructions(self._probe) * em.cycles_per_instruction / em.clock_hz
         return self._probe
+
+    def _instructions(self, virtual_s: float) -> float:
+        """Guest instructions in ``virtual_s`` of QEMU's virtual time under ``-icount shift``."""
+        return virtual_s * 1e9 / (1 << self.shift)
 
     def _reload(self) -> None:
         """After a reset the model in RAM is gone: resync, renegotiate (a reset DUT boots without
