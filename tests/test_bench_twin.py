@@ -173,3 +173,30 @@ def test_mlperf_energy_mode_stock_dut_behind_an_io_manager_on_the_twin(tmp_path:
     assert t.ext is None and ew.valid and ew.method == "gpio"
     assert abs(ew.e_win_j - exact.energy_j) / exact.energy_j < TOLERANCE
     assert w.dut_s == pytest.approx(exact.t1_s - exact.t0_s, rel=1e-3)  # latency on the twin's clock
+
+
+def test_emulate_twin_command_serves_both_ports() -> None:
+    """``frugalbench emulate twin``: the meter answers as the twin; the activity port listens."""
+    import subprocess
+    import sys
+
+    from harness.meters.ppk2 import Ppk2, Ppk2Config
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli.meters", "emulate", "twin", "ppk2", "--url", "socket://127.0.0.1:0",
+         "--activity", "socket://127.0.0.1:0", "--drop", "2:10"],
+        stdout=subprocess.PIPE, text=True, env={"COLUMNS": "300", "PATH": ""},
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        urls = re.findall(r"socket://127\.0\.0\.1:\d+", proc.stdout.readline())
+        assert len(urls) == 2
+        meter = Ppk2(Ppk2Config(kind="ppk2", url=urls[0]))
+        meter.open()
+        assert meter.virtual_clock and meter.info().energy_class == "simulated"
+        meter.close()
+        with socket.create_connection(("127.0.0.1", int(urls[1].rsplit(":", 1)[1])), timeout=2):
+            pass
+    finally:
+        proc.terminate()
+        proc.wait(5)

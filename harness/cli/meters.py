@@ -274,6 +274,17 @@ def emulate_twin(
     log: Annotated[
         Path | None, typer.Option(help="append each window's exact energy here (JSON lines)")
     ] = None,
+    drop: Annotated[
+        list[str] | None,
+        typer.Option(help="WINDOW:N drops N samples in the WINDOW-th acquisition (repeatable)"),
+    ] = None,
+    miss_marker: Annotated[
+        list[int] | None,
+        typer.Option(help="no marker edges reach the meter in this acquisition (repeatable)"),
+    ] = None,
+    lose_meter: Annotated[
+        list[int] | None, typer.Option(help="the meter's link drops in this acquisition (repeatable)")
+    ] = None,
 ) -> None:
     """Serve a bench twin until Ctrl-C: an emulated LPM01A or PPK2 powering the emulated board.
 
@@ -282,9 +293,16 @@ def emulate_twin(
     import json
 
     from ..emulators import EmulatorServer
-    from ..emulators.twin import BenchTwin, PowerModel, TwinWindow, twin_meter
+    from ..emulators.twin import BenchTwin, PowerModel, TwinFaults, TwinWindow, twin_meter
 
-    twin = BenchTwin(PowerModel.from_board(board), activity)
+    faults = [TwinFaults(window=k, miss_marker=True) for k in miss_marker or []]
+    faults += [TwinFaults(window=k, lose_meter_at_s=0.1) for k in lose_meter or []]
+    for spec in drop or []:
+        k, _, n = spec.partition(":")
+        if not (k.isdigit() and n.isdigit()):
+            raise ConfigError(f"--drop takes WINDOW:N (e.g. 2:50), not {spec!r}")
+        faults.append(TwinFaults(window=int(k), drop_n=int(n)))
+    twin = BenchTwin(PowerModel.from_board(board), activity, faults)
 
     def show(w: TwinWindow) -> None:
         out.print(
