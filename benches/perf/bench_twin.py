@@ -15,7 +15,8 @@ Measured here (2 shared cores, QEMU 7.2, -icount shift=0), one run:
   reopened), error 0.020 %.
 * ppk2: clean 3 windows, 0.60 s wall per window, error 0.010 % (14-bit ADC in range 2); with faults 6
   windows, 3 invalid and re-run (20 samples dropped by the counter; no markers; connection lost), 0.009 %.
-* ``twin_energy_error_pct=0.0224``
+* ``twin_energy_error_pct=0.0224``; over four runs 0.022-0.053 (the LPM01A's edge samples move with
+  where the marker edges fall in a 1 ms sample); wall time per window 0.3-0.8 s with the machine's load.
 
 Usage: ``python benches/perf/bench_twin.py``. Last line: ``twin_energy_error_pct=<worst of the two>``.
 """
