@@ -229,9 +229,14 @@ class FaultProxy:
             if up is None:
                 client.close()
                 continue
-            for s in (client, up):
-                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                s.settimeout(None)
+            try:
+                for s in (client, up):
+                    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    s.settimeout(None)
+            except OSError:  # the host gave up already: close both, keep accepting
+                client.close()
+                up.close()
+                continue
             self._conn = (client, up)
             for src, dst, d in ((client, up, "up"), (up, client, "down")):
                 threading.Thread(target=self._pump, args=(src, dst, d), daemon=True).start()
