@@ -29,24 +29,26 @@ sample value this profile produces through the driver's own parser: it bounds wh
 general one unseen flip changes one sample: on the LPM01A by at most 9 × its value (×10 at most), so a
 window moves by at most 9 × (largest sample) / (window energy); on the PPK2 to at most 1.1 A (a larger
 reading is refused), i.e. 1.1 A × V / 100 kHz of energy. Long windows (MLPerf Tiny's ≥ 10 s) shrink
-both. A window is also a hang when ``STUCK_WINDOWS`` windows in a row fail with no new fault injected
-(the rig stopped moving).
+both. The run also counts a hang when ``STUCK_WINDOWS`` windows in a row fail with no new fault
+injected (the rig stopped moving).
 
-Measured here (2 shared cores, seed 7, 0.8 s stalls, command timeout 0.5 s, the two meters at once):
+Measured here (2 shared cores, seed 7, 0.8 s stalls, command timeout 0.5 s, the two meters at once;
+thread timing varies the windows from run to run: an earlier run of each gave the same 0 wrong, 0 hangs):
 
-* LPM01A (1 kHz, 1/6000 faults per byte, 0.42 s windows at 4× speed): 1,001 faults (down: 200 close,
-  207 drop, 216 flip, 181 garbage, 185 stall; up: 12) over 1,596 windows in 433 s: 806 valid, 790
+* LPM01A (1 kHz, 1/6000 faults per byte, 0.42 s windows at 4× speed): 1,001 faults (down: 204 close,
+  204 drop, 217 flip, 182 garbage, 187 stall; up: 7) over 1,600 windows in 434 s: 794 valid, 806
   invalid (re-run), 0 hangs, 0 errors escaping as non-frugalbench errors, ``wrong_results_stored=0``;
-  4 valid windows off by more than the mantissa quantization (largest 0.55 %: one sample's exponent
-  digit flipped, -08 → -09), all within ±2 %; worst one unseen flip here: 1.21 % (a leading 2 → 6 on a
-  20 mW sample). ``jobs_failed=66``: runs of 4 invalid windows at this fault rate (about one fault per
-  window).
+  4 valid windows off by more than the mantissa quantization (0.06 %, 0.12 %, 0.24 %, 0.55 %; the
+  largest is one sample's exponent digit flipped, -08 → -09), all within ±2 %; worst one unseen flip
+  here: 1.21 % (a leading 2 → 6 on a 20 mW sample). ``jobs_failed=70``: runs of 4 invalid windows at
+  this fault rate (about one fault per window).
 * PPK2 (100 kS/s, 1/20000 faults per byte, 0.05 s windows at 1× speed): 1,001 faults (down: 204 close,
-  208 drop, 218 flip, 183 garbage, 188 stall) over 1,625 windows in 358 s: 308 valid, 1,317 invalid,
-  0 hangs, 0 escaping errors, ``wrong_results_stored=0``; 2 valid windows off beyond quantization
-  (largest 5.1 %: a range bit, range 1 read as range 3 in one sample), within ±10 %; worst one unseen
-  flip here: 5.1 %. ``jobs_failed=259``: a 0.8 s stall outlasts several 0.05 s windows ("no samples
-  received"), so each stall spoils 3–4 windows in a row; with the runner's ≥ 1 s windows it spoils one.
+  208 drop, 218 flip, 183 garbage, 188 stall) over 1,607 windows in 357 s: 313 valid, 1,294 invalid,
+  0 hangs, 0 escaping errors, ``wrong_results_stored=0``; 3 valid windows off beyond quantization
+  (0.48 %, 5.1 %, 5.1 %: the latter a range bit, range 1 read as range 3 in one sample), within ±10 %;
+  worst one unseen flip here: 5.1 %. ``jobs_failed=256``: a 0.8 s stall outlasts several 0.05 s
+  windows ("no samples received"), so each stall spoils 3–4 windows in a row; with the runner's ≥ 1 s
+  windows it spoils one.
 
 Usage: ``python benches/perf/meter_faults.py [--meter lpm01a|ppk2|all] [--faults N] [--kinds k1,k2]``
 (default: all meters, 1000 faults each, all kinds). Prints per-meter figures (``lpm01a_…=``), then the
