@@ -20,6 +20,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
+from harness.byo import datasets
 from harness.byo.datasets import load_arrays
 from harness.byo.spec import InputSpec
 from harness.cli.main import main
@@ -617,10 +618,40 @@ def _dataset_cases(d: Path) -> list[tuple[str, Path, tuple[str, ...]]]:
     link = d / "passwd.csv"
     link.symlink_to("/etc/passwd")
     cases.append(("symlink-passwd", link, ()))
+    # sizes refused before anything is allocated: each message names the file, the size and the limit
+    with (d / "huge.csv").open("wb") as f:
+        f.truncate(datasets.MAX_CSV_BYTES + 1)  # sparse: nothing is written
+    cases.append(("csv-huge-file", d / "huge.csv", ("huge.csv", "gib", "limit")))
+    (d / "longline.csv").write_text("a,b,label\n" + "1," * (datasets.MAX_CSV_LINE // 2 + 1) + "\n")
+    cases.append(("csv-endless-line", d / "longline.csv", ("longline.csv", "line 2", "limit")))
+    wide = ",".join(f"c{i}" for i in range(datasets.MAX_CSV_COLUMNS + 1))
+    (d / "wide.csv").write_text(wide + "\n" + ",".join("1" * (datasets.MAX_CSV_COLUMNS + 1)) + "\n")
+    cases.append(("csv-too-many-columns", d / "wide.csv", ("wide.csv", "10001 columns", "limit")))
+    with zipfile.ZipFile(d / "hugedecl.npz", "w") as zf:
+        with zf.open("x_eval.npy", "w") as f:
+            np.lib.format.write_array_header_1_0(
+                f, {"descr": "<f8", "fortran_order": False, "shape": (10**6, 10**6)}
+            )
+        with zf.open("y_eval.npy", "w") as f:
+            np.save(f, Y)
+    cases.append(("npz-huge-declared", d / "hugedecl.npz", ("hugedecl.npz", "x_eval", "gib", "limit")))
     return cases
 
 
-N_DATASET_CASES = 33
+N_DATASET_CASES = 37
+
+
+def test_csv_with_too_many_values_is_refused_before_allocation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "many.csv").write_text("a,b,label\n" + "1,2,0\n" * 20)
+    assert len(load_arrays(tmp_path / "many.csv", InputSpec())["x_eval"]) == 20
+    monkeypatch.setattr(datasets, "MAX_CSV_VALUES", 59)  # 20 rows × 3 columns = 60
+    allocated: list[object] = []
+    monkeypatch.setattr(datasets.np, "empty", lambda *a, **k: allocated.append(a))
+    with pytest.raises(FrugalbenchError, match=r"many\.csv: 20 rows × 3 columns = 60 values \(limit 59\)"):
+        load_arrays(tmp_path / "many.csv", InputSpec())
+    assert not allocated
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ import csv
 import re
 import zipfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
@@ -25,6 +26,11 @@ from .spec import InputSpec
 
 ARRAYS = ("x_eval", "y_eval", "x_train", "y_train")
 MAX_ARRAY_BYTES = 8 * 2**30  # one array in memory; a larger declared shape is refused before allocation
+# a CSV is parsed in Python: bounded before anything is held in memory (an .npz takes larger data)
+MAX_CSV_BYTES = 2**30  # the file
+MAX_CSV_LINE = 2**20  # characters in one line
+MAX_CSV_COLUMNS = 10_000
+MAX_CSV_VALUES = 100_000_000  # rows × columns, counted before the arrays are allocated
 # errors a damaged file raises while numpy reads it (a truncated zip, a bad CRC, a lying header)
 _READ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
 
@@ -42,10 +48,14 @@ def _declared(f: IO[bytes]) -> tuple[tuple[int, ...], np.dtype] | None:
     return tuple(shape), dtype
 
 
-def _check_declared(where: str, key: str, declared: tuple[tuple[int, ...], np.dtype] | None, size: int) -> None:
+def _check_declared(
+    where: str, key: str, declared: tuple[tuple[int, ...], np.dtype] | None, size: int
+) -> None:
     """Refuse an array whose header cannot be read, declares object data, or more bytes than the file holds."""
     if declared is None:
-        raise DatasetError(f"{where}: {key} is not a numpy array (bad header); write it with numpy.save/savez")
+        raise DatasetError(
+            f"{where}: {key} is not a numpy array (bad header); write it with numpy.save/savez"
+        )
     shape, dtype = declared
     if dtype.hasobject:
         raise DatasetError(f"{where}: {key} holds Python objects (dtype object); save a numeric array")
@@ -92,7 +102,9 @@ def _npy_folder(path: Path) -> dict[str, np.ndarray]:
             except DatasetError:
                 raise
             except _READ_ERRORS as e:
-                raise DatasetError(f"{f}: not a readable .npy ({type(e).__name__}); write it with numpy.save") from None
+                raise DatasetError(
+                    f"{f}: not a readable .npy ({type(e).__name__}); write it with numpy.save"
+                ) from None
     return out
 
 
@@ -112,19 +124,61 @@ def _number(text: str, row: int, col: int, path: Path) -> float:
         ) from None
 
 
-def _csv(path: Path, spec: InputSpec) -> dict[str, np.ndarray]:
+def _lines(f: IO[str], path: Path) -> Iterator[str]:
+    """The lines of ``f``, each read with a bound (a file of one endless line is refused, not loaded)."""
+    n = 0
+    while line := f.readline(MAX_CSV_LINE + 1):
+        n += 1
+        if len(line) > MAX_CSV_LINE:
+            raise DatasetError(
+                f"{path}: line {n} is longer than {MAX_CSV_LINE} characters (limit); is this a CSV with one row "
+                "per line? Save large data as .npz (numpy.savez)"
+            )
+        yield line
+
+
+def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """``(row number, fields)`` of the CSV, header first (row 1), read lazily; errors name the file."""
     try:
         with path.open(newline="", encoding="utf-8") as f:
-            rows = list(csv.reader(f))
+            yield from enumerate(csv.reader(_lines(f, path)), start=1)
     except UnicodeDecodeError as e:
         raise DatasetError(f"{path}: not UTF-8 text (byte {e.start}); save the CSV as UTF-8") from None
     except csv.Error as e:
         raise DatasetError(f"{path}: not a readable CSV ({type(e).__name__}); check its quoting") from None
     except OSError as e:
         raise DatasetError(f"{path}: cannot read ({e.strerror or type(e).__name__})") from None
-    if len(rows) < 2:
+
+
+def _csv_size(path: Path) -> None:
+    """Refuse a CSV file larger than :data:`MAX_CSV_BYTES` before reading it."""
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise DatasetError(f"{path}: cannot read ({e.strerror or type(e).__name__})") from None
+    if size > MAX_CSV_BYTES:
+        raise DatasetError(
+            f"{path}: {size / 2**30:.1f} GiB is larger than the CSV limit ({MAX_CSV_BYTES / 2**30:g} GiB); "
+            "save it as .npz (numpy.savez) or subsample it"
+        )
+
+
+def _csv(path: Path, spec: InputSpec) -> dict[str, np.ndarray]:
+    # two passes: count and check every row's width, refuse too many values, then allocate and fill
+    _csv_size(path)
+    rows = _csv_rows(path)
+    header = next(rows, (1, []))[1]
+    if len(header) > MAX_CSV_COLUMNS:
+        raise DatasetError(
+            f"{path}: {len(header)} columns in the header row (limit {MAX_CSV_COLUMNS}); save it as .npz"
+        )
+    n_rows = 0
+    for n, r in rows:
+        if len(r) != len(header):
+            raise DatasetError(f"{path}: row {n} has {len(r)} field(s), the header {len(header)}")
+        n_rows += 1
+    if n_rows < 1:
         raise DatasetError(f"{path}: needs a header row and at least one data row")
-    header, body = rows[0], rows[1:]
     lc = spec.label_column if spec.label_column is not None else len(header) - 1
     li = lc if isinstance(lc, int) else (header.index(lc) if lc in header else -1)
     if not 0 <= li < len(header):
@@ -133,14 +187,30 @@ def _csv(path: Path, spec: InputSpec) -> dict[str, np.ndarray]:
     feats = [i for i in range(len(header)) if i not in (li, si)]
     if not feats:
         raise DatasetError(f"{path}: no feature column besides the label; {_shown(header)}")
-    for n, r in enumerate(body, start=2):
-        if len(r) != len(header):
-            raise DatasetError(f"{path}: row {n} has {len(r)} field(s), the header {len(header)}")
-    x = np.array([[_number(r[i], n, i, path) for i in feats] for n, r in enumerate(body, start=2)], np.float64)
-    y = np.array([_number(r[li], n, li, path) for n, r in enumerate(body, start=2)], np.float64)
+    if n_rows * len(header) > MAX_CSV_VALUES:
+        raise DatasetError(
+            f"{path}: {n_rows} rows × {len(header)} columns = {n_rows * len(header)} values (limit "
+            f"{MAX_CSV_VALUES}); save it as .npz (numpy.savez) or subsample it"
+        )
+    x = np.empty((n_rows, len(feats)), np.float64)
+    y = np.empty(n_rows, np.float64)
+    split_l: list[str] = []
+    rows = _csv_rows(path)
+    next(rows)
+    filled = 0
+    for n, r in rows:
+        if filled >= n_rows or len(r) != len(header):
+            raise DatasetError(f"{path}: the file changed while it was read; try again")
+        x[filled] = [_number(r[i], n, i, path) for i in feats]
+        y[filled] = _number(r[li], n, li, path)
+        if si is not None:
+            split_l.append(r[si].strip().lower())
+        filled += 1
+    if filled != n_rows:
+        raise DatasetError(f"{path}: the file changed while it was read; try again")
     if si is None:
         return {"x_eval": x, "y_eval": y}
-    split = np.array([r[si].strip().lower() for r in body])
+    split = np.array(split_l)
     bad = sorted(set(split) - {"train", "eval"})
     if bad:
         raise DatasetError(f"{path}: column 'split' holds {bad}; use 'train' or 'eval'")
@@ -180,7 +250,9 @@ def load_arrays(path: Path, spec: InputSpec) -> dict[str, np.ndarray]:
         raise DatasetError(f"{path}: has {have} without its pair; give both x_train and y_train, or neither")
     for k, a in arrays.items():
         if a.ndim == 0 or (k.startswith("y") and a.ndim > 2):
-            want = "one label (or one row of targets) per sample" if k.startswith("y") else "one row per sample"
+            want = (
+                "one label (or one row of targets) per sample" if k.startswith("y") else "one row per sample"
+            )
             raise DatasetError(f"{path}: {k} has shape {a.shape}; give an array with {want}")
         if a.dtype.kind not in "biuf" or a.size == 0:
             raise DatasetError(

@@ -165,6 +165,12 @@ class FaultProxy:
         stall, close = 0.0, False
         with self._lock:
             active = self.enabled and direction in self.plan.directions and not self._capped()
+            n = len(data)
+            if not self._armed and (not active or self._next[direction] > n):  # no fault in this chunk
+                self.bytes[direction] += n
+                if active:
+                    self._next[direction] -= n
+                return bytes(data), stall, close
             for b in data:
                 self.bytes[direction] += 1
                 kind = self._due(direction)
@@ -223,9 +229,14 @@ class FaultProxy:
             if up is None:
                 client.close()
                 continue
-            for s in (client, up):
-                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                s.settimeout(None)
+            try:
+                for s in (client, up):
+                    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    s.settimeout(None)
+            except OSError:  # the host gave up already: close both, keep accepting
+                client.close()
+                up.close()
+                continue
             self._conn = (client, up)
             for src, dst, d in ((client, up, "up"), (up, client, "down")):
                 threading.Thread(target=self._pump, args=(src, dst, d), daemon=True).start()

@@ -9,6 +9,12 @@ each D7 edge. ``stop`` ends with ``Acquisition completed``.
 Loss detection: the sample count between two time stamps must equal ``freq × Δt``; ``buff`` at 100 %
 means the board's buffer overflowed; event numbers must be consecutive; a line that parses as nothing
 is a corrupted sample (kept as NaN so indices stay aligned). Any of these makes the trace invalid.
+
+Corruption: ``ascii_dec`` lines carry no checksum, so a sample is checked against what the firmware can
+print: exactly ``MMMM±EE`` then the line end (nothing else, not even a space: :data:`SAMPLE_LINE`), and a
+nonzero value inside the board's current range (:data:`AMPS_RANGE`). A flipped bit that turns one digit
+into another digit passes both; on the real board the USB CDC link (CRC16 per packet, resent on error)
+keeps such flips from reaching the host, and ``benches/perf/meter_faults.py`` bounds what one can do.
 """
 
 from __future__ import annotations
@@ -51,6 +57,8 @@ FREQS = {100_000: "100k", 50_000: "50k", 20_000: "20k", 10_000: "10k", 5000: "5k
 AMPS_RANGE = (1e-10, 0.25)
 
 _SAMPLE = re.compile(r"^(\d{4})([+-]\d{2})$")
+#: a sample line exactly as the firmware sends it (before the ``\n``): ASCII digits, sign, optional CR
+SAMPLE_LINE = re.compile(r"[0-9]{4}[+-][0-9]{2}\r?")
 _STAMP = re.compile(r"^TimeStamp:[ ><](\d{3})s (\d{3})ms, buff (\d{2,3})%$")
 _EVENT = re.compile(r"^event (\d+) (ris|fal)$")
 
@@ -125,7 +133,10 @@ class LpmStream:
     def line(self, text: str) -> None:
         item = parse_line(text)
         kind = item[0]
-        if kind == "sample" and item[1] and not self.lo <= item[1] <= self.hi:
+        if kind == "sample" and not SAMPLE_LINE.fullmatch(text):
+            self.values.append(math.nan)  # e.g. a CR flipped into a form feed: the line is not the board's
+            self.problems.append(f"malformed sample line {text!r} at {len(self.values) - 1} (kept as NaN)")
+        elif kind == "sample" and item[1] and not self.lo <= item[1] <= self.hi:
             self.values.append(math.nan)  # e.g. a flipped exponent digit: 2000-08 read as 2000-88
             self.problems.append(
                 f"sample {text.strip()!r} at {len(self.values) - 1} outside the board's range (kept as NaN)"

@@ -11,6 +11,11 @@ range 14–16, 6-bit counter 18–23, logic D0–D7 24–31. Current::
 Loss detection: counter gaps (lost samples are kept as NaN so time stays right), frames with an
 invalid range or an isolated bad counter (corrupted), and a wall-clock rate check, since a loss of a
 multiple of 64 samples is invisible to a 6-bit counter. No spike filter is applied (raw series).
+A sample the instrument cannot give is kept as NaN too (the window is then invalid): an ADC code at
+full scale (the input was beyond its range: the value is a ceiling, not a reading) or a current above
+the PPK2's 1 A span (:data:`AMPS_LIMIT`; e.g. a flipped range bit). The frame has no checksum: a
+flipped ADC bit, or a range bit that gives another plausible range, stays unseen (on the real kit the
+USB link's CRC keeps flips from the host; ``benches/perf/meter_faults.py`` bounds their effect).
 """
 
 from __future__ import annotations
@@ -46,6 +51,9 @@ from .base import METERS, Marker, Meter, MeterInfo, Trace
 VID_PIDS = [(0x1915, 0xC00A)]
 RATE_HZ = 100_000
 DEFAULT_R = [1031.64, 101.65, 10.15, 0.94, 0.043]
+#: the PPK2 measures up to 1 A (range 4: 50 mA–1 A); above 1.1 A (ppk2lab's limit) a sample is not a reading
+AMPS_LIMIT = 1.1
+ADC_FULL_SCALE = 0x3FFF
 
 
 def parse_metadata(text: str) -> dict[str, str]:
@@ -127,6 +135,7 @@ class Ppk2Stream:
     markers: list[Marker] = field(default_factory=list)
     dropped: int = 0
     corrupted: int = 0
+    over_range: int = 0
     n: int = 0
     _rem: bytes = b""
     _last_counter: int | None = None
@@ -140,6 +149,10 @@ class Ppk2Stream:
         amps = to_amps(adc, rng, self.cal, self.vdd_v)
         bad_range = rng > 4
         self.corrupted += int(bad_range.sum())
+        impossible = ~bad_range & ((adc == ADC_FULL_SCALE) | (np.abs(amps) > AMPS_LIMIT))
+        if impossible.any():
+            amps[impossible] = np.nan
+            self.over_range += int(impossible.sum())
         # counter continuity
         prev = self._last_counter
         c = cnt.astype(np.int64)
@@ -320,6 +333,11 @@ class Ppk2(MarkerWindows, Meter):
             problems.append(f"{reader.error} after {stream.n / RATE_HZ:.3f} s")
         if stream.corrupted:
             problems.append(f"{stream.corrupted} corrupted frames (bad counter or range; kept as NaN)")
+        if stream.over_range:
+            problems.append(
+                f"{stream.over_range} samples at the ADC's full scale or above the PPK2's {AMPS_LIMIT:g} A "
+                "(over range or corrupted; kept as NaN): lower the DUT's current or check the wiring"
+            )
         # wall-clock cross-check from the first data's arrival (a late start can only shorten it)
         streamed = t_stop - self._t_first if self._t_first is not None else 0.0
         expected = streamed * RATE_HZ

@@ -21,6 +21,9 @@ from .trace import Marker, TimedWindow, Trace
 
 #: Default minimum window lengths (MLPerf Tiny: ≥ 10 s on an MCU; ≥ 60 s on a Pi with a 2 Hz meter).
 MIN_WINDOW_S = {"mcu": 10.0, "pi": 60.0}
+#: Shortest level a marker pin holds (EEMBC EnergyRunner's ``timestamp-hold-us=50``): a shorter pulse or
+#: gap is a glitch or a corrupted sample (a flipped logic bit in one PPK2 frame), never a window edge.
+MIN_MARKER_HOLD_S = 50e-6
 
 
 @dataclass(frozen=True)
@@ -182,11 +185,20 @@ def gpio_bounds(
     ``pulse``: the last complete pulse, a rising edge and the next falling edge (the DUT holds the pin
     high while it runs; the timed window is the last thing a target runs, after any warm-up pulse). ``last-pair``: the last two markers (MLPerf Tiny's rule for LPM01A/JS220 ``event`` lines).
     ``auto`` picks ``pulse`` if the channel has a rising edge, else ``last-pair``.
+    A level held for less than :data:`MIN_MARKER_HOLD_S` between two edges of a pulse channel makes the
+    window invalid (a glitch, or a corrupted sample, would otherwise become a window edge).
     """
     ms = marker_edges(trace, channel)
     if mode == "auto":
         mode = "pulse" if any(m.level == 1 for m in ms) else "last-pair"
     if mode == "pulse":
+        short = _short_level(ms)
+        if short is not None:
+            raise WindowInvalid(
+                f"marker on channel {channel} changed twice within {MIN_MARKER_HOLD_S * 1e6:.0f} µs at "
+                f"{short.t_s:.6f} s: a glitch or a corrupted sample, not a window edge; check the marker "
+                "wiring if it repeats"
+            )
         rise = fall = None
         for m in ms:
             if m.level == 1 and (rise is None or fall is not None):
@@ -204,6 +216,17 @@ def gpio_bounds(
             f"need two markers on channel {channel}, found {len(ms)}; check the timestamp pin wiring"
         )
     return ms[-2].t_s, ms[-1].t_s
+
+
+def _short_level(ms: list[Marker]) -> Marker | None:
+    """The first edge that comes less than :data:`MIN_MARKER_HOLD_S` after the previous edge of its
+    channel (``ms`` in time order), else None."""
+    last: dict[int, float] = {}
+    for m in ms:
+        if m.channel in last and m.t_s - last[m.channel] < MIN_MARKER_HOLD_S - 1e-9:  # float slack
+            return m
+        last[m.channel] = m.t_s
+    return None
 
 
 def gpio_window(
