@@ -1,0 +1,348 @@
+/* Convolution, depthwise, pooling, mean and add kernels (blob version 2; layouts in blob.h).
+ * Convolutions run as partial im2col: one output pixel's patch is widened to int16 in the
+ * [x0, x2, x1, x3] order of SXTB16 and multiplied by 4 output channels at a time against int16
+ * weights (SMLAD on pairs; 11 instructions per 16 MACs in the asm loop). Always compiled at -O2. */
+#include "kernels_conv.h"
+
+#if defined(__ARM_FEATURE_DSP) && !defined(FB_PORTABLE)
+#include <arm_acle.h>
+#define FB_DSP 1
+#else
+#define FB_DSP 0
+#endif
+
+#define INLINE static inline __attribute__((always_inline))
+
+static inline uint32_t ror8(uint32_t x) { return (x >> 8) | (x << 24); }
+
+/* n words of int8 (4-byte aligned) to int16 in [x0, x2, x1, x3] order per word. */
+static void widen_words(const int8_t *src, int16_t *dst, int32_t n) {
+  const uint32_t *s = (const uint32_t *)(const void *)src;
+#if FB_DSP
+  uint32_t *d = (uint32_t *)(void *)dst;
+  for (int32_t i = 0; i < n; i++) {
+    uint32_t v = s[i];
+    d[2 * i] = __sxtb16(v);
+    d[2 * i + 1] = __sxtb16(ror8(v));
+  }
+#else
+  for (int32_t i = 0; i < n; i++) {
+    const int8_t *b = (const int8_t *)(s + i);
+    dst[4 * i] = b[0];
+    dst[4 * i + 1] = b[2];
+    dst[4 * i + 2] = b[1];
+    dst[4 * i + 3] = b[3];
+  }
+#endif
+}
+
+static void fill_words(int16_t *dst, int32_t n, int32_t v) {
+  uint32_t pair = ((uint32_t)v & 0xFFFFu) | ((uint32_t)v << 16);
+  uint32_t *d = (uint32_t *)(void *)dst;
+  for (int32_t i = 0; i < 2 * n; i++) d[i] = pair;
+}
+
+/* Word copy of n bytes (both ends 4-byte aligned, n a multiple of 4). */
+static void copy_words(int8_t *dst, const int8_t *src, int32_t n) {
+  uint32_t *d = (uint32_t *)(void *)dst;
+  const uint32_t *s = (const uint32_t *)(const void *)src;
+  int32_t nw = n >> 2, i = 0;
+  for (; i + 4 <= nw; i += 4) {
+    uint32_t a = s[i], b = s[i + 1], c = s[i + 2], e = s[i + 3];
+    d[i] = a;
+    d[i + 1] = b;
+    d[i + 2] = c;
+    d[i + 3] = e;
+  }
+  for (; i < nw; i++) d[i] = s[i];
+}
+
+#if FB_DSP
+/* acc[0..3] += 4 rows of w16 times x16 over n groups of 4 columns; returns w16 after them.
+ * Naked: the loop needs 14 registers (r0-r12, lr) in a fixed order for LDM. */
+__attribute__((naked, noinline)) static const int16_t *dot4_w16(const int16_t *x16, const int16_t *w16, int32_t n,
+                                                                int32_t *acc) {
+#define FB_W16_GROUP                \
+  "ldrd r8, r9, [r0], #8\n\t"       \
+  "ldm r1!, {r10, r11, r12, lr}\n\t" \
+  "smlad r3, r10, r8, r3\n\t"       \
+  "smlad r4, r11, r8, r4\n\t"       \
+  "smlad r5, r12, r8, r5\n\t"       \
+  "smlad r6, lr, r8, r6\n\t"        \
+  "ldm r1!, {r10, r11, r12, lr}\n\t" \
+  "smlad r3, r10, r9, r3\n\t"       \
+  "smlad r4, r11, r9, r4\n\t"       \
+  "smlad r5, r12, r9, r5\n\t"       \
+  "smlad r6, lr, r9, r6\n\t"
+  __asm volatile(
+      "push {r3-r11, lr}\n\t"
+      "ldm r3, {r3-r6}\n\t"
+      "tst r2, #1\n\t"
+      "beq 2f\n\t" FB_W16_GROUP
+      "2:\n\t"
+      "lsrs r2, r2, #1\n\t"
+      "beq 3f\n\t"
+      "1:\n\t" FB_W16_GROUP FB_W16_GROUP
+      "subs r2, r2, #1\n\t"
+      "bne 1b\n\t"
+      "3:\n\t"
+      "ldr r7, [sp]\n\t"
+      "stm r7, {r3-r6}\n\t"
+      "mov r0, r1\n\t"
+      "pop {r3-r11, pc}\n\t");
+}
+#else
+static const int16_t *dot4_w16(const int16_t *x16, const int16_t *w16, int32_t n, int32_t *acc) {
+  int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+  for (int32_t g = 0; g < n; g++, x16 += 4, w16 += 16) {
+    int32_t x0 = x16[0], x2 = x16[1], x1 = x16[2], x3 = x16[3];
+    a0 += w16[0] * x0 + w16[1] * x2 + w16[8] * x1 + w16[9] * x3;
+    a1 += w16[2] * x0 + w16[3] * x2 + w16[10] * x1 + w16[11] * x3;
+    a2 += w16[4] * x0 + w16[5] * x2 + w16[12] * x1 + w16[13] * x3;
+    a3 += w16[6] * x0 + w16[7] * x2 + w16[14] * x1 + w16[15] * x3;
+  }
+  acc[0] = a0;
+  acc[1] = a1;
+  acc[2] = a2;
+  acc[3] = a3;
+  return w16;
+}
+#endif
+
+INLINE int32_t clamp8(int32_t r, int32_t lo, int32_t hi) {
+  r = r < lo ? lo : r;
+  return r > hi ? hi : r;
+}
+
+INLINE int8_t rq_fast(int32_t acc, int32_t m, int32_t s, int32_t zp, int32_t lo, int32_t hi) {
+  return (int8_t)clamp8(fb_mbqm_fast(acc, m, -s) + zp, lo, hi);
+}
+
+INLINE int8_t rq_exact(int32_t acc, int32_t m, int32_t s, int32_t zp, int32_t lo, int32_t hi, int32_t mode) {
+  int32_t r = mode == FB_RQ_SINGLE ? fb_rq_single(acc, m, s) : fb_mbqm(acc, m, s);
+  r = r < -256 ? -256 : r > 256 ? 256 : r; /* keeps r + zp in int32 */
+  return (int8_t)clamp8(r + zp, lo, hi);
+}
+
+/* All output channels of one pixel from its widened patch. */
+static void gemv_pixel(const int16_t *x16, const int16_t *w16, int32_t ngroups, int32_t oc, const fb_crq_t *q,
+                       int8_t *y) {
+  const int16_t *wp = w16;
+  const int32_t *bias = q->bias, *mult = q->mult, *shift = q->shift;
+  int32_t zp = q->zp_out, lo = q->lo, hi = q->hi;
+  for (int32_t r0 = 0; r0 < oc; r0 += 4) {
+    int32_t acc[4] = {bias[r0], bias[r0 + 1], bias[r0 + 2], bias[r0 + 3]};
+    wp = dot4_w16(x16, wp, ngroups, acc);
+    int32_t nr = oc - r0 < 4 ? oc - r0 : 4;
+    if (q->mode == FB_RQ_FAST) {
+      for (int32_t r = 0; r < nr; r++) y[r0 + r] = rq_fast(acc[r], mult[r0 + r], shift[r0 + r], zp, lo, hi);
+    } else {
+      for (int32_t r = 0; r < nr; r++) y[r0 + r] = rq_exact(acc[r], mult[r0 + r], shift[r0 + r], zp, lo, hi, q->mode);
+    }
+  }
+}
+
+void fb_conv2d_s8(const int8_t *x, const fb_geom_t *g, const int16_t *w16, int32_t k4, const fb_crq_t *q,
+                  int8_t *scratch, int8_t *y) {
+  int32_t c = g->c, kk = g->kh * g->kw * c, ng = k4 / 4;
+  int8_t *patch = scratch;
+  int16_t *x16 = (int16_t *)(void *)(scratch + k4);
+  int aligned = (c & 3) == 0;
+  int pointwise = aligned && g->kh == 1 && g->kw == 1 && g->pt == 0 && g->pl == 0;
+  for (int32_t i = kk; i < k4; i++) patch[i] = 0;
+  for (int32_t oy = 0; oy < g->oh; oy++) {
+    for (int32_t ox = 0; ox < g->ow; ox++) {
+      int32_t iy0 = oy * g->sh - g->pt, ix0 = ox * g->sw - g->pl;
+      if (pointwise) {
+        widen_words(x + (iy0 * g->w + ix0) * c, x16, c >> 2);
+      } else if (aligned) { /* taps of whole words: widen straight from the input */
+        int16_t *d = x16;
+        for (int32_t ky = 0; ky < g->kh; ky++) {
+          int32_t iy = iy0 + ky;
+          for (int32_t kx = 0; kx < g->kw; kx++, d += c) {
+            int32_t ix = ix0 + kx;
+            if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w) fill_words(d, c >> 2, g->zp_in);
+            else widen_words(x + (iy * g->w + ix) * c, d, c >> 2);
+          }
+        }
+      } else { /* 1-3 (or any non-multiple of 4) input channels: gather bytes, then widen */
+        int8_t *d = patch;
+        for (int32_t ky = 0; ky < g->kh; ky++) {
+          int32_t iy = iy0 + ky;
+          for (int32_t kx = 0; kx < g->kw; kx++) {
+            int32_t ix = ix0 + kx;
+            if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w) {
+              for (int32_t k = 0; k < c; k++) *d++ = (int8_t)g->zp_in;
+            } else {
+              const int8_t *s = x + (iy * g->w + ix) * c;
+              for (int32_t k = 0; k < c; k++) *d++ = s[k];
+            }
+          }
+        }
+        widen_words(patch, x16, ng);
+      }
+      gemv_pixel(x16, w16, ng, g->oc, q, y);
+      y += g->oc;
+    }
+  }
+}
+
+/* Input copied into scratch with zero-point padding and channels rounded up to 4. */
+static void pad_input(const int8_t *x, const fb_geom_t *g, int32_t hp, int32_t wp, int32_t c4, int8_t *p) {
+  int32_t c = g->c;
+  uint32_t zw = (uint32_t)(uint8_t)g->zp_in * 0x01010101u;
+  for (int32_t py = 0; py < hp; py++) {
+    int32_t iy = py - g->pt;
+    int8_t *row = p + py * wp * c4;
+    if (iy < 0 || iy >= g->h) {
+      for (int32_t i = 0; i < wp * c4 / 4; i++) ((uint32_t *)(void *)row)[i] = zw;
+      continue;
+    }
+    int32_t ix0 = g->pl, ix1 = g->pl + g->w; /* padded columns holding input pixels */
+    if (ix1 > wp) ix1 = wp;
+    for (int32_t i = 0; i < ix0 * c4 / 4; i++) ((uint32_t *)(void *)row)[i] = zw;
+    for (int32_t i = ix1 * c4 / 4; i < wp * c4 / 4; i++) ((uint32_t *)(void *)row)[i] = zw;
+    const int8_t *src = x + iy * g->w * c;
+    if (c == c4) {
+      copy_words(row + ix0 * c4, src, (ix1 - ix0) * c4);
+    } else {
+      for (int32_t px = ix0; px < ix1; px++) {
+        int8_t *d = row + px * c4;
+        const int8_t *s = src + (px - g->pl) * c;
+        int32_t k = 0;
+        for (; k < c; k++) d[k] = s[k];
+        for (; k < c4; k++) d[k] = (int8_t)g->zp_in;
+      }
+    }
+  }
+}
+
+INLINE void dw_requant4(const int32_t *acc, int32_t c0, int32_t c, const fb_crq_t *q, int8_t *y) {
+  int32_t nr = c - c0 < 4 ? c - c0 : 4;
+  for (int32_t r = 0; r < nr; r++) {
+    int32_t k = c0 + r;
+    y[k] = q->mode == FB_RQ_FAST ? rq_fast(acc[r], q->mult[k], q->shift[k], q->zp_out, q->lo, q->hi)
+                                 : rq_exact(acc[r], q->mult[k], q->shift[k], q->zp_out, q->lo, q->hi, q->mode);
+  }
+}
+
+#if FB_DSP
+#define DW_TAP(OFF)                                                             \
+  do {                                                                          \
+    uint32_t v = *(const uint32_t *)(const void *)(px + (OFF));                 \
+    int32_t xe = (int32_t)__sxtb16(v), xo = (int32_t)__sxtb16(ror8(v));         \
+    int32_t we = ((const int32_t *)(const void *)wq)[0], wo = ((const int32_t *)(const void *)wq)[1]; \
+    wq += 4;                                                                    \
+    a0 = __smlabb(we, xe, a0);                                                  \
+    a2 = __smlatt(we, xe, a2);                                                  \
+    a1 = __smlabb(wo, xo, a1);                                                  \
+    a3 = __smlatt(wo, xo, a3);                                                  \
+  } while (0)
+#else
+#define DW_TAP(OFF)                      \
+  do {                                   \
+    const int8_t *v = px + (OFF);        \
+    a0 += wq[0] * v[0];                  \
+    a2 += wq[1] * v[2];                  \
+    a1 += wq[2] * v[1];                  \
+    a3 += wq[3] * v[3];                  \
+    wq += 4;                             \
+  } while (0)
+#endif
+
+void fb_dwconv2d_s8(const int8_t *x, const fb_geom_t *g, const int16_t *w16, const fb_crq_t *q, int8_t *scratch,
+                    int8_t *y) {
+  int32_t c = g->c, c4 = (c + 3) & ~3, kh = g->kh, kw = g->kw, taps = kh * kw;
+  int32_t hp = (g->oh - 1) * g->sh + kh, wp = (g->ow - 1) * g->sw + kw;
+  pad_input(x, g, hp, wp, c4, scratch);
+  int32_t rs = wp * c4; /* bytes per padded row */
+  for (int32_t oy = 0; oy < g->oh; oy++) {
+    for (int32_t ox = 0; ox < g->ow; ox++) {
+      const int8_t *base = scratch + (oy * g->sh) * rs + (ox * g->sw) * c4;
+      const int16_t *wq = w16;
+      for (int32_t c0 = 0; c0 < c4; c0 += 4) {
+        const int8_t *px = base + c0;
+        int32_t a0 = q->bias[c0], a1 = q->bias[c0 + 1], a2 = q->bias[c0 + 2], a3 = q->bias[c0 + 3];
+        if (kh == 3 && kw == 3) {
+          DW_TAP(0);
+          DW_TAP(c4);
+          DW_TAP(2 * c4);
+          DW_TAP(rs);
+          DW_TAP(rs + c4);
+          DW_TAP(rs + 2 * c4);
+          DW_TAP(2 * rs);
+          DW_TAP(2 * rs + c4);
+          DW_TAP(2 * rs + 2 * c4);
+        } else {
+          for (int32_t ky = 0; ky < kh; ky++)
+            for (int32_t kx = 0; kx < kw; kx++) DW_TAP(ky * rs + kx * c4);
+        }
+        (void)taps;
+        int32_t acc[4] = {a0, a1, a2, a3};
+        dw_requant4(acc, c0, c, q, y);
+      }
+      y += c;
+    }
+  }
+}
+
+void fb_maxpool_s8(const int8_t *x, const fb_geom_t *g, int32_t lo, int32_t hi, int8_t *y) {
+  int32_t c = g->c;
+  for (int32_t oy = 0; oy < g->oh; oy++)
+    for (int32_t ox = 0; ox < g->ow; ox++)
+      for (int32_t k = 0; k < c; k++) {
+        int32_t m = -128;
+        for (int32_t ky = 0; ky < g->kh; ky++) {
+          int32_t iy = oy * g->sh - g->pt + ky;
+          if (iy < 0 || iy >= g->h) continue;
+          for (int32_t kx = 0; kx < g->kw; kx++) {
+            int32_t ix = ox * g->sw - g->pl + kx;
+            if (ix < 0 || ix >= g->w) continue;
+            int32_t v = x[(iy * g->w + ix) * c + k];
+            m = v > m ? v : m;
+          }
+        }
+        *y++ = (int8_t)clamp8(m, lo, hi);
+      }
+}
+
+void fb_avgpool_s8(const int8_t *x, const fb_geom_t *g, int32_t lo, int32_t hi, int8_t *y) {
+  int32_t c = g->c;
+  for (int32_t oy = 0; oy < g->oh; oy++)
+    for (int32_t ox = 0; ox < g->ow; ox++) {
+      int32_t y0 = oy * g->sh - g->pt, x0 = ox * g->sw - g->pl;
+      int32_t ya = y0 < 0 ? 0 : y0, yb = y0 + g->kh > g->h ? g->h : y0 + g->kh;
+      int32_t xa = x0 < 0 ? 0 : x0, xb = x0 + g->kw > g->w ? g->w : x0 + g->kw;
+      int32_t n = (yb - ya) * (xb - xa);
+      for (int32_t k = 0; k < c; k++) {
+        int32_t s = 0;
+        for (int32_t iy = ya; iy < yb; iy++)
+          for (int32_t ix = xa; ix < xb; ix++) s += x[(iy * g->w + ix) * c + k];
+        int32_t r = n ? (s > 0 ? (s + n / 2) / n : (s - n / 2) / n) : 0;
+        *y++ = (int8_t)clamp8(r, lo, hi);
+      }
+    }
+}
+
+void fb_mean_s8(const int8_t *x, int32_t n, int32_t c, int32_t zp_in, int32_t mult, int32_t shift, int32_t zp_out,
+                int32_t lo, int32_t hi, int8_t *y) {
+  for (int32_t k = 0; k < c; k++) {
+    int32_t s = 0;
+    for (int32_t i = 0; i < n; i++) s += x[i * c + k] - zp_in;
+    int32_t a = fb_mbqm(s, mult, shift);
+    a = a < -256 ? -256 : a > 256 ? 256 : a;
+    y[k] = (int8_t)clamp8(a + zp_out, lo, hi);
+  }
+}
+
+void fb_add_s8(const int8_t *a, const int8_t *b, int32_t n, const int32_t *p, int32_t zp_a, int32_t zp_b,
+               int32_t zp_out, int32_t lo, int32_t hi, int8_t *y) {
+  int32_t ls = p[0];
+  for (int32_t i = 0; i < n; i++) {
+    int32_t ya = fb_mbqm((a[i] - zp_a) * (1 << ls), p[1], p[2]);
+    int32_t yb = fb_mbqm((b[i] - zp_b) * (1 << ls), p[3], p[4]);
+    int32_t r = fb_mbqm(ya + yb, p[5], p[6]);
+    r = r < -256 ? -256 : r > 256 ? 256 : r;
+    y[i] = (int8_t)clamp8(r + zp_out, lo, hi);
+  }
+}
