@@ -43,6 +43,7 @@ from .container import (
     pad4,
 )
 from .graph import QGraph
+from .graph_codec import VERSION2, read_graph_blob, write_graph_blob
 from .tflite_graph import tflite_graph
 
 LayerExporter = Callable[[Any, QParams, QParams, np.ndarray, str], list[QLayer]]
@@ -408,14 +409,43 @@ def variant_graph(variant: Any, x_calib: np.ndarray | None) -> QGraph | None:
     return network_graph(net, x_calib, model_id=model_id)
 
 
+def graph_blob(g: QGraph) -> bytes:
+    """Blob version 2 bytes of an int8 operator graph: memory-planned (:func:`harness.mcu.plan.plan`
+    writes every tensor's arena offset) and packed (:func:`.graph_codec.write_graph_blob`)."""
+    from ..plan import plan
+
+    plan(g)
+    return write_graph_blob(g)
+
+
+def blob_version(data: bytes) -> int:
+    """The format version a blob's header states (1: dense layers, 2: operator graph)."""
+    if len(data) < HEADER.size:
+        raise BlobError(f"blob has {len(data)} bytes, shorter than its {HEADER.size}-byte header")
+    magic, version = struct.unpack_from("<4sH", data)
+    if magic != MAGIC:
+        raise BlobError(f"not a frugalbench blob (magic {magic!r}, expected {MAGIC!r})")
+    return int(version)
+
+
+def read_any_blob(data: bytes) -> QModel | QGraph:
+    """Parse and validate a blob of either version: a :class:`QModel` (1) or a :class:`QGraph` (2)."""
+    return read_graph_blob(data) if blob_version(data) == VERSION2 else read_blob(data)
+
+
 def variant_blob(variant: Any, x_calib: np.ndarray | None) -> bytes:
-    """Blob bytes for a stored :class:`harness.ir.model.Variant`: its ``blob`` file if present, else
-    exported from ``variant.net()`` calibrated on ``x_calib`` (the runner may store the result)."""
+    """Blob bytes for a stored :class:`harness.ir.model.Variant`: its ``blob`` file if present; a
+    convolutional network or int8 ``.tflite`` CNN as an operator graph (version 2, :func:`variant_graph`);
+    else a dense blob exported from ``variant.net()`` calibrated on ``x_calib`` (the runner may store
+    the result)."""
     path = variant.path("blob")
     if path is not None:
         data = path.read_bytes()
-        read_blob(data)
+        read_any_blob(data)
         return data
+    g = variant_graph(variant, x_calib)
+    if g is not None:
+        return graph_blob(g)
     model_id = str(variant.meta.get("task", "fbnet01"))[:16]
     own = variant.path("tflite")
     if variant.meta.get("int8_file") and own is not None:  # a user's int8 file: its own quantisation

@@ -142,9 +142,18 @@ class _Importer:
     def new(self, i: int, op: TfliteOp | None, shape: tuple[int, ...] | None = None) -> int:
         """A QTensor for file tensor ``i`` (an op's int8 output) with the file's parameters."""
         q = self.int8_q(i, op)
+        if shape is None:
+            shape = self.sample_shape(i, op)
+            if len(shape) == 2:  # (L, C), e.g. between the RESHAPEs of a Conv1D: one row of an image
+                shape = (1, *shape)
+            if len(shape) > 3:
+                what = f"tensor {self.f.name(i)!r} of per-sample shape {list(shape)}"
+                if op is None:
+                    raise BlobError(f"{what}: the MCU holds (H, W, C) or (N,) tensors")
+                raise self.refuse(op, f"{what} (the MCU holds (H, W, C) or (N,) tensors)")
         t = QTensor(
             self.f.name(i),
-            shape if shape is not None else self.sample_shape(i, op),
+            shape,
             _f32(q.scale),
             int(q.zero_point),
         )
@@ -328,7 +337,8 @@ class _Importer:
     def mean(self, op: TfliteOp) -> None:
         x, t, q_in = self.spatial_in(op)
         axes = self.const(op, 1, "axes").reshape(-1)
-        if sorted({int(a) % 4 for a in axes}) != [1, 2] or len(axes) != 2:
+        rank = len(self.f.shape(op.inputs[0]))
+        if rank != 4 or sorted({int(a) % rank for a in axes}) != [1, 2] or len(axes) != 2:
             raise self.refuse(op, f"axes {axes.tolist()} (the MCU averages over H and W: axes 1, 2)")
         h, w_, c = t.shape
         y_shape = self.sample_shape(op.outputs[0], op)
@@ -395,7 +405,7 @@ class _Importer:
             raise BlobError(f"the .tflite has {len(f.outputs)} outputs; the MCU runtime returns one")
         src = f.inputs[0]
         float_in = f.type_name(src) == "FLOAT32"
-        g_in = -1 if float_in else self.new(src, None, self.sample_shape(src))
+        g_in = -1 if float_in else self.new(src, None)
         last = len(f.ops) - 1
         for op in f.ops:
             name = op.name
