@@ -217,15 +217,6 @@ static void pad_input(const int8_t *x, const fb_geom_t *g, int32_t hp, int32_t w
   }
 }
 
-INLINE void dw_requant4(const int32_t *acc, int32_t c0, int32_t c, const fb_crq_t *q, int8_t *y) {
-  int32_t nr = c - c0 < 4 ? c - c0 : 4;
-  for (int32_t r = 0; r < nr; r++) {
-    int32_t k = c0 + r;
-    y[k] = q->mode == FB_RQ_FAST ? rq_fast(acc[r], q->mult[k], q->shift[k], q->zp_out, q->lo, q->hi)
-                                 : rq_exact(acc[r], q->mult[k], q->shift[k], q->zp_out, q->lo, q->hi, q->mode);
-  }
-}
-
 #if FB_DSP
 #define DW_TAP(OFF)                                                             \
   do {                                                                          \
@@ -250,36 +241,102 @@ INLINE void dw_requant4(const int32_t *acc, int32_t c0, int32_t c, const fb_crq_
   } while (0)
 #endif
 
+#if FB_DSP
+typedef struct {
+  const int32_t *bias; /* 0: advances by 4 channels per group */
+  int32_t *acc;        /* 4: advances likewise */
+  int32_t groups;      /* 8: groups of 4 channels left */
+  int32_t c4;          /* 12: bytes per padded pixel */
+  int32_t rs;          /* 16: bytes per padded row */
+} dw_args_t;
+
+/* One output pixel of a 3x3 depthwise convolution: acc[c] = bias[c] + 9 taps, 4 channels per group
+ * (8 instructions per tap and 4 channels: LDR, LDRD, 2 x SXTB16, SMLABB/SMLATT x 4). */
+__attribute__((naked, noinline)) static void dw3x3_acc(const int8_t *p, const int16_t *w, dw_args_t *a) {
+#define FB_DW_TAP(ADDR)               \
+  "ldr r9, " ADDR "\n\t"              \
+  "ldrd r11, r12, [r5], #8\n\t"      \
+  "sxtb16 r10, r9, ror #8\n\t"       \
+  "sxtb16 r9, r9\n\t"                \
+  "smlabb r0, r11, r9, r0\n\t"       \
+  "smlatt r2, r11, r9, r2\n\t"       \
+  "smlabb r1, r12, r10, r1\n\t"      \
+  "smlatt r3, r12, r10, r3\n\t"
+#define FB_DW_ROW FB_DW_TAP("[r4]") FB_DW_TAP("[r4, r6]") FB_DW_TAP("[r4, r7]")
+  __asm volatile(
+      "push {r3-r11, lr}\n\t"
+      "mov r4, r0\n\t"
+      "mov r5, r1\n\t"
+      "mov lr, r2\n\t"
+      "ldr r6, [lr, #12]\n\t"
+      "ldr r8, [lr, #16]\n\t"
+      "lsl r7, r6, #1\n\t"
+      "1:\n\t"
+      "ldr r9, [lr, #0]\n\t"
+      "ldm r9!, {r0-r3}\n\t"
+      "str r9, [lr, #0]\n\t" FB_DW_ROW
+      "add r4, r4, r8\n\t" FB_DW_ROW
+      "add r4, r4, r8\n\t" FB_DW_ROW
+      "sub r4, r4, r8, lsl #1\n\t"
+      "add r4, r4, #4\n\t"
+      "ldr r9, [lr, #4]\n\t"
+      "stm r9!, {r0-r3}\n\t"
+      "str r9, [lr, #4]\n\t"
+      "ldr r9, [lr, #8]\n\t"
+      "subs r9, r9, #1\n\t"
+      "str r9, [lr, #8]\n\t"
+      "bne 1b\n\t"
+      "pop {r3-r11, pc}\n\t");
+}
+#endif
+
+/* Requantise n channels of one pixel. */
+static void requant_pixel(const int32_t *acc, int32_t n, const fb_crq_t *q, int8_t *y) {
+  const int32_t *mult = q->mult, *shift = q->shift;
+  int32_t zp = q->zp_out, lo = q->lo, hi = q->hi;
+  if (q->mode == FB_RQ_FAST) {
+    for (int32_t k = 0; k < n; k++) y[k] = rq_fast(acc[k], mult[k], shift[k], zp, lo, hi);
+  } else {
+    for (int32_t k = 0; k < n; k++) y[k] = rq_exact(acc[k], mult[k], shift[k], zp, lo, hi, q->mode);
+  }
+}
+
 void fb_dwconv2d_s8(const int8_t *x, const fb_geom_t *g, const int16_t *w16, const fb_crq_t *q, int8_t *scratch,
                     int8_t *y) {
-  int32_t c = g->c, c4 = (c + 3) & ~3, kh = g->kh, kw = g->kw, taps = kh * kw;
+  int32_t c = g->c, c4 = (c + 3) & ~3, kh = g->kh, kw = g->kw;
   int32_t hp = (g->oh - 1) * g->sh + kh, wp = (g->ow - 1) * g->sw + kw;
   pad_input(x, g, hp, wp, c4, scratch);
   int32_t rs = wp * c4; /* bytes per padded row */
+  int32_t acc[4 * 64];  /* one pixel's accumulators, up to 256 channels at a time */
   for (int32_t oy = 0; oy < g->oh; oy++) {
     for (int32_t ox = 0; ox < g->ow; ox++) {
       const int8_t *base = scratch + (oy * g->sh) * rs + (ox * g->sw) * c4;
-      const int16_t *wq = w16;
-      for (int32_t c0 = 0; c0 < c4; c0 += 4) {
-        const int8_t *px = base + c0;
-        int32_t a0 = q->bias[c0], a1 = q->bias[c0 + 1], a2 = q->bias[c0 + 2], a3 = q->bias[c0 + 3];
+      for (int32_t cb = 0; cb < c4; cb += 256) { /* blocks of up to 256 channels */
+        int32_t nb = c4 - cb < 256 ? c4 - cb : 256;
+        const int16_t *wq = w16 + cb * kh * kw;
+#if FB_DSP
         if (kh == 3 && kw == 3) {
-          DW_TAP(0);
-          DW_TAP(c4);
-          DW_TAP(2 * c4);
-          DW_TAP(rs);
-          DW_TAP(rs + c4);
-          DW_TAP(rs + 2 * c4);
-          DW_TAP(2 * rs);
-          DW_TAP(2 * rs + c4);
-          DW_TAP(2 * rs + 2 * c4);
-        } else {
-          for (int32_t ky = 0; ky < kh; ky++)
-            for (int32_t kx = 0; kx < kw; kx++) DW_TAP(ky * rs + kx * c4);
+          dw_args_t a = {q->bias + cb, acc, nb / 4, c4, rs};
+          dw3x3_acc(base + cb, wq, &a);
+        } else
+#endif
+        {
+          for (int32_t c0 = 0; c0 < nb; c0 += 4) {
+            const int8_t *px = base + cb + c0;
+            int32_t a0 = q->bias[cb + c0], a1 = q->bias[cb + c0 + 1], a2 = q->bias[cb + c0 + 2],
+                    a3 = q->bias[cb + c0 + 3];
+            for (int32_t ky = 0; ky < kh; ky++)
+              for (int32_t kx = 0; kx < kw; kx++) DW_TAP(ky * rs + kx * c4);
+            acc[c0] = a0;
+            acc[c0 + 1] = a1;
+            acc[c0 + 2] = a2;
+            acc[c0 + 3] = a3;
+          }
         }
-        (void)taps;
-        int32_t acc[4] = {a0, a1, a2, a3};
-        dw_requant4(acc, c0, c, q, y);
+        fb_crq_t qb = *q;
+        qb.mult += cb;
+        qb.shift += cb;
+        requant_pixel(acc, (c - cb < nb ? c - cb : nb), &qb, y + cb);
       }
       y += c;
     }

@@ -7,6 +7,10 @@
 #include "kernels_conv.h"
 #include "sb.h"
 
+#ifndef FB_OUT_MAX
+#define FB_OUT_MAX FB_ACT_MAX
+#endif
+
 static int8_t fb_arena[FB_ARENA_MAX] __attribute__((aligned(8)));
 static int8_t fb_scratch[FB_SCRATCH_MAX] __attribute__((aligned(8)));
 
@@ -209,7 +213,7 @@ int fb_graph_load(const uint8_t *blob, uint32_t len, fb_model_t *m, char *err, i
   if (G->input >= G->n_tensors || G->output >= G->n_tensors) return fail(err, errlen, "graph input/output id out of range", -1, G->input, G->output);
   if (h->in_dim != T[G->input].size || h->out_dim != T[G->output].size)
     return fail(err, errlen, "header in/out widths differ from the tensors", -1, h->in_dim, h->out_dim);
-  if (h->out_dim > FB_ACT_MAX) return fail(err, errlen, "output wider than this board allows", -1, h->out_dim, FB_ACT_MAX);
+  if (h->out_dim > FB_OUT_MAX) return fail(err, errlen, "output wider than this board allows", -1, h->out_dim, FB_OUT_MAX);
   static uint8_t made[FB_GRAPH_MAX_TENSORS];
   for (uint32_t t = 0; t < G->n_tensors; t++) made[t] = 0;
   made[G->input] = 1;

@@ -8,4 +8,5 @@
 #define FB_ACT_MAX 4096u                  /* widest activation vector */
 #define FB_ARENA_MAX (1024u * 1024u)  /* tensor arena of blob version 2 graphs */
 #define FB_SCRATCH_MAX (256u * 1024u) /* per-op scratch (im2col patch, padded depthwise input) */
+#define FB_OUT_MAX (64u * 1024u)     /* widest graph output (blob version 2) */
 #endif
