@@ -214,6 +214,25 @@ def test_mean_is_bit_exact_on_odd_sizes(keep_dims: bool) -> None:
         assert_bit_exact(raw, tflite_graph(raw), _int8(rng, 200, (h, w, 4)))
 
 
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_fully_connected_single_rounding_is_bit_exact(per_channel: bool) -> None:
+    """LiteRT's FULLY_CONNECTED rounds once (not MBQM's twice): thousands of outputs, ties included."""
+    rng = np.random.default_rng(11 + per_channel)
+    for _ in range(3):
+        qin, qout = _rand_q(rng), _rand_q(rng, 2, 30)
+
+        def build(g: TfliteGraph, x: int, qin: QParams = qin, qout: QParams = qout) -> int:
+            if per_channel:
+                w, b = rng.normal(0, 0.3, (24, 48)), rng.normal(0, 0.5, 24)
+                return g.fully_connected_int8(x, w, b, qin, qout, relu=False)
+            return _fc_per_tensor(g, x, rng, qin, qout, 24)
+
+        raw = _model(build, qin, (48,))
+        g = tflite_graph(raw)
+        assert g.ops[0].attrs["rounding"] == 1
+        assert_bit_exact(raw, g, _int8(rng, 1000, (48,)))
+
+
 def test_softmax_head_is_dropped_with_a_note() -> None:
     rng = np.random.default_rng(3)
     qin, qh = _rand_q(rng), _rand_q(rng, 2, 8)

@@ -441,12 +441,22 @@ class McuTarget(Target):
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Dequantised outputs for every row, computed on the device (each batch retried on link errors)."""
         qm = self._model()
-        if self.dut is None and not self._broken:
-            raise StateError("mcu target: call open() first")
-        in_dim, out_dim = model_dims(qm)
         xq = qm.quantize_input(np.asarray(x, np.float32).reshape(len(x), -1))
         if self.ext is None:
+            if self.dut is None and not self._broken:
+                raise StateError("mcu target: call open() first")
             return self._predict_eembc(xq)
+        return qm.dequantize_output(self.predict_int8(xq))
+
+    def predict_int8(self, xq: np.ndarray) -> np.ndarray:
+        """The model's int8 outputs ``(N, out)`` for int8 input rows ``(N, in)``, computed on the device."""
+        qm = self._model()
+        if self.dut is None and not self._broken:
+            raise StateError("mcu target: call open() first")
+        if self.ext is None:
+            raise TargetError("int8 outputs need the frugalbench extensions (xbatch); set extensions = true")
+        in_dim, out_dim = model_dims(qm)
+        xq = np.ascontiguousarray(xq, dtype=np.int8).reshape(len(xq), -1)
         db = min(self.profile.budget.db_bytes, self.ext.db_max)
         chunk = max(1, min(1024, db // in_dim))
         outs: list[np.ndarray] = []
@@ -470,7 +480,7 @@ class McuTarget(Target):
         if self._input is not None:
             data = self._input
             self._retrying("input upload", lambda: self._need().upload_input(data))
-        return qm.dequantize_output(np.concatenate(outs))
+        return np.concatenate(outs)
 
     def _predict_eembc(self, xq: np.ndarray) -> np.ndarray:
         """Plain EEMBC: hex upload and ``infer 1 0`` per row; scores from ``m-results`` floats."""

@@ -28,15 +28,6 @@ from ...ir.quant import (
 from .container import BlobError
 from .graph import QGraph, QOp, QTensor
 
-
-def reduced_multiplier(mult: np.ndarray) -> np.ndarray:
-    """Q31 multipliers rounded to 16 significant bits as LiteRT's int64 ``MultiplyByQuantizedMultiplier``
-    uses them (``(m + 2**15) >> 16``, at most ``0x7FFF``), shifted back to Q31."""
-    m = np.asarray(mult, np.int64)
-    r = np.where(m < 0x7FFF0000, (m + (1 << 15)) >> 16, 0x7FFF)
-    return (r << 16).astype(np.int32)
-
-
 SUPPORTED_OPS = (
     "CONV_2D",
     "DEPTHWISE_CONV_2D (depth multiplier 1)",
@@ -279,13 +270,10 @@ class _Importer:
         w, s_w, b = self.weights(op, 0, n)
         y = self.new(out, op, (n,))
         q_in, q_out = self.q[x], self.q[y]
-        # LiteRT's int8 FULLY_CONNECTED requantises with single rounding (its int64 accumulator path):
-        # per-tensor weights with the Q31 multiplier of double(s_in) * double(s_w) / double(s_out),
-        # per-channel weights with that multiplier rounded to 16 bits (measured bit-exact on
-        # BUILTIN_REF; tests/test_mcu_graph_import.py)
+        # LiteRT's int8 FULLY_CONNECTED requantises with single rounding (its int64 accumulator path),
+        # per-tensor and per-channel alike, with the Q31 multiplier of double(s_in) * double(s_w) /
+        # double(s_out) (measured bit-exact on BUILTIN_REF; tests/test_mcu_graph_import.py)
         mult, shift = conv_multipliers(float(q_in.scale), s_w, float(q_out.scale))
-        if len(self.f.quantization(op.inputs[1])[0]) > 1:  # type: ignore[index]
-            mult = reduced_multiplier(mult)
         lo, hi = self.fused(op, q_out)
         params = {"w": w, "bias": b, "mult": mult, "shift": shift}
         self.emit(op, "dense", [x], y, params=params, attrs={"rounding": 1}, act_min=lo, act_max=hi)
