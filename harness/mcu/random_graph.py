@@ -64,7 +64,7 @@ class GraphBuilder:
         wshape = (kh, kw, c) if depthwise else (co, kh, kw, c)
         wq = r.integers(-127, 128, size=wshape).astype(np.int8)
         mult, shift = self._requant(co, kh * kw * (1 if depthwise else c))
-        params = {
+        params: dict[str, np.ndarray] = {
             "w": wq,
             "bias": r.integers(-3000, 3000, size=co).astype(np.int32),
             "mult": mult,
@@ -80,7 +80,7 @@ class GraphBuilder:
         y = self.tensor((n,))
         r = self.rng
         mult, shift = self._requant(n, k)
-        params = {"w": r.integers(-127, 128, size=(n, k)).astype(np.int8),
+        params: dict[str, np.ndarray] = {"w": r.integers(-127, 128, size=(n, k)).astype(np.int8),
                   "bias": r.integers(-3000, 3000, size=n).astype(np.int32), "mult": mult, "shift": shift}  # fmt: skip
         lo, hi = self._act(y, act)
         self.ops.append(QOp("dense", [x], y, params, {"rounding": rounding} if rounding else {}, lo, hi))
