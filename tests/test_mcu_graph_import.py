@@ -403,3 +403,16 @@ def test_variant_graph_of_a_users_int8_tflite_cnn(tmp_path: Path) -> None:
     g = variant_graph(v, None)  # its own quantisation: no calibration rows needed
     assert g is not None and g.model_id == "kws"
     assert_bit_exact(raw, g, x[:8])
+
+
+def test_quantize_input_rounds_as_litert_quantize() -> None:
+    """Float rows → int8 as the file's QUANTIZE op computes them (ties away from zero, float32)."""
+    raw, _ = _arch("digits_cnn")
+    g = tflite_graph(raw)
+    t = g.in_tensor
+    k = np.arange(-140, 140, dtype=np.float64)
+    x = np.concatenate([k, k + 0.5, k + 0.49999, k + 0.50001]) * t.scale  # ties and near ties
+    x = np.resize(x, (len(x) // 64 + 1) * 64).reshape(-1, 64).astype(np.float32)
+    it = _interpreter(raw, x)
+    index = {d["name"]: d["index"] for d in it.get_tensor_details()}
+    np.testing.assert_array_equal(g.quantize_input(x), it.get_tensor(index[t.name]))

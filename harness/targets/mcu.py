@@ -49,6 +49,7 @@ from ..mcu.blob.codec import (
 from ..mcu.blob.graph import QGraph
 from ..mcu.blob.tflite_graph import SUPPORTED_OPS, tflite_graph
 from ..mcu.board import BoardProfile, load_board
+from ..mcu.footprint import Footprint, check_fits, footprint
 from ..mcu.protocol import DutClient, DutCommandError, DutReset, Extensions
 from .artefact import Artefact, ArtefactFile
 from .base import TARGETS, SimulatedEnergy, Target, TargetConfig, Window
@@ -124,6 +125,8 @@ class McuTarget(Target):
         self.ext: Extensions | None = None
         self.qm: QModel | QGraph | None = None
         self.blob: bytes | None = None
+        self.footprint: Footprint | None = None  # RAM/flash of the loaded operator graph
+        self._elf: Path | None = Path(config.firmware) if config.firmware else None
         self.variant: Variant | None = None
         self._input: bytes | None = None
         self._probe: float | None = None  # instructions per inference (emulator) or DUT s per inference
@@ -227,6 +230,7 @@ class McuTarget(Target):
 
             if self.qemu is None or not self.qemu.alive():
                 elf = Path(c.firmware) if c.firmware else build_firmware(p.firmware_board)
+                self._elf = elf
                 mon = Path(c.qemu_monitor) if c.qemu_monitor else None
                 self.qemu = QemuDut(elf, machine=p.qemu_machine, icount_shift=self.shift, monitor=mon)
                 fresh = True
@@ -384,6 +388,10 @@ class McuTarget(Target):
             raise StateError("mcu target: call open() first")
         qm = read_any_blob(blob)
         self.check_budget(blob, qm)
+        fp = None
+        if isinstance(qm, QGraph):  # RAM and flash on this board, refused with the sizes if over
+            fp = footprint(blob, self.profile, elf=self._elf)
+            check_fits(fp, self.profile)
         if self.ext is None or "model" not in self.ext.bulk:
             raise TargetError(
                 "this DUT does not offer model upload (a stock MLPerf Tiny firmware): it runs only the model "
@@ -396,7 +404,7 @@ class McuTarget(Target):
             info = reply.value("m-model-info-")
             if f"bytes={len(blob)}" not in info:
                 raise ProtocolError(f"DUT reports a different model after upload: {info}")
-            self.qm, self.blob = qm, blob
+            self.qm, self.blob, self.footprint = qm, blob, fp
             self._input = qm.quantize_input(np.zeros((1, model_dims(qm)[0]), np.float32)).tobytes()
             dut.upload_input(self._input)
             self._stale = False
@@ -619,6 +627,10 @@ class McuTarget(Target):
             info["instr_per_inference"] = self._probe
         if self.qm is not None and self.blob is not None:
             info["model_blob_bytes"] = len(self.blob)
+            fp = self.footprint
+            if fp is not None:
+                info.update(ram_bytes=fp.ram_bytes, flash_bytes=fp.flash_bytes, footprint=fp.how)
+                info.update(arena_bytes=fp.arena_bytes, scratch_bytes=fp.scratch_bytes)
             if isinstance(self.qm, QGraph):
                 info["model_layers"] = [op.kind for op in self.qm.ops]
                 info["notes"] = list(self.qm.notes)

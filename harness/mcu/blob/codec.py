@@ -363,10 +363,25 @@ def tflite_is_mlp(raw: bytes) -> bool:
         raise BlobError(str(e)) from None
 
 
+# IR layer kinds of convolutional networks: a network with any of them runs as an operator graph
+GRAPH_KINDS = frozenset(
+    {
+        "conv2d",
+        "conv1d",
+        "depthwise_conv2d",
+        "pointwise",
+        "maxpool2d",
+        "avgpool2d",
+        "global_avg_pool",
+        "residual",
+    }
+)
+
+
 def needs_graph(net: Network) -> bool:
-    """Whether ``net`` has a layer the dense blob (format 1) lacks, e.g. a convolution: it then runs
-    as an int8 operator graph (:func:`network_graph`)."""
-    return bool(unsupported_layers(net))
+    """Whether ``net`` is convolutional (a layer of :data:`GRAPH_KINDS`): it then runs as an int8
+    operator graph (:func:`network_graph`, blob version 2) instead of a dense blob."""
+    return any(layer.kind in GRAPH_KINDS for layer in net.layers)
 
 
 def network_graph(net: Network, x_calib: np.ndarray, *, model_id: str = "fbnet01") -> QGraph:

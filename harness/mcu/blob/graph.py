@@ -102,9 +102,11 @@ class QGraph:
         return self.tensors[self.output]
 
     def quantize_input(self, x: np.ndarray) -> np.ndarray:
-        """Float inputs ``(B, *shape)`` to int8 with the input tensor's own scale and zero point."""
+        """Float inputs ``(B, *shape)`` to int8 with the input tensor's own scale and zero point, as
+        LiteRT's QUANTIZE does it: ``x / scale`` in float32, rounded half away from zero."""
         t = self.in_tensor
-        q = np.round(np.asarray(x, dtype=np.float64) / t.scale) + t.zero_point
+        v = (np.asarray(x, dtype=np.float32) / np.float32(t.scale)).astype(np.float64)
+        q = np.where(v >= 0, np.floor(v + 0.5), np.ceil(v - 0.5)) + t.zero_point
         return np.clip(q, -128, 127).astype(np.int8)
 
     def dequantize_output(self, q: np.ndarray) -> np.ndarray:
