@@ -29,8 +29,8 @@
  *   the CRC covers [16, total) as in version 1. Then at 64 (fb_graph_t, 32 bytes):
  *  64 u32 arena_size | 68 u32 scratch_size | 72 u16 n_tensors | 74 u16 input | 76 u16 output
  *  78 u16 0 | 80 u32 params_offset | 84..95 0
- * Tensor table at 96: n_tensors entries of 24 bytes (fb_tensor_t): u16 h, w, c (a vector of n is 1,1,n),
- *   u8 rank (1 or 3), u8 0, u32 arena offset (multiple of 4), u32 size = h*w*c, f32 scale, i32 zp.
+ * Tensor table at 96: n_tensors entries of 24 bytes (fb_tensor_t): u16 h, w, c (a vector of n is 1,1,n,
+ *   a (w, c) matrix 1,w,c), u8 rank (1, 2 or 3), u8 0, u32 arena offset (multiple of 4), u32 size = h*w*c, f32 scale, i32 zp.
  * Op table after it: n_layers entries of 40 bytes (fb_op_t): u8 kind, u8 n_in, u16 flags, u16 in0, in1,
  *   out, 0, i16 act_min, act_max, u8 kh, kw, stride_h, stride_w, pad_top, pad_left, u16 0,
  *   u32 param offset (from the blob start, multiple of 4), u32 param size, u32 k4, u32 0.

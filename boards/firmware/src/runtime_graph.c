@@ -205,8 +205,8 @@ int fb_graph_load(const uint8_t *blob, uint32_t len, fb_model_t *m, char *err, i
   const fb_tensor_t *T = tensors(blob);
   for (uint32_t t = 0; t < G->n_tensors; t++) {
     const fb_tensor_t *x = &T[t];
-    if ((x->rank != 1 && x->rank != 3) || (x->rank == 1 && (x->h != 1 || x->w != 1)))
-      return fail(err, errlen, "tensor rank must be 1 or 3", -1, t, x->rank);
+    if (x->rank < 1 || x->rank > 3 || (x->rank < 3 && x->h != 1) || (x->rank == 1 && x->w != 1))
+      return fail(err, errlen, "tensor rank must be 1, 2 or 3 (h = 1 below rank 3)", -1, t, x->rank);
     if (x->size != (uint32_t)x->h * x->w * x->c || x->size == 0) return fail(err, errlen, "tensor size is not h*w*c", -1, t, x->size);
     if ((x->offset & 3u) || x->offset > G->arena_size || x->size > G->arena_size - x->offset)
       return fail(err, errlen, "tensor outside the arena (tensor, offset)", -1, t, x->offset);

@@ -88,10 +88,12 @@ def op_scratch_bytes(g: QGraph, op: QOp) -> int:
 def _hwc(t: QTensor, tid: int) -> tuple[int, int, int, int]:
     if len(t.shape) == 3:
         return (*(int(v) for v in t.shape), 3)  # type: ignore[return-value]
+    if len(t.shape) == 2:
+        return 1, int(t.shape[0]), int(t.shape[1]), 2
     if len(t.shape) == 1:
         return 1, 1, int(t.shape[0]), 1
     raise BlobError(
-        f"tensor {tid} ({t.name}) has shape {list(t.shape)}; blob version 2 holds (H, W, C) or (N,) tensors"
+        f"tensor {tid} ({t.name}) has shape {list(t.shape)}; blob version 2 holds (H, W, C), (W, C) or (N,) tensors"
     )
 
 
@@ -300,7 +302,7 @@ def read_graph_blob(data: bytes) -> QGraph:
         h, w, c, rank, _, off, size, scale, zp = TENSOR.unpack_from(
             data, GRAPH_HEADER_SIZE + TENSOR.size * tid
         )
-        shape = (h, w, c) if rank == 3 else (c,)
+        shape = (h, w, c) if rank == 3 else (w, c) if rank == 2 else (c,)
         tensors.append(QTensor(f"t{tid}", shape, float(scale), int(zp), int(off)))
     ops = []
     base = GRAPH_HEADER_SIZE + TENSOR.size * nt
