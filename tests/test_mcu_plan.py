@@ -115,5 +115,5 @@ def test_writer_refuses_unplanned_graphs_and_unknown_shapes() -> None:
         write_graph_blob(g)
     plan(g)
     g.tensors[1].shape = (2, 3, 4, 5)
-    with pytest.raises(BlobError, match=r"shape \[2, 3, 4, 5\]"):
+    with pytest.raises(BlobError, match=r"shape \[2, 3, 4, 5\]; blob version 2 holds"):
         write_graph_blob(g)

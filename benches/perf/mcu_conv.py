@@ -80,7 +80,7 @@ def instructions(elf: Path, g: QGraph, rng: np.random.Generator, n_inf: int) -> 
 
 
 def layer(rng: np.random.Generator, shape: tuple[int, int, int], kind: str) -> QGraph:
-    b = GraphBuilder(rng, shape)
+    b = GraphBuilder(rng, shape, relu_zp=-128)  # ReLU outputs at zero point -128, as TFLite converts them
     if kind == "conv3x3":
         y = b.conv(b.input, shape[2], (3, 3), (1, 1), True, "relu")
     elif kind == "dw3x3":

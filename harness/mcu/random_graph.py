@@ -17,8 +17,9 @@ from .blob.graph import QGraph, QOp, QTensor
 class GraphBuilder:
     """Builds a random :class:`QGraph` op by op with plausible scales (outputs stay mostly in range)."""
 
-    def __init__(self, rng: np.random.Generator, shape: tuple[int, ...]) -> None:
+    def __init__(self, rng: np.random.Generator, shape: tuple[int, ...], relu_zp: int | None = None) -> None:
         self.rng = rng
+        self.relu_zp = relu_zp  # zero point of ReLU outputs (TFLite's converter gives them -128), else random
         self.tensors: list[QTensor] = []
         self.ops: list[QOp] = []
         self.input = self.tensor(shape)
@@ -59,7 +60,7 @@ class GraphBuilder:
         else:
             oh, ow, pt, pl = (h - kh) // sh + 1, (w - kw) // sw + 1, 0, 0
         co = c if depthwise else cout
-        y = self.tensor((oh, ow, co))
+        y = self.tensor((oh, ow, co), zp=self.relu_zp if act else None)
         r = self.rng
         wshape = (kh, kw, c) if depthwise else (co, kh, kw, c)
         wq = r.integers(-127, 128, size=wshape).astype(np.int8)
@@ -77,7 +78,7 @@ class GraphBuilder:
 
     def dense(self, x: int, n: int, act: str | None = None, rounding: int = 0) -> int:
         k = self.tensors[x].size
-        y = self.tensor((n,))
+        y = self.tensor((n,), zp=self.relu_zp if act else None)
         r = self.rng
         mult, shift = self._requant(n, k)
         params: dict[str, np.ndarray] = {"w": r.integers(-127, 128, size=(n, k)).astype(np.int8),
@@ -116,7 +117,7 @@ class GraphBuilder:
 
     def add(self, a: int, b: int, act: str | None = None) -> int:
         ta, tb = self.tensors[a], self.tensors[b]
-        y = self.tensor(ta.shape)
+        y = self.tensor(ta.shape, zp=self.relu_zp if act else None)
         so = self.tensors[y].scale
         twice = 2 * max(ta.scale, tb.scale)
         ma, sa = quantize_multiplier_tflite(np.array([ta.scale / twice]))
@@ -140,7 +141,7 @@ class GraphBuilder:
 
 def kws_dscnn(rng: np.random.Generator) -> QGraph:
     """MLPerf Tiny KWS DS-CNN: 49x10x1 input, conv 10x4 stride 2 (64), 4 x (dw 3x3 + pw 1x1, 64), avgpool, fc 12."""
-    b = GraphBuilder(rng, (49, 10, 1))
+    b = GraphBuilder(rng, (49, 10, 1), relu_zp=-128)
     x = b.conv(b.input, 64, (10, 4), (2, 2), True, "relu")
     for _ in range(4):
         x = b.conv(x, 0, (3, 3), (1, 1), True, "relu", depthwise=True)
@@ -153,7 +154,7 @@ def kws_dscnn(rng: np.random.Generator) -> QGraph:
 
 def resnet8(rng: np.random.Generator) -> QGraph:
     """MLPerf Tiny ResNet-8: 32x32x3 input, conv 3x3 16, three residual stacks (16, 32/2, 64/2), avgpool, fc 10."""
-    b = GraphBuilder(rng, (32, 32, 3))
+    b = GraphBuilder(rng, (32, 32, 3), relu_zp=-128)
     x = b.conv(b.input, 16, (3, 3), (1, 1), True, "relu")
     for c, s in ((16, 1), (32, 2), (64, 2)):
         a = b.conv(x, c, (3, 3), (s, s), True, "relu")

@@ -29,22 +29,23 @@
  *   the CRC covers [16, total) as in version 1. Then at 64 (fb_graph_t, 32 bytes):
  *  64 u32 arena_size | 68 u32 scratch_size | 72 u16 n_tensors | 74 u16 input | 76 u16 output
  *  78 u16 0 | 80 u32 params_offset | 84..95 0
- * Tensor table at 96: n_tensors entries of 24 bytes (fb_tensor_t): u16 h, w, c (a vector of n is 1,1,n),
- *   u8 rank (1 or 3), u8 0, u32 arena offset (multiple of 4), u32 size = h*w*c, f32 scale, i32 zp.
+ * Tensor table at 96: n_tensors entries of 24 bytes (fb_tensor_t): u16 h, w, c (a vector of n is 1,1,n,
+ *   a (w, c) matrix 1,w,c), u8 rank (1, 2 or 3), u8 0, u32 arena offset (multiple of 4), u32 size = h*w*c, f32 scale, i32 zp.
  * Op table after it: n_layers entries of 40 bytes (fb_op_t): u8 kind, u8 n_in, u16 flags, u16 in0, in1,
  *   out, 0, i16 act_min, act_max, u8 kh, kw, stride_h, stride_w, pad_top, pad_left, u16 0,
  *   u32 param offset (from the blob start, multiple of 4), u32 param size, u32 k4, u32 0.
  *   flags bit 0 FB_OPF_FAST: every channel has shift <= -1 and |acc| < 2^30 for any int8 input (the
- *   loader checks it), so the requantisation may double the accumulator before SMMULR.
+ *   loader checks it), so the requantisation may double the accumulator before SMMULR; the shift
+ *   entries of such an op hold e - 1 = -shift - 1 (0..30) instead of shift.
  *   flags bit 1 FB_OPF_SINGLE: single-rounding requantisation (LiteRT FULLY_CONNECTED, QOp attr
  *   rounding = 1): (acc*mult + 2^(30-shift)) >> (31-shift).
  * Parameters (Cout4 = Cout rounded up to 4, k4 = KH*KW*Cin (dense: in) rounded up to 4; padding
  * rows/columns are zero):
- *   CONV2D, DENSE: i32 bias[Cout4] | i32 mult[Cout4] | i32 shift[Cout4] | i16 w[Cout4/4][k4/4][2][4]:
+ *   CONV2D, DENSE: i32 bias[Cout4] | i32 (mult, shift)[Cout4] | i16 w[Cout4/4][k4/4][2][4][2]:
  *     per block of 4 output rows and group of 4 patch columns c..c+3, 8 halfword pairs: for rows
  *     r0..r3 (w[r][c], w[r][c+2]), then for rows r0..r3 (w[r][c+1], w[r][c+3]) (SMLAD against the
  *     widened input [x0, x2], [x1, x3]). Patch order (kh, kw, cin) = the (Cout, KH, KW, Cin) weights.
- *   DWCONV2D: i32 bias[C4] | mult[C4] | shift[C4] | i16 w[C4/4][KH*KW][4]: per group of 4 channels and
+ *   DWCONV2D: i32 bias[C4] | (mult, shift)[C4] | i16 w[C4/4][KH*KW][4]: per group of 4 channels and
  *     tap, (w[c], w[c+2], w[c+1], w[c+3]) (SMLABB/SMLATT against SXTB16 of 4 input channels).
  *   bias holds bias - zp_in * sum(w) of its channel (exact in int32 wrap-around arithmetic: the kernels
  *     read padding taps as zp_in, where TFLite skips them, so padding adds w * 0).

@@ -34,19 +34,19 @@ static inline int32_t fb_rq_single(int32_t x, int32_t m, int32_t s) {
   return r > 2147483647 ? 2147483647 : r < -2147483647 - 1 ? -2147483647 - 1 : (int32_t)r;
 }
 
-/* The same integer when e = -s >= 1 and |x| < 2^30 (blob op flag FB_OPF_FAST, checked at load):
- * SRDHM(x, m) = (2x*m + 2^31) >> 32 (SMMULR), and q + 2^(e-1) cannot overflow, so the rounding
- * shift is (q + 2^(e-1) - [q < 0]) >> e. */
+/* The same integer when e = -s >= 1 and |x| < 2^30 (blob op flag FB_OPF_FAST, checked at load), from
+ * em1 = e - 1: SRDHM(x, m) = (2x*m + 2^31) >> 32 (SMMULR), and the rounding shift
+ * (q + 2^(e-1) - [q < 0]) >> e equals ((q - [q < 0]) >> em1 + 1) >> 1 without any overflow. */
 #if defined(__ARM_FEATURE_DSP) && !defined(FB_PORTABLE)
-static inline int32_t fb_mbqm_fast(int32_t x, int32_t m, int32_t e) {
+static inline int32_t fb_mbqm_fast(int32_t x, int32_t m, int32_t em1) {
   int32_t q;
   __asm("smmulr %0, %1, %2" : "=r"(q) : "r"(x * 2), "r"(m));
-  return (q + (1 << (e - 1)) - (int32_t)((uint32_t)q >> 31)) >> e;
+  return (((q - (int32_t)((uint32_t)q >> 31)) >> em1) + 1) >> 1;
 }
 #else
-static inline int32_t fb_mbqm_fast(int32_t x, int32_t m, int32_t e) {
+static inline int32_t fb_mbqm_fast(int32_t x, int32_t m, int32_t em1) {
   int32_t q = (int32_t)(((int64_t)(x * 2) * m + 0x80000000LL) >> 32);
-  return (q + (1 << (e - 1)) - (int32_t)((uint32_t)q >> 31)) >> e;
+  return (((q - (int32_t)((uint32_t)q >> 31)) >> em1) + 1) >> 1;
 }
 #endif
 
@@ -54,7 +54,8 @@ enum { FB_RQ_EXACT = 0, FB_RQ_FAST = 1, FB_RQ_SINGLE = 2 };
 
 /* Per-channel requantisation of one op. */
 typedef struct {
-  const int32_t *bias, *mult, *shift;
+  const int32_t *bias;
+  const int32_t *rq;      /* per channel (mult, shift); FB_RQ_FAST stores (mult, e - 1 = -shift - 1) */
   int32_t zp_out, lo, hi; /* activation clamp (inside [-128, 127]) */
   int32_t mode;           /* FB_RQ_EXACT, FB_RQ_FAST (op flag FB_OPF_FAST) or FB_RQ_SINGLE */
 } fb_crq_t;

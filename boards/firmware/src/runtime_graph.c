@@ -75,10 +75,10 @@ static int window_ok(uint32_t n, uint32_t on, uint32_t k, uint32_t s, uint32_t p
 }
 
 /* |bias| + 128 * sum|w| < 2^30 for every channel, and shift <= -1: FB_OPF_FAST is true. */
-static int fast_ok(const int32_t *bias, const int32_t *shift, const int16_t *w16, uint32_t oc, uint32_t c4,
+static int fast_ok(const int32_t *bias, const int32_t *rq, const int16_t *w16, uint32_t oc, uint32_t c4,
                    uint32_t per_ch, int dw) {
   for (uint32_t r = 0; r < oc; r++) {
-    if (shift[r] > -1) return 0;
+    if (rq[2 * r + 1] < 0 || rq[2 * r + 1] > 30) return 0; /* e - 1 */
     int64_t s = bias[r] < 0 ? -(int64_t)bias[r] : bias[r];
     for (uint32_t k = 0; k < per_ch; k++) {
       int32_t v;
@@ -163,16 +163,18 @@ static int check_op(const uint8_t *blob, const fb_header_t *h, const fb_graph_t 
   if (sc > G->scratch_size) return fail(err, errlen, "scratch larger than the header's scratch_size", i, sc, G->scratch_size);
   if (o->kind == FB_OP_CONV2D || o->kind == FB_OP_DENSE || o->kind == FB_OP_DWCONV2D) {
     const int32_t *bias = (const int32_t *)(const void *)(blob + o->offset);
-    const int32_t *mult = bias + oc4, *shift = mult + oc4;
+    const int32_t *rq = bias + oc4;
+    int fast = (o->flags & FB_OPF_FAST) != 0;
     for (uint32_t r = 0; r < oc4; r++) {
-      if (mult[r] < 0) return fail(err, errlen, "negative requant multiplier", i, r, (uint32_t)mult[r]);
-      if (shift[r] < -31 || shift[r] > 30) return fail(err, errlen, "requant shift outside [-31, 30]", i, r, (uint32_t)shift[r]);
+      if (rq[2 * r] < 0) return fail(err, errlen, "negative requant multiplier", i, r, (uint32_t)rq[2 * r]);
+      if (!fast && (rq[2 * r + 1] < -31 || rq[2 * r + 1] > 30))
+        return fail(err, errlen, "requant shift outside [-31, 30]", i, r, (uint32_t)rq[2 * r + 1]);
     }
-    const int16_t *w16 = (const int16_t *)(const void *)(shift + oc4);
+    const int16_t *w16 = (const int16_t *)(const void *)(rq + 2u * oc4);
     int dw = o->kind == FB_OP_DWCONV2D;
-    if ((o->flags & FB_OPF_FAST) && (o->flags & FB_OPF_SINGLE))
+    if (fast && (o->flags & FB_OPF_SINGLE))
       return fail(err, errlen, "fast and single-rounding flags together", i, o->flags, 0);
-    if ((o->flags & FB_OPF_FAST) && !fast_ok(bias, shift, w16, to->c, o->k4, dw ? (uint32_t)o->kh * o->kw : o->k4, dw))
+    if (fast && !fast_ok(bias, rq, w16, to->c, o->k4, dw ? (uint32_t)o->kh * o->kw : o->k4, dw))
       return fail(err, errlen, "fast-requant flag on an op whose accumulator can reach 2^30", i, 0, 0);
   } else if (o->kind == FB_OP_MEAN || o->kind == FB_OP_ADD) {
     const int32_t *p = (const int32_t *)(const void *)(blob + o->offset);
@@ -203,8 +205,8 @@ int fb_graph_load(const uint8_t *blob, uint32_t len, fb_model_t *m, char *err, i
   const fb_tensor_t *T = tensors(blob);
   for (uint32_t t = 0; t < G->n_tensors; t++) {
     const fb_tensor_t *x = &T[t];
-    if ((x->rank != 1 && x->rank != 3) || (x->rank == 1 && (x->h != 1 || x->w != 1)))
-      return fail(err, errlen, "tensor rank must be 1 or 3", -1, t, x->rank);
+    if (x->rank < 1 || x->rank > 3 || (x->rank < 3 && x->h != 1) || (x->rank == 1 && x->w != 1))
+      return fail(err, errlen, "tensor rank must be 1, 2 or 3 (h = 1 below rank 3)", -1, t, x->rank);
     if (x->size != (uint32_t)x->h * x->w * x->c || x->size == 0) return fail(err, errlen, "tensor size is not h*w*c", -1, t, x->size);
     if ((x->offset & 3u) || x->offset > G->arena_size || x->size > G->arena_size - x->offset)
       return fail(err, errlen, "tensor outside the arena (tensor, offset)", -1, t, x->offset);
@@ -253,7 +255,7 @@ static void run_op(const fb_model_t *m, const fb_op_t *o) {
   geom(o, ti, to, &g);
   uint32_t oc4 = ceil4(to->c);
   int32_t mode = (o->flags & FB_OPF_SINGLE) ? FB_RQ_SINGLE : (o->flags & FB_OPF_FAST) ? FB_RQ_FAST : FB_RQ_EXACT;
-  fb_crq_t q = {p, p + oc4, p + 2u * oc4, to->zp, o->act_min, o->act_max, mode};
+  fb_crq_t q = {p, p + oc4, to->zp, o->act_min, o->act_max, mode};
   const int16_t *w16 = (const int16_t *)(const void *)(p + 3u * oc4);
   switch (o->kind) {
     case FB_OP_CONV2D:

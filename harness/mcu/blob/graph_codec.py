@@ -88,10 +88,12 @@ def op_scratch_bytes(g: QGraph, op: QOp) -> int:
 def _hwc(t: QTensor, tid: int) -> tuple[int, int, int, int]:
     if len(t.shape) == 3:
         return (*(int(v) for v in t.shape), 3)  # type: ignore[return-value]
+    if len(t.shape) == 2:
+        return 1, int(t.shape[0]), int(t.shape[1]), 2
     if len(t.shape) == 1:
         return 1, 1, int(t.shape[0]), 1
     raise BlobError(
-        f"tensor {tid} ({t.name}) has shape {list(t.shape)}; blob version 2 holds (H, W, C) or (N,) tensors"
+        f"tensor {tid} ({t.name}) has shape {list(t.shape)}; blob version 2 holds (H, W, C), (W, C) or (N,) tensors"
     )
 
 
@@ -106,19 +108,25 @@ def _conv_matrix(op: QOp) -> np.ndarray:
     return w.reshape(w.shape[0], -1)
 
 
-def _requant_arrays(op: QOp, n: int, n4: int, bias: np.ndarray) -> bytes:
+def _requant_arrays(op: QOp, n: int, n4: int, bias: np.ndarray, fast: bool) -> bytes:
+    """``bias[n4]`` then ``(mult, shift)[n4]`` (``(mult, -shift - 1)`` for an :data:`OPF_FAST` op)."""
+    mult, shift = _mult_shift(op, n)
+    if fast:
+        shift = -shift - 1
+    pairs = np.zeros((n4, 2), np.int64)
+    pairs[:n, 0], pairs[:n, 1] = mult, shift
+    b = np.pad(np.asarray(bias, dtype=np.int64), (0, n4 - n))
+    return b.astype(np.int32).tobytes() + pairs.astype(np.int32).tobytes()
+
+
+def _mult_shift(op: QOp, n: int) -> tuple[np.ndarray, np.ndarray]:
     mult = np.asarray(op.params["mult"], dtype=np.int64).reshape(-1)
     shift = np.asarray(op.params["shift"], dtype=np.int64).reshape(-1)
     if mult.size == 1:
         mult, shift = np.repeat(mult, n), np.repeat(shift, n)
-    if mult.size != n or shift.size != n or bias.size != n:
-        raise BlobError(
-            f"{n} output channels but {bias.size} biases, {mult.size} multipliers, {shift.size} shifts"
-        )
-    out = b""
-    for a in (bias, mult, shift):
-        out += np.pad(np.asarray(a, dtype=np.int64), (0, n4 - n)).astype(np.int32).tobytes()
-    return out
+    if mult.size != n or shift.size != n:
+        raise BlobError(f"{n} output channels but {mult.size} multipliers and {shift.size} shifts")
+    return mult, shift
 
 
 def _weighted_params(g: QGraph, op: QOp) -> tuple[bytes, int, int]:
@@ -152,13 +160,15 @@ def _weighted_params(g: QGraph, op: QOp) -> tuple[bytes, int, int]:
         order = wp.reshape(n4 // 4, 4, k4 // 4, 2, 2).transpose(0, 2, 4, 1, 3)
         per_ch = np.abs(wm).sum(axis=1)
     folded32 = _wrap32(folded)
-    payload = _requant_arrays(op, n, n4, folded32) + order.astype(np.int16).tobytes()
-    shift = np.asarray(op.params["shift"]).reshape(-1)
+    if bias.size != n:
+        raise BlobError(f"{n} output channels but {bias.size} biases")
+    _, shift = _mult_shift(op, n)
     flags = 0
     if int(op.attrs.get("rounding", 0)) == 1:
         flags |= OPF_SINGLE
     elif (shift <= -1).all() and (np.abs(folded32.astype(np.int64)) + 128 * per_ch < 1 << 30).all():
         flags |= OPF_FAST
+    payload = _requant_arrays(op, n, n4, folded32, bool(flags & OPF_FAST)) + order.astype(np.int16).tobytes()
     return payload, k4, flags
 
 
@@ -250,11 +260,12 @@ def write_graph_blob(g: QGraph) -> bytes:
 
 
 def _unpack_weighted(
-    kind: str, raw: bytes, n: int, k4: int, kh: int, kw: int, c_in: int, zp: int
+    kind: str, raw: bytes, n: int, k4: int, kh: int, kw: int, c_in: int, zp: int, fast: bool
 ) -> dict[str, np.ndarray]:
     n4 = ceil4(n)
     a = np.frombuffer(raw, dtype=np.int32)
-    bias_f, mult, shift = a[:n4][:n], a[n4 : 2 * n4][:n], a[2 * n4 : 3 * n4][:n]
+    bias_f, pairs = a[:n4][:n], a[n4 : 3 * n4].reshape(n4, 2)[:n]
+    mult, shift = pairs[:, 0].copy(), (-pairs[:, 1] - 1 if fast else pairs[:, 1]).astype(np.int32)
     w16 = np.frombuffer(raw[12 * n4 :], dtype=np.int16).astype(np.int64)
     w: np.ndarray
     if kind == "dwconv2d":
@@ -269,7 +280,7 @@ def _unpack_weighted(
         w = m.reshape(n, kh, kw, c_in) if kind == "conv2d" else m
         sums = m.sum(axis=1)
     bias = _wrap32(bias_f.astype(np.int64) + zp * sums)
-    return {"w": w.astype(np.int8), "bias": bias, "mult": mult.copy(), "shift": shift.copy()}
+    return {"w": w.astype(np.int8), "bias": bias, "mult": mult, "shift": shift}
 
 
 def read_graph_blob(data: bytes) -> QGraph:
@@ -291,7 +302,7 @@ def read_graph_blob(data: bytes) -> QGraph:
         h, w, c, rank, _, off, size, scale, zp = TENSOR.unpack_from(
             data, GRAPH_HEADER_SIZE + TENSOR.size * tid
         )
-        shape = (h, w, c) if rank == 3 else (c,)
+        shape = (h, w, c) if rank == 3 else (w, c) if rank == 2 else (c,)
         tensors.append(QTensor(f"t{tid}", shape, float(scale), int(zp), int(off)))
     ops = []
     base = GRAPH_HEADER_SIZE + TENSOR.size * nt
@@ -314,7 +325,7 @@ def read_graph_blob(data: bytes) -> QGraph:
             t_in = tensors[in0]
             c_in = t_in.shape[-1] if name == "conv2d" else t_in.size
             n = tensors[out].shape[-1] if name != "dense" else tensors[out].size
-            params = _unpack_weighted(name, raw, n, k4, kh, kw, c_in, t_in.zero_point)
+            params = _unpack_weighted(name, raw, n, k4, kh, kw, c_in, t_in.zero_point, bool(flags & OPF_FAST))
             if flags & OPF_SINGLE:
                 attrs["rounding"] = 1
         elif name == "mean":
