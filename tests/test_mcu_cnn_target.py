@@ -245,3 +245,15 @@ def test_run_suite_with_cnns_on_qemu_m4(tmp_path: Path) -> None:
         ref = litert_reference_int8(raw, g, g.quantize_input(x_eval))
     assert rows["int8-cnn"].accuracy == pytest.approx(float((ref.argmax(1) == y_eval).mean()))
     assert rows["int8-cnn"].accuracy > 0.5
+
+
+def test_bench_target_must_be_an_emulated_mcu_board(tmp_path: Path) -> None:
+    from harness.errors import ConfigError
+    from harness.pipeline.mcu_bench import bench_mcu
+
+    path = tmp_path / "kws.tflite"
+    path.write_bytes(_kws_file())
+    with pytest.raises(ConfigError, match="not an MCU board profile; use one of qemu-m4, qemu-mps2-an386"):
+        bench_mcu(path, target="raspberry-pi-5")
+    with pytest.raises(ConfigError, match="emulated board .* real board nucleo-l4r5zi .* serial port"):
+        bench_mcu(path, target="nucleo-l4r5zi")

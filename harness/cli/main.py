@@ -303,7 +303,12 @@ def _bench_mcu(model: Path, target: str, *, check: bool, samples: int, as_json: 
             ("flash (bytes)", known(r.flash_bytes, ",d")),
             ("MACs", known(r.macs, ",d")),
             ("model blob (bytes)", f"{r.blob_bytes:,d}"),
-            ("clock model", r.energy_model or "none"),
+            (
+                "simulated as",
+                f"{r.mcu} at {r.clock_hz / 1e6:g} MHz, CPI {r.cycles_per_instruction:g}"
+                if r.mcu and r.clock_hz and r.cycles_per_instruction
+                else "no energy model",
+            ),
         ]
         if r.bit_exact is not None:
             verdict = "yes" if r.bit_exact else f"NO (max |diff| {r.max_abs_diff} LSB)"

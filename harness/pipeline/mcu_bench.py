@@ -24,7 +24,7 @@ from ..ir.counts import count_tflite
 from ..mcu.blob.codec import graph_blob
 from ..mcu.blob.graph import QGraph
 from ..mcu.blob.tflite_graph import tflite_graph
-from ..mcu.board import known_boards
+from ..mcu.board import known_boards, load_board
 
 #: target names that stand for a board profile (the suites' usual name of the emulated M4)
 TARGET_BOARDS = {"qemu-m4": "qemu-mps2-an386"}
@@ -49,6 +49,7 @@ class McuBenchResult:
     clock_hz: float | None
     cycles_per_instruction: float | None
     energy_model: str | None
+    mcu: str | None
     ops: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     bit_exact: bool | None = None
@@ -62,6 +63,18 @@ class McuBenchResult:
             for k in ("bit_exact", "max_abs_diff", "check_samples"):
                 out.pop(k)
         return {**out, "ops": self.ops, "notes": self.notes}
+
+
+def emulated_boards() -> list[str]:
+    """Names of the packaged MCU board profiles with an emulator."""
+    out = []
+    for name in known_boards():
+        try:
+            if load_board(name).emulated:
+                out.append(name)
+        except ConfigError:  # not an MCU profile (a Raspberry Pi's)
+            continue
+    return out
 
 
 def board_for_target(target: str) -> str:
@@ -107,14 +120,16 @@ def bench_mcu(
     raw = path.read_bytes()
     g = tflite_graph(raw, model_id=path.stem[:16] or "model")  # refuses what the MCU cannot run
     blob = graph_blob(g)
-    board = board_for_target(target)
+    emulated = ", ".join([*TARGET_BOARDS, *emulated_boards()])
     try:
-        cfg = McuConfig(name=target, kind="mcu", board=board)
-        t = McuTarget(cfg)
-    except ConfigError as e:
+        t = McuTarget(McuConfig(name=target, kind="mcu", board=board_for_target(target)))
+    except ConfigError:
+        raise ConfigError(f"--target {target}: not an MCU board profile; use one of {emulated}") from None
+    if not t.profile.emulated:
         raise ConfigError(
-            f"--target {target}: {e} (MCU targets: {', '.join([*TARGET_BOARDS, *known_boards()])})"
-        ) from None
+            f"--target {target}: bench runs on an emulated board ({emulated}); measure the real board "
+            f"{t.profile.name} through a suite target with its serial port"
+        )
     why = McuTarget.availability()
     if why is not None:
         raise ConfigError(f"--target {target} needs the MCU toolchain and emulator: {why}")
@@ -148,6 +163,7 @@ def bench_mcu(
         clock_hz=em.clock_hz if em is not None else None,
         cycles_per_instruction=em.cycles_per_instruction if em is not None else None,
         energy_model=em.describe() if em is not None else None,
+        mcu=em.mcu if em is not None else None,
         ops=[op.where or op.kind for op in g.ops],
         notes=list(g.notes),
     )
