@@ -34,6 +34,7 @@ from harness.ir.export.tflite_graph import (
     reducer_options,
 )
 from harness.ir.model import Variant
+from harness.ir.network import Network
 from harness.ir.quant import QParams, activation_qparams
 from harness.mcu.blob.codec import needs_graph, network_graph, variant_graph
 from harness.mcu.blob.container import BlobError
@@ -416,3 +417,26 @@ def test_quantize_input_rounds_as_litert_quantize() -> None:
     it = _interpreter(raw, x)
     index = {d["name"]: d["index"] for d in it.get_tensor_details()}
     np.testing.assert_array_equal(g.quantize_input(x), it.get_tensor(index[t.name]))
+
+
+def test_network_graph_refuses_a_layer_without_int8_tflite_export() -> None:
+    from harness.ir.layers import Conv2D, Dense, GlobalAveragePool, Reshape
+    from harness.ir.layers.pointwise import Pointwise
+
+    rng = np.random.default_rng(0)
+    conv = Conv2D(rng.normal(0, 0.3, (3, 3, 2, 8)).astype(np.float32), np.zeros(8, np.float32), (6, 6, 2))
+    pw = Pointwise(Dense(rng.normal(0, 0.3, (8, 8)), np.zeros(8)), conv.out_shape, act="relu")
+    net = Network(
+        [
+            Reshape((72,), (6, 6, 2)),
+            conv,
+            pw,
+            GlobalAveragePool(pw.out_shape),
+            Dense(rng.normal(size=(8, 3)), np.zeros(3)),
+        ]
+    )
+    assert needs_graph(net)
+    with pytest.raises(
+        BlobError, match="exporter refused the network: pointwise layers have no int8 TFLite export"
+    ):
+        network_graph(net, rng.normal(size=(16, 72)).astype(np.float32))

@@ -397,7 +397,7 @@ def network_graph(net: Network, x_calib: np.ndarray, *, model_id: str = "fbnet01
     form, act_q = quantisable(net, x)
     try:
         raw = network_to_tflite_int8(form, act_q)
-    except ValueError as e:
+    except (ValueError, NotImplementedError) as e:
         raise BlobError(f"the int8 TFLite exporter refused the network: {e}") from None
     return tflite_graph(raw, model_id=model_id)
 
