@@ -440,3 +440,28 @@ def test_network_graph_refuses_a_layer_without_int8_tflite_export() -> None:
         BlobError, match="exporter refused the network: pointwise layers have no int8 TFLite export"
     ):
         network_graph(net, rng.normal(size=(16, 72)).astype(np.float32))
+
+
+def test_a_two_class_softmax_file_is_refused_for_the_pipeline_but_benched(tmp_path: Path) -> None:
+    """Binary scores (AUC) read the last output column: without its SOFTMAX, z1 alone does not order
+    samples as p1 = softmax(z)[1] does, so the variant path refuses it (as the dense-blob importer does)."""
+    rng = np.random.default_rng(4)
+    qin, qh = _rand_q(rng), _rand_q(rng, 2, 8)
+
+    def build(g: TfliteGraph, x: int) -> int:
+        t = tc.conv2d_int8(g, x, rng.normal(0, 0.5, (2, 1, 1, 3)), rng.normal(0, 0.2, 2), qin, qh)
+        t = tc.mean_hw_int8(g, t, qh, qh)
+        y = g.tensor("probs", [-1, 2], np.int8, q=QParams(np.float64(1 / 256), -128))
+        opt = tfl.SoftmaxOptionsT()
+        opt.beta = 1.0
+        g.op(tfl.BuiltinOperator.SOFTMAX, [t], [y], tfl.BuiltinOptions.SoftmaxOptions, opt)
+        return y
+
+    raw = _model(build, qin, (2, 2, 3))
+    assert tflite_graph(raw).out_tensor.size == 2  # bench runs it (the scores before the SOFTMAX)
+    (tmp_path / "m.tflite").write_bytes(raw)
+    v = Variant(
+        "b", "as-given", "k", {"tflite": tmp_path / "m.tflite"}, {"task": "b", "int8_file": True}, None
+    )
+    with pytest.raises(BlobError, match="2-class SOFTMAX head"):
+        variant_graph(v, None)

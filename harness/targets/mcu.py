@@ -45,9 +45,10 @@ from ..mcu.blob.codec import (
     tflite_int8_model,
     tflite_is_mlp,
     unsupported_layers,
+    variant_graph,
 )
 from ..mcu.blob.graph import QGraph
-from ..mcu.blob.tflite_graph import SUPPORTED_OPS, tflite_graph
+from ..mcu.blob.tflite_graph import SUPPORTED_OPS
 from ..mcu.board import BoardProfile, load_board
 from ..mcu.footprint import Footprint, check_fits, footprint
 from ..mcu.protocol import DutClient, DutCommandError, DutReset, Extensions
@@ -163,7 +164,7 @@ class McuTarget(Target):
             if own is not None:
                 try:
                     raw = own.read_bytes()
-                    tflite_int8_model(raw) if tflite_is_mlp(raw) else tflite_graph(raw)
+                    tflite_int8_model(raw) if tflite_is_mlp(raw) else variant_graph(variant, None)
                     return None  # carried over with the file's own quantisation
                 except BlobError as e:
                     why = str(e)

@@ -44,7 +44,7 @@ from .container import (
 )
 from .graph import QGraph
 from .graph_codec import VERSION2, read_graph_blob, write_graph_blob
-from .tflite_graph import tflite_graph
+from .tflite_graph import softmax_dropped, tflite_graph
 
 LayerExporter = Callable[[Any, QParams, QParams, np.ndarray, str], list[QLayer]]
 
@@ -412,7 +412,15 @@ def variant_graph(variant: Any, x_calib: np.ndarray | None) -> QGraph | None:
     own = variant.path("tflite")
     if variant.meta.get("int8_file") and own is not None:
         raw = own.read_bytes()
-        return None if tflite_is_mlp(raw) else tflite_graph(raw, model_id=model_id)
+        if tflite_is_mlp(raw):
+            return None
+        g = tflite_graph(raw, model_id=model_id)
+        if softmax_dropped(g) and g.out_tensor.size == 2:  # as tflite_int8_model: a score would change
+            raise BlobError(
+                "a 2-class SOFTMAX head (its positive-class score cannot be kept in int8 logits): the MCU "
+                "returns the scores before it, whose last column does not order samples as the probability"
+            )
+        return g
     net = variant.net()
     if net is None or not needs_graph(net):
         return None

@@ -44,6 +44,14 @@ SUPPORTED_OPS = (
     "QUANTIZE",
     "DEQUANTIZE (last)",
 )
+SOFTMAX_DROPPED = "the file's SOFTMAX head"
+
+
+def softmax_dropped(g: QGraph) -> bool:
+    """Whether the importer dropped a final SOFTMAX (the outputs are the scores before it)."""
+    return any(n.startswith(SOFTMAX_DROPPED) for n in g.notes)
+
+
 _HANDLED = frozenset(
     {
         "CONV_2D",
@@ -430,7 +438,7 @@ class _Importer:
                 self.output = op.inputs[0]
                 self.alias(op.outputs[0], x)
                 self.notes.append(
-                    f"the file's SOFTMAX head ({self.where(op)}) is dropped on the MCU: it returns the int8 "
+                    f"{SOFTMAX_DROPPED} ({self.where(op)}) is dropped on the MCU: it returns the int8 "
                     "scores before it (same class order)"
                 )
             elif name == "DEQUANTIZE" and op.index == last:
