@@ -227,19 +227,22 @@ void fb_conv2d_s8(const int8_t *x, const fb_geom_t *g, const int16_t *w16, int32
             else widen_words(x + (iy * g->w + ix) * c, d, c >> 2);
           }
         }
-      } else { /* 1-3 (or any non-multiple of 4) input channels: gather bytes, then widen */
+      } else { /* 1-3 (or any non-multiple of 4) input channels: gather kernel rows as byte runs */
         int8_t *d = patch;
-        for (int32_t ky = 0; ky < g->kh; ky++) {
+        int32_t run = g->kw * c, zp = g->zp_in;
+        int32_t kx0 = ix0 < 0 ? -ix0 : 0, kx1 = ix0 + g->kw > g->w ? g->w - ix0 : g->kw;
+        if (kx1 < kx0) kx1 = kx0;
+        int32_t a = kx0 * c, b = kx1 * c;
+        for (int32_t ky = 0; ky < g->kh; ky++, d += run) {
           int32_t iy = iy0 + ky;
-          for (int32_t kx = 0; kx < g->kw; kx++) {
-            int32_t ix = ix0 + kx;
-            if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w) {
-              for (int32_t k = 0; k < c; k++) *d++ = (int8_t)g->zp_in;
-            } else {
-              const int8_t *s = x + (iy * g->w + ix) * c;
-              for (int32_t k = 0; k < c; k++) *d++ = s[k];
-            }
+          if (iy < 0 || iy >= g->h) {
+            for (int32_t k = 0; k < run; k++) d[k] = (int8_t)zp;
+            continue;
           }
+          const int8_t *src = x + ((iy * g->w + ix0 + kx0) * c);
+          for (int32_t k = 0; k < a; k++) d[k] = (int8_t)zp;
+          for (int32_t k = a; k < b; k++) d[k] = src[k - a];
+          for (int32_t k = b; k < run; k++) d[k] = (int8_t)zp;
         }
         widen_words(patch, x16, ng);
       }
