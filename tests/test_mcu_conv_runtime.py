@@ -171,7 +171,7 @@ def test_footprint_measures_the_firmware_and_fits_mlperf_models() -> None:
     check_fits(fp, board)
 
 
-TFLITE_ARCHS = ["ds_cnn_kws", "resnet8", "digits_cnn", "mnist1d_cnn"]
+TFLITE_ARCHS = ["ds_cnn_kws", "digits_cnn", "mnist1d_cnn"]  # ResNet-8 (a 160 kB blob upload) runs in the bench
 
 
 @pytest.mark.parametrize("name", TFLITE_ARCHS)

@@ -1,4 +1,5 @@
-"""MCU support: model blob format, NumPy reference interpreter, EEMBC protocol client, QEMU DUT.
+"""MCU support: model blob format, NumPy reference interpreters, EEMBC protocol client, QEMU DUT,
+memory plan (:mod:`.plan`) and RAM/flash footprint (:mod:`.footprint`) of int8 operator graphs.
 
 The firmware (C) lives in ``boards/firmware/``; ``harness.targets.mcu`` drives it.
 """

@@ -42,18 +42,31 @@ static void fill_words(int16_t *dst, int32_t n, int32_t v) {
   for (int32_t i = 0; i < 2 * n; i++) d[i] = pair;
 }
 
-/* Word copy of n bytes (both ends 4-byte aligned, n a multiple of 4). */
-static void copy_words(int8_t *dst, const int8_t *src, int32_t n) {
+#if FB_DSP
+/* blocks x 16 bytes with LDM/STM (3 instructions per 16 bytes). */
+__attribute__((naked, noinline)) static void copy16(uint32_t *d, const uint32_t *s, int32_t blocks) {
+  __asm volatile(
+      "push {r4-r7}\n\t"
+      "1:\n\t"
+      "ldm r1!, {r4-r7}\n\t"
+      "stm r0!, {r4-r7}\n\t"
+      "subs r2, r2, #1\n\t"
+      "bne 1b\n\t"
+      "pop {r4-r7}\n\t"
+      "bx lr\n\t");
+}
+#endif
+
+void fb_copy_words(int8_t *dst, const int8_t *src, int32_t n) {
   uint32_t *d = (uint32_t *)(void *)dst;
   const uint32_t *s = (const uint32_t *)(const void *)src;
   int32_t nw = n >> 2, i = 0;
-  for (; i + 4 <= nw; i += 4) {
-    uint32_t a = s[i], b = s[i + 1], c = s[i + 2], e = s[i + 3];
-    d[i] = a;
-    d[i + 1] = b;
-    d[i + 2] = c;
-    d[i + 3] = e;
+#if FB_DSP
+  if (nw >= 4) {
+    copy16(d, s, nw >> 2);
+    i = nw & ~3;
   }
+#endif
   for (; i < nw; i++) d[i] = s[i];
 }
 
@@ -91,6 +104,60 @@ __attribute__((naked, noinline)) static const int16_t *dot4_w16(const int16_t *x
       "mov r0, r1\n\t"
       "pop {r3-r11, pc}\n\t");
 }
+
+typedef struct {
+  const int32_t *bias; /* 0: advances by 4 per row block */
+  const int32_t *rq;   /* 4: (mult, e - 1) pairs, advances likewise */
+  int8_t *y;           /* 8 */
+  int32_t zp2;         /* 12: 2 * zp_out + 1 */
+  int32_t ng;          /* 16: groups of 4 patch columns */
+  int32_t blocks;      /* 20: row blocks left */
+  const int16_t *x16;  /* 24: the widened patch */
+} gemv_args_t;
+
+/* All output channels of one pixel with the requantisation fused (FB_OPF_FAST, no activation clamp
+ * inside int8, Cout a multiple of 4): dot4_w16's loop per block of 4 rows, then 8 instructions per
+ * output as in dw3x3_rq. */
+__attribute__((naked, noinline)) static void gemv_rq(const int16_t *w16, gemv_args_t *a) {
+#define FB_GEMV_RQ(A)                   \
+  "ldrd r11, r12, [r8], #8\n\t"        \
+  "lsl " A ", " A ", #1\n\t"           \
+  "smmulr lr, " A ", r11\n\t"          \
+  "sub " A ", lr, lr, lsr #31\n\t"     \
+  "asr " A ", " A ", r12\n\t"          \
+  "add " A ", " A ", r10\n\t"          \
+  "ssat " A ", #8, " A ", asr #1\n\t"  \
+  "strb " A ", [r9], #1\n\t"
+  __asm volatile(
+      "push {r4-r11, lr}\n\t"
+      "mov r7, r1\n\t"
+      "mov r1, r0\n\t"
+      "2:\n\t"
+      "ldr r0, [r7, #24]\n\t"
+      "ldr r2, [r7, #0]\n\t"
+      "ldm r2!, {r3-r6}\n\t"
+      "str r2, [r7, #0]\n\t"
+      "ldr r2, [r7, #16]\n\t"
+      "tst r2, #1\n\t"
+      "beq 3f\n\t" FB_W16_GROUP
+      "3:\n\t"
+      "lsrs r2, r2, #1\n\t"
+      "beq 4f\n\t"
+      "1:\n\t" FB_W16_GROUP FB_W16_GROUP
+      "subs r2, r2, #1\n\t"
+      "bne 1b\n\t"
+      "4:\n\t"
+      "ldr r8, [r7, #4]\n\t"
+      "ldr r9, [r7, #8]\n\t"
+      "ldr r10, [r7, #12]\n\t" FB_GEMV_RQ("r3") FB_GEMV_RQ("r4") FB_GEMV_RQ("r5") FB_GEMV_RQ("r6")
+      "str r8, [r7, #4]\n\t"
+      "str r9, [r7, #8]\n\t"
+      "ldr r2, [r7, #20]\n\t"
+      "subs r2, r2, #1\n\t"
+      "str r2, [r7, #20]\n\t"
+      "bne 2b\n\t"
+      "pop {r4-r11, pc}\n\t");
+}
 #else
 static const int16_t *dot4_w16(const int16_t *x16, const int16_t *w16, int32_t n, int32_t *acc) {
   int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
@@ -127,6 +194,13 @@ INLINE int8_t rq_exact(int32_t acc, int32_t m, int32_t s, int32_t zp, int32_t lo
 /* All output channels of one pixel from its widened patch. */
 static void gemv_pixel(const int16_t *x16, const int16_t *w16, int32_t ngroups, int32_t oc, const fb_crq_t *q,
                        int8_t *y) {
+#if FB_DSP
+  if (q->mode == FB_RQ_FAST && q->lo == -128 && q->hi == 127 && (oc & 3) == 0 && ngroups > 0) {
+    gemv_args_t a = {q->bias, q->rq, y, 2 * q->zp_out + 1, ngroups, oc / 4, x16};
+    gemv_rq(w16, &a);
+    return;
+  }
+#endif
   const int16_t *wp = w16;
   const int32_t *bias = q->bias, *rq = q->rq;
   int32_t zp = q->zp_out, lo = q->lo, hi = q->hi;
@@ -166,19 +240,22 @@ void fb_conv2d_s8(const int8_t *x, const fb_geom_t *g, const int16_t *w16, int32
             else widen_words(x + (iy * g->w + ix) * c, d, c >> 2);
           }
         }
-      } else { /* 1-3 (or any non-multiple of 4) input channels: gather bytes, then widen */
+      } else { /* 1-3 (or any non-multiple of 4) input channels: gather kernel rows as byte runs */
         int8_t *d = patch;
-        for (int32_t ky = 0; ky < g->kh; ky++) {
+        int32_t run = g->kw * c, zp = g->zp_in;
+        int32_t kx0 = ix0 < 0 ? -ix0 : 0, kx1 = ix0 + g->kw > g->w ? g->w - ix0 : g->kw;
+        if (kx1 < kx0) kx1 = kx0;
+        int32_t a = kx0 * c, b = kx1 * c;
+        for (int32_t ky = 0; ky < g->kh; ky++, d += run) {
           int32_t iy = iy0 + ky;
-          for (int32_t kx = 0; kx < g->kw; kx++) {
-            int32_t ix = ix0 + kx;
-            if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w) {
-              for (int32_t k = 0; k < c; k++) *d++ = (int8_t)g->zp_in;
-            } else {
-              const int8_t *s = x + (iy * g->w + ix) * c;
-              for (int32_t k = 0; k < c; k++) *d++ = s[k];
-            }
+          if (iy < 0 || iy >= g->h) {
+            for (int32_t k = 0; k < run; k++) d[k] = (int8_t)zp;
+            continue;
           }
+          const int8_t *src = x + ((iy * g->w + ix0 + kx0) * c);
+          for (int32_t k = 0; k < a; k++) d[k] = (int8_t)zp;
+          for (int32_t k = a; k < b; k++) d[k] = src[k - a];
+          for (int32_t k = b; k < run; k++) d[k] = (int8_t)zp;
         }
         widen_words(patch, x16, ng);
       }
@@ -205,7 +282,7 @@ static void pad_input(const int8_t *x, const fb_geom_t *g, int32_t hp, int32_t w
     for (int32_t i = ix1 * c4 / 4; i < wp * c4 / 4; i++) ((uint32_t *)(void *)row)[i] = zw;
     const int8_t *src = x + iy * g->w * c;
     if (c == c4) {
-      copy_words(row + ix0 * c4, src, (ix1 - ix0) * c4);
+      fb_copy_words(row + ix0 * c4, src, (ix1 - ix0) * c4);
     } else {
       for (int32_t px = ix0; px < ix1; px++) {
         int8_t *d = row + px * c4;

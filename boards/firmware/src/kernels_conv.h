@@ -65,6 +65,9 @@ typedef struct {
   int32_t h, w, c, oh, ow, oc, kh, kw, sh, sw, pt, pl, zp_in;
 } fb_geom_t;
 
+/* Copy n bytes, both ends 4-byte aligned and n a multiple of 4. */
+void fb_copy_words(int8_t *dst, const int8_t *src, int32_t n);
+
 /* Convolution (and dense as a 1x1 convolution on a 1x1 input): w16 in the blob's block order,
  * k4 = KH*KW*Cin rounded up to 4; scratch holds 3*k4 bytes, 4-byte aligned. */
 void fb_conv2d_s8(const int8_t *x, const fb_geom_t *g, const int16_t *w16, int32_t k4, const fb_crq_t *q,

@@ -238,9 +238,7 @@ int fb_graph_load(const uint8_t *blob, uint32_t len, fb_model_t *m, char *err, i
 static void copy_bytes(int8_t *dst, const int8_t *src, uint32_t n) {
   if (dst == src) return;
   if ((((uintptr_t)dst | (uintptr_t)src | n) & 3u) == 0) {
-    uint32_t *d = (uint32_t *)(void *)dst;
-    const uint32_t *s = (const uint32_t *)(const void *)src;
-    for (uint32_t i = 0; i < n / 4u; i++) d[i] = s[i];
+    fb_copy_words(dst, src, (int32_t)n);
   } else {
     for (uint32_t i = 0; i < n; i++) dst[i] = src[i];
   }
