@@ -465,3 +465,36 @@ def test_a_two_class_softmax_file_is_refused_for_the_pipeline_but_benched(tmp_pa
     )
     with pytest.raises(BlobError, match="2-class SOFTMAX head"):
         variant_graph(v, None)
+
+
+def _mbqm_scalar(x: int, m: int, s: int) -> int:
+    """gemmlowp's MultiplyByQuantizedMultiplier in Python integers (the definition)."""
+    x = max(min(x * (1 << max(s, 0)), 2**31 - 1), -(2**31))
+    if x == m == -(2**31):
+        r = 2**31 - 1
+    else:
+        num = x * m + ((1 << 30) if x * m >= 0 else 1 - (1 << 30))
+        r = num // (1 << 31) if num >= 0 else -((-num) // (1 << 31))
+    right = max(-s, 0)
+    mask = (1 << right) - 1
+    return (r >> right) + int((r & mask) > (mask >> 1) + (r < 0))
+
+
+def test_multiply_by_quantized_multiplier_is_gemmlowps() -> None:
+    from harness.ir.quant import multiply_by_quantized_multiplier
+
+    rng = np.random.default_rng(0)
+    n = 4000
+    edges = [0, 1, -1, 2**31 - 1, -(2**31)]
+    x = np.concatenate([rng.integers(-(2**31), 2**31, n), rng.integers(-300, 300, n), edges, edges])
+    m = np.concatenate(
+        [rng.integers(0, 2**31, n), rng.integers(2**30, 2**31, n), [0, 2**30, 2**31 - 1, 1, 3]] * 1
+    )
+    m = np.concatenate([m, [-(2**31), -5, 2**30, -(2**31), 7]])  # negative multipliers: the general path
+    s = np.concatenate(
+        [rng.integers(-31, 1, n), rng.integers(-40, 8, n), [0, -1, -31, 5, 0], [0, 3, -2, 0, -1]]
+    )
+    want = [_mbqm_scalar(int(a), int(b), int(c)) for a, b, c in zip(x, m, s, strict=True)]
+    # TFLite's multipliers (>= 0: the magnitude path) and, apart, negative ones (the general path)
+    np.testing.assert_array_equal(multiply_by_quantized_multiplier(x[:-5], m[:-5], s[:-5]), want[:-5])
+    np.testing.assert_array_equal(multiply_by_quantized_multiplier(x[-5:], m[-5:], s[-5:]), want[-5:])
