@@ -171,7 +171,11 @@ def test_footprint_measures_the_firmware_and_fits_mlperf_models() -> None:
     check_fits(fp, board)
 
 
-TFLITE_ARCHS = ["ds_cnn_kws", "digits_cnn", "mnist1d_cnn"]  # ResNet-8 (a 160 kB blob upload) runs in the bench
+TFLITE_ARCHS = [
+    "ds_cnn_kws",
+    "digits_cnn",
+    "mnist1d_cnn",
+]  # ResNet-8 (a 160 kB blob upload) runs in the bench
 
 
 @pytest.mark.parametrize("name", TFLITE_ARCHS)
@@ -215,3 +219,28 @@ def test_int8_tflite_cnns_run_bit_exact_with_litert(dut: DutClient, name: str) -
     got = _run(dut, g, xq.astype(np.int8))
     assert np.array_equal(got, litert)
     assert np.array_equal(got, run_graph(g, xq).reshape(len(x), -1))
+
+
+def test_loader_survives_random_corruption(dut: DutClient) -> None:
+    """Blobs with random bytes changed in their header and tables (CRC made valid again) are refused
+    with a reason or, where still consistent, run: the firmware never faults or hangs."""
+    rng = np.random.default_rng(17)
+    refused = 0
+    for it in range(60):
+        g = random_graph(GRAPH_KINDS[it % len(GRAPH_KINDS)], np.random.default_rng(it))
+        plan(g)
+        b = bytearray(write_graph_blob(g))
+        tables = GRAPH_HEADER_SIZE + TENSOR.size * len(g.tensors) + OP.size * len(g.ops)
+        for _ in range(int(rng.integers(1, 4))):
+            b[int(rng.integers(16, tables))] = int(rng.integers(0, 256))
+        struct.pack_into("<I", b, 12, zlib.crc32(bytes(b[16:])))
+        try:
+            dut.bulk("model", bytes(b))
+            in_dim, out_dim = struct.unpack_from("<II", b, 20)
+            dut.bulk("db", rng.integers(-128, 128, size=in_dim).astype(np.int8).tobytes())
+            assert dut.xbatch(1, out_dim).shape == (1, out_dim)
+        except DutCommandError as e:
+            refused += 1
+            assert e.errors[0].startswith("e-[model: ") and e.errors[0].endswith(")]"), e.errors
+        assert dut.command("name").lines == ["m-name-dut-[frugalbench]"]
+    assert 20 < refused < 60

@@ -1,5 +1,5 @@
-"""MCU support: model blob format, NumPy reference interpreters, EEMBC protocol client, QEMU DUT,
-memory plan (:mod:`.plan`) and RAM/flash footprint (:mod:`.footprint`) of int8 operator graphs.
+"""MCU support: model blobs, NumPy reference interpreters, DUT protocol, QEMU, memory plan and footprint.
 
-The firmware (C) lives in ``boards/firmware/``; ``harness.targets.mcu`` drives it.
+The firmware (C) lives in ``boards/firmware/``; ``harness.targets.mcu`` drives it. The memory plan
+(:mod:`.plan`) and RAM/flash footprint (:mod:`.footprint`) cover int8 operator graphs (blob version 2).
 """

@@ -202,6 +202,9 @@ int fb_graph_load(const uint8_t *blob, uint32_t len, fb_model_t *m, char *err, i
     return fail(err, errlen, "model needs a larger arena than this board has (needed, available)", -1, G->arena_size, FB_ARENA_MAX);
   if (G->scratch_size > FB_SCRATCH_MAX)
     return fail(err, errlen, "model needs more scratch than this board has (needed, available)", -1, G->scratch_size, FB_SCRATCH_MAX);
+  for (int k = 0; k < 16; k++) /* printed by m-model-info */
+    if (h->model_id[k] && (h->model_id[k] < 32 || h->model_id[k] > 126))
+      return fail(err, errlen, "model id holds a non-printable byte (position, byte)", -1, (uint32_t)k, (uint8_t)h->model_id[k]);
   const fb_tensor_t *T = tensors(blob);
   for (uint32_t t = 0; t < G->n_tensors; t++) {
     const fb_tensor_t *x = &T[t];
