@@ -267,7 +267,7 @@ def multiply_by_quantized_multiplier(x: np.ndarray, mult: np.ndarray, shift: np.
     prod = xs * m
     neg = prod < 0
     mag = np.abs(prod)
-    mag += (1 << 30)
+    mag += 1 << 30
     mag -= neg
     mag >>= 31
     mag += (np.int64(1) << right) >> 1
