@@ -224,17 +224,22 @@ def conv_multipliers(s_in: float, s_w: np.ndarray, s_out: float) -> tuple[np.nda
     return quantize_multiplier_tflite(real)
 
 
+_Q31_LOW = (1 << 31) - 1
+
+
 def _srdhm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """gemmlowp ``SaturatingRoundingDoublingHighMul`` on int64 arrays holding int32 values."""
     a = np.asarray(a, dtype=np.int64)
     b = np.asarray(b, dtype=np.int64)
-    prod = a * b
-    nudge = np.where(prod >= 0, 1 << 30, 1 - (1 << 30))
-    num = prod + nudge
-    # C++ integer division truncates toward zero
-    res = np.where(num >= 0, num // (1 << 31), -((-num) // (1 << 31)))
-    overflow = (a == b) & (a == -(1 << 31))
-    return np.where(overflow, INT32_MAX, res)
+    num = a * b
+    # nudge 2**30 for a non-negative product, 1 - 2**30 for a negative one (bit tricks: no np.where)
+    num += (1 << 30) - ((num >> 63) & _Q31_LOW)
+    # C++ integer division truncates toward zero: add 2**31 - 1 to negative numerators, then shift
+    num += (num >> 63) & _Q31_LOW
+    num >>= 31
+    if np.any(b == -(1 << 31)):  # the one overflowing case, -2**31 * -2**31
+        num = np.where((a == b) & (a == -(1 << 31)), INT32_MAX, num)
+    return num
 
 
 def _rounding_divide_by_pot(x: np.ndarray, exponent: np.ndarray) -> np.ndarray:
@@ -242,20 +247,32 @@ def _rounding_divide_by_pot(x: np.ndarray, exponent: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.int64)
     e = np.asarray(exponent, dtype=np.int64)
     mask = (np.int64(1) << e) - 1
-    rem = x & mask
-    threshold = (mask >> 1) + (x < 0).astype(np.int64)
-    return (x >> e) + (rem > threshold).astype(np.int64)
+    up = (x & mask) > (mask >> 1) + ((x >> 63) & 1)
+    return (x >> e) + up
 
 
 def multiply_by_quantized_multiplier(x: np.ndarray, mult: np.ndarray, shift: np.ndarray) -> np.ndarray:
     """TFLite's ``MultiplyByQuantizedMultiplier`` (the default double-rounding build) on int arrays,
     broadcasting ``mult``/``shift`` (e.g. per channel on the last axis)."""
     shift = np.asarray(shift, dtype=np.int64)
-    left = np.maximum(shift, 0)
+    m = np.asarray(mult, dtype=np.int64)
+    xs = np.asarray(x, dtype=np.int64)
+    if np.any(shift > 0):
+        xs = np.clip(xs * (np.int64(1) << np.maximum(shift, 0)), -(1 << 31), INT32_MAX)
     right = np.maximum(-shift, 0)
-    xs = np.asarray(x, dtype=np.int64) * (np.int64(1) << left)
-    xs = np.clip(xs, -(1 << 31), INT32_MAX)
-    return _rounding_divide_by_pot(_srdhm(xs, mult), right)
+    if np.any(m < 0):  # not a TFLite multiplier, but keep the general definition
+        return _rounding_divide_by_pot(_srdhm(xs, m), right)
+    # m >= 0: both roundings are half away from zero, so work on magnitudes (fewer array passes):
+    # |SRDHM| = (|x m| + 2**30 - [x m < 0]) >> 31, then |RDBPOT| = (|SRDHM| + 2**(e-1)) >> e
+    prod = xs * m
+    neg = prod < 0
+    mag = np.abs(prod)
+    mag += 1 << 30
+    mag -= neg
+    mag >>= 31
+    mag += (np.int64(1) << right) >> 1
+    mag >>= right
+    return np.negative(mag, out=mag, where=neg)
 
 
 def activation_range_int8(q: QParams, act: str | None) -> tuple[int, int]:

@@ -1,4 +1,5 @@
-"""MCU support: model blob format, NumPy reference interpreter, EEMBC protocol client, QEMU DUT.
+"""MCU support: model blobs, NumPy reference interpreters, DUT protocol, QEMU, memory plan and footprint.
 
-The firmware (C) lives in ``boards/firmware/``; ``harness.targets.mcu`` drives it.
+The firmware (C) lives in ``boards/firmware/``; ``harness.targets.mcu`` drives it. The memory plan
+(:mod:`.plan`) and RAM/flash footprint (:mod:`.footprint`) cover int8 operator graphs (blob version 2).
 """

@@ -41,7 +41,9 @@ def cache_root() -> Path:
     """``<cache>/firmware``; ``<cache>`` follows :func:`harness.pipeline.variants.default_cache_dir`
     (``$FRUGALBENCH_CACHE``, else ``$XDG_CACHE_HOME/frugalbench``, else ``~/.cache/frugalbench``)."""
     env = os.environ.get("FRUGALBENCH_CACHE")
-    base = Path(env) if env else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "frugalbench"
+    base = (
+        Path(env) if env else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "frugalbench"
+    )
     return base / "firmware"
 
 
@@ -123,8 +125,16 @@ def _build(
         for rel, data in files.items():
             (src / rel).parent.mkdir(parents=True, exist_ok=True)
             (src / rel).write_bytes(data)
-        cmd = ["make", "-s", f"-j{min(4, os.cpu_count() or 1)}", "-C", str(src), f"BOARD={board}",
-               f"PORTABLE={int(portable)}", "BUILD=out"]
+        cmd = [
+            "make",
+            "-s",
+            f"-j{min(4, os.cpu_count() or 1)}",
+            "-C",
+            str(src),
+            f"BOARD={board}",
+            f"PORTABLE={int(portable)}",
+            "BUILD=out",
+        ]
         if blob is not None:
             (src / "model.blob").write_bytes(blob)
             cmd.append("MODEL_BLOB=model.blob")

@@ -1,4 +1,7 @@
-/* frugalbench MCU model blob, version 1 (little-endian, every section 4-byte aligned).
+/* frugalbench MCU model blob, versions 1 (MLP layers) and 2 (int8 operator graph, CNNs);
+ * little-endian, every section 4-byte aligned.
+ *
+ * ---------------------------------------------------------------- version 1
  * The Python writer and the NumPy reference interpreter live in harness/mcu/blob.py and
  * harness/mcu/reference.py; keep the three in step.
  *
@@ -16,7 +19,42 @@
  *   SOFTMAX, ARGMAX: output heads without parameters (they only change m-results).
  * bias already holds -zp_in * sum(w row) (the input zero point is folded in at export).
  * Requantisation (TFLite single rounding): ts = 31 - shift, r = (acc*mult + 2^(ts-1)) >> ts,
- * y = clamp(r + zp_out, relu ? max(-128, zp_out) : -128, 127). */
+ * y = clamp(r + zp_out, relu ? max(-128, zp_out) : -128, 127).
+ *
+ * ---------------------------------------------------------------- version 2
+ * Writer/reader: harness/mcu/blob/graph_codec.py; arithmetic: harness/mcu/blob/graph.py (QGraph);
+ * kernels: kernels_conv.c; memory plan: harness/mcu/plan.py.
+ * Header: the 64 bytes of version 1 with version = 2, n_layers = number of ops, in_dim/out_dim = bytes
+ *   of the graph input/output tensor, max_dim = largest tensor, in/out scale and zp of those tensors;
+ *   the CRC covers [16, total) as in version 1. Then at 64 (fb_graph_t, 32 bytes):
+ *  64 u32 arena_size | 68 u32 scratch_size | 72 u16 n_tensors | 74 u16 input | 76 u16 output
+ *  78 u16 0 | 80 u32 params_offset | 84..95 0
+ * Tensor table at 96: n_tensors entries of 24 bytes (fb_tensor_t): u16 h, w, c (a vector of n is 1,1,n,
+ *   a (w, c) matrix 1,w,c), u8 rank (1, 2 or 3), u8 0, u32 arena offset (multiple of 4), u32 size = h*w*c, f32 scale, i32 zp.
+ * Op table after it: n_layers entries of 40 bytes (fb_op_t): u8 kind, u8 n_in, u16 flags, u16 in0, in1,
+ *   out, 0, i16 act_min, act_max, u8 kh, kw, stride_h, stride_w, pad_top, pad_left, u16 0,
+ *   u32 param offset (from the blob start, multiple of 4), u32 param size, u32 k4, u32 0.
+ *   flags bit 0 FB_OPF_FAST: every channel has shift <= -1 and |acc| < 2^30 for any int8 input (the
+ *   loader checks it), so the requantisation may double the accumulator before SMMULR; the shift
+ *   entries of such an op hold e - 1 = -shift - 1 (0..30) instead of shift.
+ *   flags bit 1 FB_OPF_SINGLE: single-rounding requantisation (LiteRT FULLY_CONNECTED, QOp attr
+ *   rounding = 1): (acc*mult + 2^(30-shift)) >> (31-shift).
+ * Parameters (Cout4 = Cout rounded up to 4, k4 = KH*KW*Cin (dense: in) rounded up to 4; padding
+ * rows/columns are zero):
+ *   CONV2D, DENSE: i32 bias[Cout4] | i32 (mult, shift)[Cout4] | i16 w[Cout4/4][k4/4][2][4][2]:
+ *     per block of 4 output rows and group of 4 patch columns c..c+3, 8 halfword pairs: for rows
+ *     r0..r3 (w[r][c], w[r][c+2]), then for rows r0..r3 (w[r][c+1], w[r][c+3]) (SMLAD against the
+ *     widened input [x0, x2], [x1, x3]). Patch order (kh, kw, cin) = the (Cout, KH, KW, Cin) weights.
+ *   DWCONV2D: i32 bias[C4] | (mult, shift)[C4] | i16 w[C4/4][KH*KW][4]: per group of 4 channels and
+ *     tap, (w[c], w[c+2], w[c+1], w[c+3]) (SMLABB/SMLATT against SXTB16 of 4 input channels).
+ *   bias holds bias - zp_in * sum(w) of its channel (exact in int32 wrap-around arithmetic: the kernels
+ *     read padding taps as zp_in, where TFLite skips them, so padding adds w * 0).
+ *   MEAN: i32 mult, shift (1/(H*W) folded in as LiteRT does: shift down to -63). ADD: i32 left_shift, mult_a, shift_a, mult_b, shift_b, mult_out, shift_out.
+ *   MAXPOOL, AVGPOOL, RESHAPE: none.
+ * Scratch bytes an op needs (the header's scratch_size is at least the largest):
+ *   CONV2D, DENSE: 3 * k4 (int8 patch + int16 widened patch); DWCONV2D: Hp * Wp * C4 with
+ *   Hp = (OH-1)*stride_h + KH, Wp = (OW-1)*stride_w + KW (the zero-point padded input); others 0.
+ * Requantisation: TFLite's double rounding MultiplyByQuantizedMultiplier (fb_mbqm in kernels_conv.h). */
 #ifndef FB_BLOB_H
 #define FB_BLOB_H
 #include <stdint.h>
@@ -26,6 +64,14 @@
 #define FB_HEADER_SIZE 64u
 
 #define FB_FLAG_UNIFORM_RQ 1u /* layer flag: one mult/shift for all channels (checked at load) */
+
+#define FB_VERSION2 2u
+#define FB_GRAPH_HEADER_SIZE 96u
+#define FB_OPF_FAST 1u
+#define FB_OPF_SINGLE 2u
+
+enum { FB_OP_CONV2D = 1, FB_OP_DWCONV2D = 2, FB_OP_DENSE = 3, FB_OP_MAXPOOL = 4, FB_OP_AVGPOOL = 5, FB_OP_MEAN = 6,
+       FB_OP_ADD = 7, FB_OP_RESHAPE = 8 };
 
 enum { FB_DENSE = 1, FB_CSR = 2, FB_BSR4 = 3, FB_MONARCH = 4, FB_BUTTERFLY = 5, FB_SOFTMAX = 6, FB_ARGMAX = 7 };
 
@@ -50,6 +96,33 @@ typedef struct {
   uint32_t aux;
 } fb_layer_t;
 
+typedef struct {
+  uint32_t arena_size, scratch_size;
+  uint16_t n_tensors, input, output, reserved0;
+  uint32_t params_offset, reserved[3];
+} fb_graph_t;
+
+typedef struct {
+  uint16_t h, w, c;
+  uint8_t rank, reserved;
+  uint32_t offset, size;
+  float scale;
+  int32_t zp;
+} fb_tensor_t;
+
+typedef struct {
+  uint8_t kind, n_in;
+  uint16_t flags;
+  uint16_t in0, in1, out, reserved0;
+  int16_t act_min, act_max;
+  uint8_t kh, kw, stride_h, stride_w, pad_top, pad_left;
+  uint16_t reserved1;
+  uint32_t offset, size, k4, reserved2;
+} fb_op_t;
+
+_Static_assert(sizeof(fb_graph_t) == 32, "graph header layout");
+_Static_assert(sizeof(fb_tensor_t) == 24, "tensor layout");
+_Static_assert(sizeof(fb_op_t) == 40, "op layout");
 _Static_assert(sizeof(fb_header_t) == 64, "header layout");
 _Static_assert(sizeof(fb_layer_t) == 32, "layer layout");
 #endif

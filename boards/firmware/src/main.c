@@ -35,7 +35,10 @@ static uint32_t db_expect, db_pos;
 static uint8_t model_area[FB_MODEL_MAX] __attribute__((section(".noinit"), aligned(8))); /* never zeroed */
 #endif
 static fb_model_t model;
-static int8_t last_out[FB_ACT_MAX] __attribute__((aligned(4)));
+#ifndef FB_OUT_MAX
+#define FB_OUT_MAX FB_ACT_MAX
+#endif
+static int8_t last_out[FB_OUT_MAX] __attribute__((aligned(4))); /* v2 graphs may return a whole feature map */
 static int have_out;
 static uint64_t last_ticks;
 static uint32_t last_n;
@@ -131,7 +134,7 @@ static float fb_expf(float x) {
 static void th_results(void) {
   const fb_header_t *h = model.h;
   fb_sb_t s;
-  static char big[16 * FB_ACT_MAX / 4 + 32];
+  char num[24];
   uint32_t n = h->out_dim;
   float mx = -1e30f, sum = 0.0f;
   int arg = 0;
@@ -144,17 +147,18 @@ static void th_results(void) {
   }
   if (model.head == FB_SOFTMAX)
     for (uint32_t i = 0; i < n; i++) sum += fb_expf(h->out_scale * (float)(last_out[i] - h->out_zp) - mx);
-  sb_init(&s, big, sizeof big);
-  sb_str(&s, "m-results-[");
+  /* streamed value by value: a graph may return a whole feature map */
+  out_str("m-results-[");
   for (uint32_t i = 0; i < n; i++) {
     float v = h->out_scale * (float)(last_out[i] - h->out_zp);
     if (model.head == FB_SOFTMAX) v = fb_expf(v - mx) / sum;
     if (model.head == FB_ARGMAX) v = (int)i == arg ? 1.0f : 0.0f;
+    sb_init(&s, num, sizeof num);
     if (i) sb_str(&s, ",");
     sb_f3(&s, v);
+    out_str(num);
   }
-  sb_str(&s, "]");
-  out_line(big);
+  out_line("]");
 }
 
 static void hex_out(const char *prefix, const int8_t *v, uint32_t n) {

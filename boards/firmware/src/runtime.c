@@ -4,9 +4,10 @@
 #include "board.h"
 #include "crc32.h"
 #include "kernels.h"
+#include "runtime_graph.h"
 #include "sb.h"
 
-const char fb_kinds[] = "dense,csr,bsr4,monarch,butterfly,softmax,argmax,relu";
+const char fb_kinds[] = "dense,csr,bsr4,monarch,butterfly,softmax,argmax,relu,conv2d,dwconv2d,maxpool,avgpool,mean,add,reshape";
 
 static int8_t act_a[FB_ACT_MAX] __attribute__((aligned(8)));
 static int8_t act_b[FB_ACT_MAX] __attribute__((aligned(8)));
@@ -117,6 +118,7 @@ int fb_model_load(const uint8_t *blob, uint32_t len, fb_model_t *m, char *err, i
   if (len < FB_HEADER_SIZE) return fail(err, errlen, "blob shorter than its header", -1, len, FB_HEADER_SIZE);
   const fb_header_t *h = (const fb_header_t *)(const void *)blob;
   if (h->magic != FB_MAGIC) return fail(err, errlen, "bad magic, not a frugalbench blob", -1, h->magic, FB_MAGIC);
+  if (h->version == FB_VERSION2) return fb_graph_load(blob, len, m, err, errlen);
   if (h->version != FB_VERSION) return fail(err, errlen, "unsupported blob version", -1, h->version, FB_VERSION);
   if (h->header_size != FB_HEADER_SIZE) return fail(err, errlen, "bad header size", -1, h->header_size, FB_HEADER_SIZE);
   if (h->total_size > len || h->total_size < FB_HEADER_SIZE + 32u * h->n_layers)
@@ -151,6 +153,7 @@ int fb_model_load(const uint8_t *blob, uint32_t len, fb_model_t *m, char *err, i
   m->h = h;
   m->layers = Ls;
   m->head = head;
+  m->graph = 0;
   return 0;
 }
 
@@ -219,6 +222,10 @@ static void copy_s8(int8_t *dst, const int8_t *src, uint32_t n) {
 
 void fb_model_run(const fb_model_t *m, const int8_t *in, int8_t *out) {
   const fb_header_t *h = m->h;
+  if (m->graph) {
+    fb_graph_run(m, in, out);
+    return;
+  }
   copy_s8(act_b, in, h->in_dim); /* aligned copy: kernels load words */
   const int8_t *x = act_b;
   int8_t *bufs[2] = {act_a, act_b};

@@ -9,6 +9,10 @@ typedef struct {
   const fb_header_t *h;
   const fb_layer_t *layers;
   int head; /* 0 none, FB_SOFTMAX or FB_ARGMAX */
+  /* version 2 (operator graph); graph == 0 for a version 1 blob */
+  const fb_graph_t *graph;
+  const fb_tensor_t *tensors;
+  const fb_op_t *ops;
 } fb_model_t;
 
 /* Validate and adopt a blob; returns 0 or writes a one-line reason into err (len bytes). */

@@ -27,15 +27,10 @@ from ..layers import AvgPool2D, Conv2D, Dense, DepthwiseConv2D, GlobalAveragePoo
 from ..network import Network
 from .common import Imported, NotConvertible
 from .graph import GraphWalk, Node, Seq, Val, reshape_to
+from .tflite_file import TfliteFile
 
 _ACTS = {0: None, 1: "relu", 3: "relu6"}  # ActivationFunctionType NONE, RELU, RELU6
 _PASS = ("QUANTIZE", "DEQUANTIZE")
-
-
-def _schema():  # type: ignore[no-untyped-def]
-    from ai_edge_litert import schema_py_generated as s
-
-    return s
 
 
 def _name(t: Any) -> str:
@@ -46,32 +41,24 @@ class _File:
     """The first subgraph of a ``.tflite``: constants (dequantised), nodes and the per-node conversion."""
 
     def __init__(self, raw: bytes) -> None:
-        s = _schema()
-        self.s = s
-        m = s.ModelT.InitFromObj(s.Model.GetRootAs(raw, 0))
-        self.g = m.subgraphs[0]
-        self.tensors = self.g.tensors
-        names = {v: k for k, v in vars(s.BuiltinOperator).items() if not k.startswith("_")}
+        try:
+            f = TfliteFile(raw)
+        except ValueError as e:
+            raise NotConvertible(str(e)) from None
+        self.s = f.s
+        self.g = f.graph
+        self.tensors = f.tensors
         self.consts: dict[str, np.ndarray] = {}
         for i, t in enumerate(self.tensors):
-            data = m.buffers[t.buffer].data if 0 < t.buffer < len(m.buffers) else None
-            if data is not None and len(data):
+            if f.is_const(i):
+                data = f.model.buffers[t.buffer].data
                 self.consts[str(i)] = self._value(t, bytes(np.asarray(data, np.uint8)))
         self.nodes = []
-        for k, op in enumerate(self.g.operators):
-            oc = m.operatorCodes[op.opcodeIndex]
-            name = names.get(max(oc.builtinCode, oc.deprecatedBuiltinCode), str(oc.builtinCode))
-            ins = [str(int(i)) if i >= 0 else "" for i in op.inputs]
-            outs = [str(int(i)) for i in op.outputs]
-            self.nodes.append(
-                Node(
-                    name,
-                    f"#{k}" + (f" {_name(self.tensors[op.outputs[0]])}" if len(outs) else ""),
-                    ins,
-                    outs,
-                    {"opt": op.builtinOptions},
-                )
-            )
+        for op in f.ops:
+            ins = [str(i) if i >= 0 else "" for i in op.inputs]
+            outs = [str(i) for i in op.outputs]
+            label = f"#{op.index}" + (f" {f.name(op.outputs[0])}" if outs else "")
+            self.nodes.append(Node(op.name, label, ins, outs, {"opt": op.options}))
         self.head = "none"
 
     def _value(self, t: Any, buf: bytes) -> np.ndarray:

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ...ir.importers.tflite_file import TfliteFile
 from ...ir.network import Network
 from ...ir.quant import QParams, calibrate
 from . import dense, factored
@@ -41,6 +42,9 @@ from .container import (
     QModel,
     pad4,
 )
+from .graph import QGraph
+from .graph_codec import VERSION2, read_graph_blob, write_graph_blob
+from .tflite_graph import softmax_dropped, tflite_graph
 
 LayerExporter = Callable[[Any, QParams, QParams, np.ndarray, str], list[QLayer]]
 
@@ -265,71 +269,67 @@ def tflite_int8_model(raw: bytes, *, model_id: str = "fbnet01") -> QModel:
     ``RESHAPE`` to 2-D, and at the end an optional ``SOFTMAX`` (dropped: the MCU returns the last
     layer's scores, whose order is the same; refused for 2 classes, whose positive-class score would
     change) and ``DEQUANTIZE``. Anything else raises :class:`BlobError` naming the operator.
+    A convolutional ``.tflite`` is read by :func:`.tflite_graph.tflite_graph` instead.
     """
-    from ai_edge_litert import schema_py_generated as schema
-
-    m = schema.ModelT.InitFromObj(schema.Model.GetRootAs(raw, 0))
-    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    g = m.subgraphs[0]
-    t = g.tensors
-    int8 = schema.TensorType.INT8
+    try:
+        f = TfliteFile(raw)
+    except ValueError as e:
+        raise BlobError(str(e)) from None
 
     def qparams(i: int) -> QParams:
-        q = t[i].quantization
-        if q is None or q.scale is None or len(q.scale) == 0:
-            raise BlobError(f"tensor {t[i].name!r} has no quantisation parameters (not a full-integer model)")
-        return QParams(np.float64(q.scale[0]), int(q.zeroPoint[0]) if q.zeroPoint is not None else 0)
+        q = f.quantization(i)
+        if q is None:
+            raise BlobError(f"tensor {f.name(i)!r} has no quantisation parameters (not a full-integer model)")
+        return QParams(np.float64(q[0][0]), int(q[1][0]))
 
     def const(i: int, dtype: str) -> np.ndarray:
-        data = m.buffers[t[i].buffer].data
-        if data is None or len(data) == 0:
-            raise BlobError(f"tensor {t[i].name!r} is computed, not a constant")
-        return np.frombuffer(bytes(np.asarray(data, np.uint8)), dtype).reshape(list(t[i].shape)).copy()
+        if not f.is_const(i):
+            raise BlobError(f"tensor {f.name(i)!r} is computed, not a constant")
+        return f.const(i, dtype)
 
-    if len(g.inputs) != 1:
-        raise BlobError(f"the .tflite has {len(g.inputs)} inputs; the MCU runtime takes one")
-    cur = int(g.inputs[0])
-    q_in = qparams(cur) if t[cur].type == int8 else None
+    if len(f.inputs) != 1:
+        raise BlobError(f"the .tflite has {len(f.inputs)} inputs; the MCU runtime takes one")
+    cur = f.inputs[0]
+    q_in = qparams(cur) if f.type_name(cur) == "INT8" else None
     layers: list[QLayer] = []
     notes: list[str] = []
     q_out: QParams | None = None
-    ops = list(g.operators)
-    for k, op in enumerate(ops):
-        oc = m.operatorCodes[op.opcodeIndex]
-        name = names.get(max(oc.builtinCode, oc.deprecatedBuiltinCode), str(oc.builtinCode))
-        ins = [int(i) for i in op.inputs]
+    for op in f.ops:
+        name, ins = op.name, op.inputs
         if not ins or ins[0] != cur:
             raise BlobError(f"operator {name} does not continue a single chain from the input")
-        out = int(op.outputs[0])
-        last = k == len(ops) - 1
+        out = op.outputs[0]
+        last = op.index == len(f.ops) - 1
         if name == "QUANTIZE" and not layers and q_in is None:
             q_in = qparams(out)
         elif name == "FULLY_CONNECTED" and q_in is not None:
-            if t[ins[1]].type != int8 or t[out].type != int8:
+            if f.type_name(ins[1]) != "INT8" or f.type_name(out) != "INT8":
                 raise BlobError("FULLY_CONNECTED is not int8 (a dynamic-range or float .tflite)")
             w = const(ins[1], "int8")
-            wq = t[ins[1]].quantization
-            if wq.zeroPoint is not None and np.any(np.asarray(wq.zeroPoint) != 0):
+            wq = f.quantization(ins[1])
+            assert wq is not None
+            if np.any(wq[1] != 0):
                 raise BlobError("FULLY_CONNECTED weights with a non-zero zero point")
             b = (
                 const(ins[2], "<i4").reshape(-1)
                 if len(ins) > 2 and ins[2] >= 0
                 else np.zeros(len(w), np.int32)
             )
-            fused = getattr(op.builtinOptions, "fusedActivationFunction", 0)
-            if fused not in (schema.ActivationFunctionType.NONE, schema.ActivationFunctionType.RELU):
+            fused = int(getattr(op.options, "fusedActivationFunction", 0) or 0)
+            if fused not in (0, 1):  # ActivationFunctionType NONE, RELU
                 raise BlobError(f"FULLY_CONNECTED with fused activation {fused} (the MCU fuses ReLU only)")
-            act = "relu" if fused == schema.ActivationFunctionType.RELU else None
+            act = "relu" if fused == 1 else None
             q_layer_in = q_in if not layers else q_out
             assert q_layer_in is not None
             q_out = qparams(out)
-            w_scale = np.asarray(wq.scale, np.float64)
             layers.append(
-                dense.int8_linear_qlayer(w, b, w_scale, act, q_layer_in, q_out, where=f"FULLY_CONNECTED {k}")
+                dense.int8_linear_qlayer(
+                    w, b, wq[0], act, q_layer_in, q_out, where=f"FULLY_CONNECTED {op.index}"
+                )
             )
-        elif name == "RESHAPE" and len(t[out].shape) == 2:
+        elif name == "RESHAPE" and len(f.shape(out)) == 2:
             pass
-        elif name == "SOFTMAX" and layers and (last or k == len(ops) - 2):
+        elif name == "SOFTMAX" and layers and (last or op.index == len(f.ops) - 2):
             if layers[-1].out_dim == 2:
                 raise BlobError(
                     "a 2-class SOFTMAX head (its positive-class score cannot be kept in int8 logits)"
@@ -349,14 +349,126 @@ def tflite_int8_model(raw: bytes, *, model_id: str = "fbnet01") -> QModel:
     )
 
 
+# Convolutional networks: an int8 operator graph (blob format version 2)
+
+MLP_TFLITE_OPS = frozenset({"QUANTIZE", "FULLY_CONNECTED", "RESHAPE", "SOFTMAX", "DEQUANTIZE"})
+
+
+def tflite_is_mlp(raw: bytes) -> bool:
+    """Whether a ``.tflite`` is a chain of the ops :func:`tflite_int8_model` carries over (a dense
+    blob); anything else goes through the graph importer (:func:`.tflite_graph.tflite_graph`)."""
+    try:
+        return all(op.name in MLP_TFLITE_OPS for op in TfliteFile(raw).ops)
+    except ValueError as e:
+        raise BlobError(str(e)) from None
+
+
+# IR layer kinds of convolutional networks: a network with any of them runs as an operator graph
+GRAPH_KINDS = frozenset(
+    {
+        "conv2d",
+        "conv1d",
+        "depthwise_conv2d",
+        "pointwise",
+        "maxpool2d",
+        "avgpool2d",
+        "global_avg_pool",
+        "residual",
+    }
+)
+
+
+def needs_graph(net: Network) -> bool:
+    """Whether ``net`` is convolutional (a layer of :data:`GRAPH_KINDS`): it then runs as an int8
+    operator graph (:func:`network_graph`, blob version 2) instead of a dense blob."""
+    return any(layer.kind in GRAPH_KINDS for layer in net.layers)
+
+
+def network_graph(net: Network, x_calib: np.ndarray, *, model_id: str = "fbnet01") -> QGraph:
+    """The int8 operator graph of a (convolutional) network: exported as a full-integer ``.tflite``
+    by our exporter (BatchNorm folded, activations calibrated on ``x_calib``), then imported with
+    that file's quantisation, so the MCU computes what LiteRT's reference kernels compute on it."""
+    from ...ir.export.prepare import quantisable
+    from ...ir.export.tflite_export import network_to_tflite_int8
+
+    x = np.asarray(x_calib, dtype=np.float32)
+    if x.ndim != 2 or len(x) == 0:
+        raise BlobError(f"calibration rows of shape {list(x.shape)}; give (N, {net.in_dim}) float rows")
+    form, act_q = quantisable(net, x)
+    try:
+        raw = network_to_tflite_int8(form, act_q)
+    except (ValueError, NotImplementedError) as e:
+        raise BlobError(f"the int8 TFLite exporter refused the network: {e}") from None
+    return tflite_graph(raw, model_id=model_id)
+
+
+def variant_graph(variant: Any, x_calib: np.ndarray | None) -> QGraph | None:
+    """The int8 operator graph of a stored convolutional :class:`harness.ir.model.Variant` (a user's
+    int8 ``.tflite`` CNN keeps its own quantisation; a network is exported calibrated on ``x_calib``);
+    ``None`` for a variant that runs as a dense blob (an MLP, or a stored ``blob`` file)."""
+    if variant.path("blob") is not None:
+        return None
+    model_id = str(variant.meta.get("task", "fbnet01"))[:16]
+    own = variant.path("tflite")
+    if variant.meta.get("int8_file") and own is not None:
+        raw = own.read_bytes()
+        if tflite_is_mlp(raw):
+            return None
+        g = tflite_graph(raw, model_id=model_id)
+        if softmax_dropped(g) and g.out_tensor.size == 2:  # as tflite_int8_model: a score would change
+            raise BlobError(
+                "a 2-class SOFTMAX head (its positive-class score cannot be kept in int8 logits): the MCU "
+                "returns the scores before it, whose last column does not order samples as the probability"
+            )
+        return g
+    net = variant.net()
+    if net is None or not needs_graph(net):
+        return None
+    if x_calib is None:
+        raise BlobError(
+            f"variant {variant.name!r}: no calibration rows to quantise it for the MCU; give the task's "
+            "dataset an x_train (or x_eval) array"
+        )
+    return network_graph(net, x_calib, model_id=model_id)
+
+
+def graph_blob(g: QGraph) -> bytes:
+    """Blob version 2 bytes of an int8 operator graph: memory-planned (:func:`harness.mcu.plan.plan`
+    writes every tensor's arena offset) and packed (:func:`.graph_codec.write_graph_blob`)."""
+    from ..plan import plan
+
+    plan(g)
+    return write_graph_blob(g)
+
+
+def blob_version(data: bytes) -> int:
+    """The format version a blob's header states (1: dense layers, 2: operator graph)."""
+    if len(data) < HEADER.size:
+        raise BlobError(f"blob has {len(data)} bytes, shorter than its {HEADER.size}-byte header")
+    magic, version = struct.unpack_from("<4sH", data)
+    if magic != MAGIC:
+        raise BlobError(f"not a frugalbench blob (magic {magic!r}, expected {MAGIC!r})")
+    return int(version)
+
+
+def read_any_blob(data: bytes) -> QModel | QGraph:
+    """Parse and validate a blob of either version: a :class:`QModel` (1) or a :class:`QGraph` (2)."""
+    return read_graph_blob(data) if blob_version(data) == VERSION2 else read_blob(data)
+
+
 def variant_blob(variant: Any, x_calib: np.ndarray | None) -> bytes:
-    """Blob bytes for a stored :class:`harness.ir.model.Variant`: its ``blob`` file if present, else
-    exported from ``variant.net()`` calibrated on ``x_calib`` (the runner may store the result)."""
+    """Blob bytes for a stored :class:`harness.ir.model.Variant`: its ``blob`` file if present; a
+    convolutional network or int8 ``.tflite`` CNN as an operator graph (version 2, :func:`variant_graph`);
+    else a dense blob exported from ``variant.net()`` calibrated on ``x_calib`` (the runner may store
+    the result)."""
     path = variant.path("blob")
     if path is not None:
         data = path.read_bytes()
-        read_blob(data)
+        read_any_blob(data)
         return data
+    g = variant_graph(variant, x_calib)
+    if g is not None:
+        return graph_blob(g)
     model_id = str(variant.meta.get("task", "fbnet01"))[:16]
     own = variant.path("tflite")
     if variant.meta.get("int8_file") and own is not None:  # a user's int8 file: its own quantisation

@@ -134,9 +134,7 @@ def write_monarch(q: QLayer) -> bytes:
     k, p, qq, s = _monarch_dims(q)
     w1 = b"".join(dense_block_order(q.params["w1"][i]).tobytes() for i in range(k))
     w2 = b"".join(dense_block_order(q.params["w2"][j]).tobytes() for j in range(qq))
-    return (
-        q.params["bias1"].astype("<i4").tobytes() + q.params["sh1"].astype("<i4").tobytes() + w1 + pad4(w2)
-    )
+    return q.params["bias1"].astype("<i4").tobytes() + q.params["sh1"].astype("<i4").tobytes() + w1 + pad4(w2)
 
 
 def read_monarch(q: QLayer, mv: memoryview) -> None:
@@ -227,4 +225,3 @@ def read_butterfly(q: QLayer, mv: memoryview) -> None:
     q.params["sh"] = np.frombuffer(mv, "<i4", L, 0).astype(np.int32)
     tw = np.frombuffer(mv, np.int8, L * n * 2, 4 * L).reshape(L, n // 2, 2, 2)
     q.params["tw"] = tw.transpose(0, 1, 3, 2).copy()
-

@@ -19,16 +19,20 @@ from zero.
   Attrs: ``stride_h``, ``stride_w``, ``pad_top``, ``pad_left`` (bottom/right follow from the output shape).
 - ``dwconv2d``: as ``conv2d`` per channel, depth multiplier 1; ``w`` int8 (KH, KW, C).
 - ``dense``: inputs ``[x]`` flattened; ``w`` int8 (out, in), ``bias``/``mult``/``shift`` per output
-  (a per-tensor multiplier is repeated), same arithmetic as ``conv2d``.
+  (a per-tensor multiplier is repeated). ``acc`` as for ``conv2d``, but LiteRT's FULLY_CONNECTED
+  requantises with *single* rounding (its int64-accumulator path), marked by ``attrs["rounding"] = 1``:
+  ``y = clamp(((acc * mult + 2**(30 - shift)) >> (31 - shift)) + zp_out, act_min, act_max)`` (int64),
+  per-tensor and per-channel weights alike. ``rounding`` 0 or absent means ``MBQM`` as for ``conv2d``.
 - ``maxpool``: max over the in-bounds window, clamped; attrs ``kh``, ``kw``, ``stride_h``, ``stride_w``,
   ``pad_top``, ``pad_left``. Input and output share scale and zero point.
 - ``avgpool``: same window; ``s = Σ x`` over the in-bounds taps, ``n`` their count,
   ``y = clamp((s + n//2) // n if s > 0 else (s - n//2) / n truncated toward zero, act_min, act_max)``
   (TFLite's reference rounding: half away from zero). Input and output share scale and zero point.
-- ``mean``: mean over H and W of (H, W, C) → (C,) (TFLite ``MEAN`` on axes 1, 2); scalar params
-  ``mult``/``shift`` from ``s_in / s_out``; ``acc = MBQM(Σ (x - zp_in), mult, shift)``, then the
-  division by ``n = H*W`` rounding half away from zero, ``+ zp_out``, clamp. (The importer checks this
-  against LiteRT and documents any difference here.)
+- ``mean``: mean over H and W of (H, W, C) → (C,) (TFLite ``MEAN`` on axes 1, 2, either
+  ``keep_dims``); scalar params ``mult``/``shift`` with ``1 / (H*W)`` folded in as LiteRT's
+  ``QuantizedMeanOrSum`` does it (from ``M, s`` of ``s_in / s_out``: ``k = min(floor(log2(H*W)), 32,
+  31 + s)``, ``mult = (M << k) // (H*W)``, ``shift = s - k``);
+  ``y = clamp(MBQM(Σ (x - zp_in), mult, shift) + zp_out, -128, 127)``.
 - ``add``: inputs ``[a, b]`` of one shape; scalar params ``left_shift`` (20), ``mult_a``/``shift_a``,
   ``mult_b``/``shift_b``, ``mult_out``/``shift_out`` as TFLite's ``Prepare`` computes them;
   ``ya = MBQM((a - zp_a) << left_shift, mult_a, shift_a)``, same for b,
@@ -98,9 +102,11 @@ class QGraph:
         return self.tensors[self.output]
 
     def quantize_input(self, x: np.ndarray) -> np.ndarray:
-        """Float inputs ``(B, *shape)`` to int8 with the input tensor's own scale and zero point."""
+        """Float inputs ``(B, *shape)`` to int8 with the input tensor's own scale and zero point, as
+        LiteRT's QUANTIZE does it: ``x / scale`` in float32, rounded half away from zero."""
         t = self.in_tensor
-        q = np.round(np.asarray(x, dtype=np.float64) / t.scale) + t.zero_point
+        v = (np.asarray(x, dtype=np.float32) / np.float32(t.scale)).astype(np.float64)
+        q = np.where(v >= 0, np.floor(v + 0.5), np.ceil(v - 0.5)) + t.zero_point
         return np.clip(q, -128, 127).astype(np.int8)
 
     def dequantize_output(self, q: np.ndarray) -> np.ndarray:

@@ -5,4 +5,6 @@
 #define FB_MODEL_MAX (384u * 1024u) /* model blob uploaded to SRAM3 */
 #define FB_DB_MAX (64u * 1024u)
 #define FB_ACT_MAX 2048u
+#define FB_ARENA_MAX (96u * 1024u)  /* tensor arena of blob version 2 graphs */
+#define FB_SCRATCH_MAX (24u * 1024u) /* per-op scratch (im2col patch, padded depthwise input) */
 #endif

@@ -6,4 +6,7 @@
 #define FB_MODEL_ADDR 0x20200000u         /* fixed address of that area (see link.ld) */
 #define FB_DB_MAX (256u * 1024u)          /* input / batch buffer */
 #define FB_ACT_MAX 4096u                  /* widest activation vector */
+#define FB_ARENA_MAX (1024u * 1024u)  /* tensor arena of blob version 2 graphs */
+#define FB_SCRATCH_MAX (256u * 1024u) /* per-op scratch (im2col patch, padded depthwise input) */
+#define FB_OUT_MAX (64u * 1024u)     /* widest graph output (blob version 2) */
 #endif

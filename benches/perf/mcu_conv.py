@@ -1,0 +1,124 @@
+"""MCU convolution kernels under QEMU mps2-an386 ``-icount shift=0``: instructions per MAC and whole CNNs.
+
+Each workload is an int8 operator graph with random weights (:mod:`harness.mcu.random_graph`),
+planned, packed as a version 2 blob, preloaded into the emulated board's model RAM and run with
+``infer N 1``; the firmware's SysTick count of the timed loop gives guest instructions (1 ns of
+virtual time per instruction at shift 0). Figures cover the whole inference (input copy, im2col,
+requantisation, every op), not only inner loops, and each output is checked bit for bit against the
+NumPy reference (:func:`harness.mcu.graph_ref.run_graph`). **These are QEMU icount instruction
+counts, not Cortex-M4 cycles** (LDM/LDRD count as one instruction; see the shared cmsis-nn notes).
+
+Anchors (same QEMU, CMSIS-NN, shared/reference/cmsis-nn.md): conv 3x3 16x32x32 2.33 instr/MAC,
+depthwise 3x3 64x25x5 7.79, pointwise 64x25x5 2.09, KWS DS-CNN 7.70e6 instructions (X-CUBE-AI on a
+real NUCLEO-L4R5ZI: 5.21e6 cycles, an upper bound on its instructions), ResNet-8 29.84e6.
+Goals: <= 1.9, <= 4.0, <= 1.6, <= 5.21e6, <= 0.8 x 29.84e6.
+
+Last lines: ``instr_per_mac_conv3x3_16x32x32=``, ``instr_per_mac_dw3x3_64x25x5=``,
+``instr_per_mac_pw1x1_64x25x5=``, ``resnet8_instructions=``, ``kws_dscnn_instructions=``.
+Usage: ``python benches/perf/mcu_conv.py``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from harness.mcu.blob.graph import QGraph
+from harness.mcu.blob.graph_codec import write_graph_blob
+from harness.mcu.build import build_firmware
+from harness.mcu.graph_ref import run_graph
+from harness.mcu.plan import plan
+from harness.mcu.protocol import DutClient
+from harness.mcu.qemu import QemuDut
+from harness.mcu.random_graph import GraphBuilder, kws_dscnn, resnet8
+
+MODEL_ADDR = 0x20200000  # FB_MODEL_ADDR of boards/firmware/boards/qemu-mps2-an386
+SHIFT = 0
+
+
+def macs(g: QGraph) -> int:
+    """Nominal multiply-accumulates of the convolutions and dense layers (padding taps included)."""
+    total = 0
+    for op in g.ops:
+        out = g.tensors[op.output]
+        if op.kind == "conv2d":
+            total += out.size * int(np.prod(op.params["w"].shape[1:]))
+        elif op.kind == "dwconv2d":
+            total += out.size * int(np.prod(op.params["w"].shape[:2]))
+        elif op.kind == "dense":
+            total += int(op.params["w"].size)
+    return total
+
+
+def instructions(elf: Path, g: QGraph, rng: np.random.Generator, n_inf: int) -> float:
+    """Guest instructions per inference of ``g`` (checked against the NumPy reference)."""
+    p = plan(g)
+    data = write_graph_blob(g)
+    x = rng.integers(-128, 128, size=(1, g.in_tensor.size)).astype(np.int8)
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "m.blob"
+        path.write_bytes(data)
+        with QemuDut(elf, icount_shift=SHIFT, preload=[(path, MODEL_ADDR)]) as q:
+            port = q.open_serial()
+            try:
+                dut = DutClient(port, infer_timeout_s=600)
+                dut.wait_banner()
+                dut.negotiate()
+                dut.command("model")  # the preloaded blob was adopted at boot
+                dut.bulk("db", x.tobytes())
+                dut.infer(n_inf, 1)
+                ticks, hz, n = dut.xstat()
+                got = dut.xres(g.out_tensor.size)
+            finally:
+                port.close()
+    if not np.array_equal(got, run_graph(g, x).reshape(-1)):
+        raise SystemExit("firmware output differs from the NumPy reference")
+    del p
+    return ticks * (1e9 / hz) / (1 << SHIFT) / n
+
+
+def layer(rng: np.random.Generator, shape: tuple[int, int, int], kind: str) -> QGraph:
+    b = GraphBuilder(rng, shape, relu_zp=-128)  # ReLU outputs at zero point -128, as TFLite converts them
+    if kind == "conv3x3":
+        y = b.conv(b.input, shape[2], (3, 3), (1, 1), True, "relu")
+    elif kind == "dw3x3":
+        y = b.conv(b.input, 0, (3, 3), (1, 1), True, "relu", depthwise=True)
+    else:
+        y = b.conv(b.input, shape[2], (1, 1), (1, 1), False, "relu")
+    return b.graph(y)
+
+
+def main() -> None:
+    rng = np.random.default_rng(0)
+    elf = build_firmware("qemu-mps2-an386")
+    print("QEMU mps2-an386 -icount shift=0: guest instruction counts (not Cortex-M4 cycles)")
+    print(f"{'workload':28s} {'MACs':>10s} {'instr/inf':>12s} {'instr/MAC':>9s}  anchor (CMSIS-NN) / goal")
+    per_mac = {}
+    for name, shape, kind, reps, anchor, goal in (
+        ("conv3x3_16x32x32", (32, 32, 16), "conv3x3", 3, 2.33, 1.9),
+        ("dw3x3_64x25x5", (25, 5, 64), "dw3x3", 50, 7.79, 4.0),
+        ("pw1x1_64x25x5", (25, 5, 64), "pw1x1", 10, 2.09, 1.6),
+    ):
+        g = layer(rng, shape, kind)
+        ins, m = instructions(elf, g, rng, reps), macs(g)
+        per_mac[name] = ins / m
+        print(f"{name:28s} {m:10d} {ins:12.0f} {ins / m:9.3f}  {anchor} / <= {goal}")
+    whole = {}
+    for name, g, reps, anchor, goal in (
+        ("resnet8", resnet8(rng), 1, 29.84e6, 0.8 * 29.84e6),
+        ("kws_dscnn", kws_dscnn(rng), 2, 7.70e6, 5.21e6),
+    ):
+        ins, m = instructions(elf, g, rng, reps), macs(g)
+        whole[name] = ins
+        print(f"{name:28s} {m:10d} {ins:12.0f} {ins / m:9.3f}  {anchor:.3g} / <= {goal:.3g} instructions")
+    print("(icount instructions, not cycles; outputs bit-exact with the NumPy reference)")
+    for name, v in per_mac.items():
+        print(f"instr_per_mac_{name}={v:.3f}")
+    print(f"resnet8_instructions={whole['resnet8']:.0f}")
+    print(f"kws_dscnn_instructions={whole['kws_dscnn']:.0f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,246 @@
+"""Blob version 2 on the firmware under QEMU: every int8 graph operator bit-exact with the NumPy
+reference (DSP and portable builds), the exact requantisation on edge values, loader refusals, and
+the footprint check. Planner and codec properties without QEMU are in test_mcu_plan.py."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mcu_graph_support import GRAPH_KINDS, random_graph
+from mcu_support import build, needs_qemu, open_dut
+
+from harness.mcu.blob.graph import QGraph, QOp, QTensor
+from harness.mcu.blob.graph_codec import GRAPH_HEADER_SIZE, OP, OPF_FAST, TENSOR, write_graph_blob
+from harness.mcu.board import load_board
+from harness.mcu.footprint import ModelTooLarge, check_fits, footprint
+from harness.mcu.graph_ref import run_graph
+from harness.mcu.plan import plan
+from harness.mcu.protocol import DutClient, DutCommandError
+
+pytestmark = [pytest.mark.slow, needs_qemu]
+
+
+@pytest.fixture(scope="module")
+def elf() -> Path:
+    return build()
+
+
+@pytest.fixture(scope="module")
+def dut(elf: Path) -> Iterator[DutClient]:
+    for _, client in open_dut(elf):
+        yield client
+
+
+def _run(dut: DutClient, g: QGraph, x: np.ndarray) -> np.ndarray:
+    if any(t.offset < 0 for t in g.tensors):
+        plan(g)
+    dut.bulk("model", write_graph_blob(g))
+    dut.bulk("db", x.tobytes())
+    return dut.xbatch(len(x), g.out_tensor.size)
+
+
+def _inputs(g: QGraph, rng: np.random.Generator, n: int = 6) -> np.ndarray:
+    return rng.integers(-128, 128, size=(n, g.in_tensor.size)).astype(np.int8)
+
+
+@pytest.mark.parametrize("kind", GRAPH_KINDS)
+def test_every_operator_bit_exact_with_reference(dut: DutClient, kind: str) -> None:
+    rng = np.random.default_rng(200 + GRAPH_KINDS.index(kind))
+    g = random_graph(kind, rng)
+    x = _inputs(g, rng)
+    want = run_graph(g, x).reshape(len(x), -1)
+    assert want.std() > 2  # outputs vary: a broken kernel cannot pass by saturating
+    assert np.array_equal(_run(dut, g, x), want)
+    # the EEMBC path on one row: infer + xres
+    dut.upload_input(x[2].tobytes())
+    dut.infer(1, 0)
+    assert np.array_equal(dut.xres(g.out_tensor.size), want[2])
+
+
+def test_portable_kernels_give_the_same_integers() -> None:
+    for _, client in open_dut(build(portable=True)):
+        for i, kind in enumerate(GRAPH_KINDS):
+            rng = np.random.default_rng(300 + i)
+            g = random_graph(kind, rng)
+            x = _inputs(g, rng, 4)
+            assert np.array_equal(_run(client, g, x), run_graph(g, x).reshape(len(x), -1)), kind
+
+
+def _edge_graph(accs: np.ndarray, mult: np.ndarray, shift: np.ndarray, rounding: int = 0) -> QGraph:
+    """A dense layer with zero weights: its accumulators are the biases, so the output is the
+    requantisation of chosen int32 values (``zp_out`` 0, no clamp inside int8)."""
+    n = len(accs)
+    tensors = [QTensor("x", (4,), 0.1, 0), QTensor("y", (n,), 0.1, 0)]
+    params = {"w": np.zeros((n, 4), np.int8), "bias": accs.astype(np.int32), "mult": mult, "shift": shift}
+    attrs = {"rounding": rounding} if rounding else {}
+    return QGraph(tensors, [QOp("dense", [0], 1, params, attrs)], 0, 1)
+
+
+def _edge_values(rng: np.random.Generator, fast: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Accumulators at and around the rounding ties of both roundings, for outputs inside int8."""
+    n = 96
+    mult = rng.integers(1 << 30, (1 << 31) - 1, size=n, endpoint=True).astype(np.int64)
+    mult[:4] = [1 << 30, (1 << 31) - 1, 1 << 30, (1 << 31) - 1]
+    shift = rng.integers(-31, 0, size=n) if fast else rng.integers(-31, 4, size=n)
+    shift[:4] = [-1, -1, -31, -31] if fast else [0, 3, -31, 2]
+    y = rng.integers(-120, 120, size=n) + 0.5  # halfway cases: where the rounding direction matters
+    acc = np.round(y * 2.0 ** (31 - shift) / mult).astype(np.int64) + rng.integers(-2, 3, size=n)
+    lim = (1 << 30) - 1 if fast else (1 << 31) - 1
+    acc = np.clip(acc, -lim, lim)
+    if not fast:  # int32 extremes with the smallest multipliers: tiny outputs, large magnitudes
+        acc[4:8] = [-(1 << 31), (1 << 31) - 1, -(1 << 31) + 1, 1 << 30]
+        shift[4:8] = -31
+    return acc, mult.astype(np.int32), shift.astype(np.int32)
+
+
+@pytest.mark.parametrize("portable", [False, True])
+def test_requantisation_exact_on_edge_values(dut: DutClient, portable: bool) -> None:
+    rng = np.random.default_rng(5)
+    graphs = []
+    for fast in (True, False):
+        acc, mult, shift = _edge_values(rng, fast)
+        g = _edge_graph(acc, mult, shift)
+        plan(g)
+        flags = struct.unpack_from("<H", write_graph_blob(g), GRAPH_HEADER_SIZE + 2 * TENSOR.size + 2)[0]
+        assert bool(flags & OPF_FAST) == fast  # both firmware paths are exercised
+        graphs += [g, _edge_graph(acc, mult, np.minimum(shift, 30), rounding=1)]
+    x = np.zeros((1, 4), np.int8)
+
+    def check(client: DutClient) -> None:
+        for g in graphs:
+            want = run_graph(g, x).reshape(1, -1)
+            assert np.abs(want).max() > 64 and len(np.unique(want)) > 40
+            assert np.array_equal(_run(client, g, x), want)
+
+    if portable:
+        for _, client in open_dut(build(portable=True)):
+            check(client)
+    else:
+        check(dut)
+
+
+def test_loader_refuses_corrupt_and_oversized_blobs(dut: DutClient) -> None:
+    g = random_graph("residual", np.random.default_rng(9))
+    plan(g)
+    good = write_graph_blob(g)
+    bad = bytearray(good)
+    bad[-3] ^= 0x40
+    with pytest.raises(DutCommandError, match="model: blob CRC mismatch"):
+        dut.bulk("model", bytes(bad))
+    # a wrong tensor id in op 2, CRC recomputed: the loader names the op and the problem
+    bad = bytearray(good)
+    op2 = GRAPH_HEADER_SIZE + TENSOR.size * len(g.tensors) + 2 * OP.size
+    struct.pack_into("<H", bad, op2 + 8, 999)
+    struct.pack_into("<I", bad, 12, zlib.crc32(bytes(bad[16:])))
+    with pytest.raises(DutCommandError, match=r"model: op 2: tensor id out of range"):
+        dut.bulk("model", bytes(bad))
+    # an arena above the firmware's FB_ARENA_MAX (1 MiB on this board): refused with both sizes
+    big = QGraph([QTensor("x", (1100, 1000, 1), 0.1, 0), QTensor("y", (1100, 1000, 1), 0.1, 0)],
+                 [QOp("maxpool", [0], 1, {}, {"kh": 1, "kw": 1, "stride_h": 1, "stride_w": 1})], 0, 1)  # fmt: skip
+    p = plan(big)
+    with pytest.raises(
+        DutCommandError,
+        match=rf"larger arena than this board has .needed, available. \({p.arena_bytes}, 1048576\)",
+    ):
+        dut.bulk("model", write_graph_blob(big))
+    # and the host refuses it before any upload, naming the sizes and what would fit
+    board = load_board("qemu-mps2-an386")
+    with pytest.raises(
+        ModelTooLarge, match=r"tensor arena 2,200,000 B .* > the firmware's arena 1,048,576 B"
+    ):
+        check_fits(footprint(big, board), board)
+    assert dut.command("infer 1 0", allow_error=True).errors[0].startswith("e-[No model loaded")
+
+
+def test_footprint_measures_the_firmware_and_fits_mlperf_models() -> None:
+    from harness.mcu.random_graph import kws_dscnn
+
+    g = kws_dscnn(np.random.default_rng(0))
+    board = load_board("nucleo-l4r5zi")
+    fp = footprint(g, board, elf=build("nucleo-l4r5zi"))
+    assert fp.arena_bytes == 2 * 25 * 5 * 64  # two 25x5x64 feature maps, the input reuses one slot
+    assert fp.scratch_bytes == 27 * 7 * 64  # the padded depthwise input
+    assert fp.runtime_ram_bytes is not None and 0 < fp.runtime_ram_bytes < 64 * 1024
+    assert fp.ram_bytes == fp.arena_bytes + fp.scratch_bytes + fp.runtime_ram_bytes
+    assert fp.flash_bytes is not None and fp.flash_bytes > fp.weights_bytes > 2 * 22_000  # int16 weights
+    check_fits(fp, board)
+
+
+TFLITE_ARCHS = [
+    "ds_cnn_kws",
+    "digits_cnn",
+    "mnist1d_cnn",
+]  # ResNet-8 (a 160 kB blob upload) runs in the bench
+
+
+@pytest.mark.parametrize("name", TFLITE_ARCHS)
+def test_int8_tflite_cnns_run_bit_exact_with_litert(dut: DutClient, name: str) -> None:
+    """Our int8 .tflite export of each architecture, imported with its own quantisation, runs on the
+    firmware with the same int8 outputs as LiteRT's reference kernels (and the NumPy interpreter)."""
+    import warnings
+
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    from harness.ir import architectures
+    from harness.ir.export.prepare import quantisable
+    from harness.ir.export.tflite_export import network_to_tflite_int8
+    from harness.mcu.blob.tflite_graph import tflite_graph
+
+    net = (
+        architectures.mnist1d_cnn(seed=0, length=64)
+        if name == "mnist1d_cnn"
+        else getattr(architectures, name)()
+    )
+    rng = np.random.default_rng(1)
+    form, act_q = quantisable(net, rng.standard_normal((64, net.in_dim)).astype(np.float32))
+    raw = network_to_tflite_int8(form, act_q)
+    x = 1.5 * rng.standard_normal((3, net.in_dim)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        it = Interpreter(
+            model_content=raw,
+            experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
+            experimental_preserve_all_tensors=True,
+        )
+    d = it.get_input_details()[0]
+    it.resize_tensor_input(d["index"], list(x.shape))
+    it.allocate_tensors()
+    it.set_tensor(d["index"], x)
+    it.invoke()
+    g = tflite_graph(raw)
+    index = {t["name"]: t["index"] for t in it.get_tensor_details()}
+    xq = it.get_tensor(index[g.in_tensor.name]).reshape(len(x), -1)
+    litert = it.get_tensor(index[g.out_tensor.name]).reshape(len(x), -1)
+    got = _run(dut, g, xq.astype(np.int8))
+    assert np.array_equal(got, litert)
+    assert np.array_equal(got, run_graph(g, xq).reshape(len(x), -1))
+
+
+def test_loader_survives_random_corruption(dut: DutClient) -> None:
+    """Blobs with random bytes changed in their header and tables (CRC made valid again) are refused
+    with a reason or, where still consistent, run: the firmware never faults or hangs."""
+    rng = np.random.default_rng(17)
+    refused = 0
+    for it in range(60):
+        g = random_graph(GRAPH_KINDS[it % len(GRAPH_KINDS)], np.random.default_rng(it))
+        plan(g)
+        b = bytearray(write_graph_blob(g))
+        tables = GRAPH_HEADER_SIZE + TENSOR.size * len(g.tensors) + OP.size * len(g.ops)
+        for _ in range(int(rng.integers(1, 4))):
+            b[int(rng.integers(16, tables))] = int(rng.integers(0, 256))
+        struct.pack_into("<I", b, 12, zlib.crc32(bytes(b[16:])))
+        try:
+            dut.bulk("model", bytes(b))
+            in_dim, out_dim = struct.unpack_from("<II", b, 20)
+            dut.bulk("db", rng.integers(-128, 128, size=in_dim).astype(np.int8).tobytes())
+            assert dut.xbatch(1, out_dim).shape == (1, out_dim)
+        except DutCommandError as e:
+            refused += 1
+            assert e.errors[0].startswith("e-[model: ") and e.errors[0].endswith(")]"), e.errors
+        assert dut.command("name").lines == ["m-name-dut-[frugalbench]"]
+    assert 20 < refused < 60
