@@ -428,7 +428,7 @@ class McuTarget(Target):
 
         self._retrying("model upload", upload)
 
-    def _use_builtin(self, blob: bytes, qm: QModel) -> None:
+    def _use_builtin(self, blob: bytes, qm: QModel | QGraph) -> None:
         """A stock DUT (no model upload: an MLPerf Tiny firmware, or ours built with ``MODEL_BLOB=``):
         measure the model it was built with, if it is this variant's (``profile%`` names its model id);
         inputs go over plain EEMBC hex (``db load``/``db``), outputs come from ``results``."""
@@ -441,14 +441,15 @@ class McuTarget(Target):
                 "(make -C boards/firmware MODEL_BLOB=...) or use the frugalbench firmware with extensions = true"
             )
         self.qm, self.blob = qm, blob
-        self._input = qm.quantize_input(np.zeros((1, qm.in_dim), np.float32)).tobytes()
+        n_in, n_out_want = model_dims(qm)
+        self._input = qm.quantize_input(np.zeros((1, n_in), np.float32)).tobytes()
         dut.upload_input(self._input)
         self._stale = False
         self._probe = self._measure_probe()
         n_out = len(dut.infer(1, 0, retry=True).results)
-        if n_out != qm.out_dim:
+        if n_out != n_out_want:
             raise TargetError(
-                f"the DUT's built-in model {built_in!r} gives {n_out} outputs, this variant {qm.out_dim}: "
+                f"the DUT's built-in model {built_in!r} gives {n_out} outputs, this variant {n_out_want}: "
                 "another model under the same id; build the firmware with this variant's blob"
             )
 
