@@ -1,7 +1,10 @@
 /* Convolution, depthwise, pooling, mean and add kernels (blob version 2; layouts in blob.h).
  * Convolutions run as partial im2col: one output pixel's patch is widened to int16 in the
  * [x0, x2, x1, x3] order of SXTB16 and multiplied by 4 output channels at a time against int16
- * weights (SMLAD on pairs; 11 instructions per 16 MACs in the asm loop). Always compiled at -O2. */
+ * weights (SMLAD on pairs; 11 instructions per 16 MACs in the asm loop), with the requantisation
+ * fused into the same asm where the op allows it (gemv_rq). Depthwise 3x3 reads a zero-point padded
+ * copy of the input, 4 channels per SXTB16 pair and SMLABB/SMLATT (dw3x3_rq). Always compiled at -O2;
+ * the naked asm functions save and restore every register they use (r7 included). */
 #include "kernels_conv.h"
 
 #if defined(__ARM_FEATURE_DSP) && !defined(FB_PORTABLE)
@@ -441,7 +444,7 @@ void fb_dwconv2d_s8(const int8_t *x, const fb_geom_t *g, const int16_t *w16, con
   int32_t rs = wp * c4; /* bytes per padded row */
   int32_t acc[4 * 64];  /* one pixel's accumulators, up to 256 channels at a time */
   int fused = kh == 3 && kw == 3 && q->mode == FB_RQ_FAST && q->lo == -128 && q->hi == 127 && (c & 3) == 0;
-  (void)fused;
+  (void)fused; /* the portable build has no fused path */
   for (int32_t oy = 0; oy < g->oh; oy++) {
     for (int32_t ox = 0; ox < g->ow; ox++) {
       const int8_t *base = scratch + (oy * g->sh) * rs + (ox * g->sw) * c4;
