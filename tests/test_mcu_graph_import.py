@@ -34,6 +34,7 @@ from harness.ir.export.tflite_graph import (
     reducer_options,
 )
 from harness.ir.model import Variant
+from harness.ir.network import Network
 from harness.ir.quant import QParams, activation_qparams
 from harness.mcu.blob.codec import needs_graph, network_graph, variant_graph
 from harness.mcu.blob.container import BlobError
@@ -214,6 +215,25 @@ def test_mean_is_bit_exact_on_odd_sizes(keep_dims: bool) -> None:
         assert_bit_exact(raw, tflite_graph(raw), _int8(rng, 200, (h, w, 4)))
 
 
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_fully_connected_single_rounding_is_bit_exact(per_channel: bool) -> None:
+    """LiteRT's FULLY_CONNECTED rounds once (not MBQM's twice): thousands of outputs, ties included."""
+    rng = np.random.default_rng(11 + per_channel)
+    for _ in range(3):
+        qin, qout = _rand_q(rng), _rand_q(rng, 2, 30)
+
+        def build(g: TfliteGraph, x: int, qin: QParams = qin, qout: QParams = qout) -> int:
+            if per_channel:
+                w, b = rng.normal(0, 0.3, (24, 48)), rng.normal(0, 0.5, 24)
+                return g.fully_connected_int8(x, w, b, qin, qout, relu=False)
+            return _fc_per_tensor(g, x, rng, qin, qout, 24)
+
+        raw = _model(build, qin, (48,))
+        g = tflite_graph(raw)
+        assert g.ops[0].attrs["rounding"] == 1
+        assert_bit_exact(raw, g, _int8(rng, 1000, (48,)))
+
+
 def test_softmax_head_is_dropped_with_a_note() -> None:
     rng = np.random.default_rng(3)
     qin, qh = _rand_q(rng), _rand_q(rng, 2, 8)
@@ -384,3 +404,97 @@ def test_variant_graph_of_a_users_int8_tflite_cnn(tmp_path: Path) -> None:
     g = variant_graph(v, None)  # its own quantisation: no calibration rows needed
     assert g is not None and g.model_id == "kws"
     assert_bit_exact(raw, g, x[:8])
+
+
+def test_quantize_input_rounds_as_litert_quantize() -> None:
+    """Float rows → int8 as the file's QUANTIZE op computes them (ties away from zero, float32)."""
+    raw, _ = _arch("digits_cnn")
+    g = tflite_graph(raw)
+    t = g.in_tensor
+    k = np.arange(-140, 140, dtype=np.float64)
+    x = np.concatenate([k, k + 0.5, k + 0.49999, k + 0.50001]) * t.scale  # ties and near ties
+    x = np.resize(x, (len(x) // 64 + 1) * 64).reshape(-1, 64).astype(np.float32)
+    it = _interpreter(raw, x)
+    index = {d["name"]: d["index"] for d in it.get_tensor_details()}
+    np.testing.assert_array_equal(g.quantize_input(x), it.get_tensor(index[t.name]))
+
+
+def test_network_graph_refuses_a_layer_without_int8_tflite_export() -> None:
+    from harness.ir.layers import Conv2D, Dense, GlobalAveragePool, Reshape
+    from harness.ir.layers.pointwise import Pointwise
+
+    rng = np.random.default_rng(0)
+    conv = Conv2D(rng.normal(0, 0.3, (3, 3, 2, 8)).astype(np.float32), np.zeros(8, np.float32), (6, 6, 2))
+    pw = Pointwise(Dense(rng.normal(0, 0.3, (8, 8)), np.zeros(8)), conv.out_shape, act="relu")
+    net = Network(
+        [
+            Reshape((72,), (6, 6, 2)),
+            conv,
+            pw,
+            GlobalAveragePool(pw.out_shape),
+            Dense(rng.normal(size=(8, 3)), np.zeros(3)),
+        ]
+    )
+    assert needs_graph(net)
+    with pytest.raises(
+        BlobError, match="exporter refused the network: pointwise layers have no int8 TFLite export"
+    ):
+        network_graph(net, rng.normal(size=(16, 72)).astype(np.float32))
+
+
+def test_a_two_class_softmax_file_is_refused_for_the_pipeline_but_benched(tmp_path: Path) -> None:
+    """Binary scores (AUC) read the last output column: without its SOFTMAX, z1 alone does not order
+    samples as p1 = softmax(z)[1] does, so the variant path refuses it (as the dense-blob importer does)."""
+    rng = np.random.default_rng(4)
+    qin, qh = _rand_q(rng), _rand_q(rng, 2, 8)
+
+    def build(g: TfliteGraph, x: int) -> int:
+        t = tc.conv2d_int8(g, x, rng.normal(0, 0.5, (2, 1, 1, 3)), rng.normal(0, 0.2, 2), qin, qh)
+        t = tc.mean_hw_int8(g, t, qh, qh)
+        y = g.tensor("probs", [-1, 2], np.int8, q=QParams(np.float64(1 / 256), -128))
+        opt = tfl.SoftmaxOptionsT()
+        opt.beta = 1.0
+        g.op(tfl.BuiltinOperator.SOFTMAX, [t], [y], tfl.BuiltinOptions.SoftmaxOptions, opt)
+        return y
+
+    raw = _model(build, qin, (2, 2, 3))
+    assert tflite_graph(raw).out_tensor.size == 2  # bench runs it (the scores before the SOFTMAX)
+    (tmp_path / "m.tflite").write_bytes(raw)
+    v = Variant(
+        "b", "as-given", "k", {"tflite": tmp_path / "m.tflite"}, {"task": "b", "int8_file": True}, None
+    )
+    with pytest.raises(BlobError, match="2-class SOFTMAX head"):
+        variant_graph(v, None)
+
+
+def _mbqm_scalar(x: int, m: int, s: int) -> int:
+    """gemmlowp's MultiplyByQuantizedMultiplier in Python integers (the definition)."""
+    x = max(min(x * (1 << max(s, 0)), 2**31 - 1), -(2**31))
+    if x == m == -(2**31):
+        r = 2**31 - 1
+    else:
+        num = x * m + ((1 << 30) if x * m >= 0 else 1 - (1 << 30))
+        r = num // (1 << 31) if num >= 0 else -((-num) // (1 << 31))
+    right = max(-s, 0)
+    mask = (1 << right) - 1
+    return (r >> right) + int((r & mask) > (mask >> 1) + (r < 0))
+
+
+def test_multiply_by_quantized_multiplier_is_gemmlowps() -> None:
+    from harness.ir.quant import multiply_by_quantized_multiplier
+
+    rng = np.random.default_rng(0)
+    n = 4000
+    edges = [0, 1, -1, 2**31 - 1, -(2**31)]
+    x = np.concatenate([rng.integers(-(2**31), 2**31, n), rng.integers(-300, 300, n), edges, edges])
+    m = np.concatenate(
+        [rng.integers(0, 2**31, n), rng.integers(2**30, 2**31, n), [0, 2**30, 2**31 - 1, 1, 3]] * 1
+    )
+    m = np.concatenate([m, [-(2**31), -5, 2**30, -(2**31), 7]])  # negative multipliers: the general path
+    s = np.concatenate(
+        [rng.integers(-31, 1, n), rng.integers(-40, 8, n), [0, -1, -31, 5, 0], [0, 3, -2, 0, -1]]
+    )
+    want = [_mbqm_scalar(int(a), int(b), int(c)) for a, b, c in zip(x, m, s, strict=True)]
+    # TFLite's multipliers (>= 0: the magnitude path) and, apart, negative ones (the general path)
+    np.testing.assert_array_equal(multiply_by_quantized_multiplier(x[:-5], m[:-5], s[:-5]), want[:-5])
+    np.testing.assert_array_equal(multiply_by_quantized_multiplier(x[-5:], m[-5:], s[-5:]), want[-5:])

@@ -65,7 +65,9 @@ def _side_files(db: Path) -> list[Path]:
 def test_foreign_database_refused_before_writing(tmp_path: Path) -> None:
     db = tmp_path / "other.sqlite"
     con = sqlite3.connect(db)
-    con.executescript("CREATE TABLE results (id INTEGER PRIMARY KEY, what TEXT); INSERT INTO results VALUES (1, 'x');")
+    con.executescript(
+        "CREATE TABLE results (id INTEGER PRIMARY KEY, what TEXT); INSERT INTO results VALUES (1, 'x');"
+    )
     con.close()
     before = db.read_bytes()
     with pytest.raises(StoreError, match="not a frugalbench results file") as e:
@@ -168,7 +170,9 @@ def test_read_only_file_can_be_reported(tmp_path: Path) -> None:
 def test_v1_file_read_as_is_upgraded_on_write(tmp_path: Path) -> None:
     db = tmp_path / "v1.sqlite"
     con = sqlite3.connect(db)
-    con.executescript(V1_SCHEMA + "INSERT INTO runs (suite, started, status, host) VALUES ('s', 1.0, 'running', 'h');")
+    con.executescript(
+        V1_SCHEMA + "INSERT INTO runs (suite, started, status, host) VALUES ('s', 1.0, 'running', 'h');"
+    )
     con.close()
     before = db.read_bytes()
     with Store.open(db, create=False) as s:
@@ -328,10 +332,18 @@ def test_disk_full_mid_run_one_line_and_run_failed(tmp_path: Path) -> None:
 # --- run ids that do not exist ---
 def test_unknown_run_id_refused(tmp_path: Path) -> None:
     db = make_db(tmp_path / "r.sqlite")
-    _one_line_error(_cli("report", "--db", str(db), "--run-id", "999", cwd=tmp_path), "has no run 999", "runs: 1")
-    _one_line_error(_cli("report", "--db", str(db), "--run-id", "999", "--all-runs", cwd=tmp_path), "no run 999")
-    _one_line_error(_cli("compare", str(db), "--old-run", "1", "--new-run", "99", cwd=tmp_path), "has no run 99")
-    _one_line_error(_cli("compare", str(db), "--old-run", "5", "--new-run", "1", cwd=tmp_path), "has no run 5")
+    _one_line_error(
+        _cli("report", "--db", str(db), "--run-id", "999", cwd=tmp_path), "has no run 999", "runs: 1"
+    )
+    _one_line_error(
+        _cli("report", "--db", str(db), "--run-id", "999", "--all-runs", cwd=tmp_path), "no run 999"
+    )
+    _one_line_error(
+        _cli("compare", str(db), "--old-run", "1", "--new-run", "99", cwd=tmp_path), "has no run 99"
+    )
+    _one_line_error(
+        _cli("compare", str(db), "--old-run", "5", "--new-run", "1", cwd=tmp_path), "has no run 5"
+    )
     r = _cli("label", "--db", str(db), "--run-id", "7", "-o", str(tmp_path / "l"), "--no-png", cwd=tmp_path)
     _one_line_error(r, "has no run 7")
     assert _cli("report", "--db", str(db), "--run-id", "1", "-f", "json", cwd=tmp_path).returncode == 0
@@ -392,5 +404,39 @@ def test_job_key_includes_gate_and_run_rules(tmp_path: Path) -> None:
     ]
     keys = {key(TINY.replace(a, b, 1)) for a, b in edits}
     assert base not in keys and len(keys) == len(edits)
-    k2 = key(TINY.replace('metric = "top_k"', "").replace("min_accuracy = 0.5", 'min_accuracy = 0.5\nmetric = "top_k"\nmetric_params = { k = 3 }', 1))
+    k2 = key(
+        TINY.replace('metric = "top_k"', "").replace(
+            "min_accuracy = 0.5", 'min_accuracy = 0.5\nmetric = "top_k"\nmetric_params = { k = 3 }', 1
+        )
+    )
     assert k2 not in keys | {base}
+
+
+def test_v3_file_gains_the_mcu_footprint_columns(tmp_path: Path) -> None:
+    """Schema 4 added results.ram_bytes / flash_bytes: a v3 file reads them as unknown (None) untouched,
+    and gets the columns on its first writable open; a new MCU row stores its figures."""
+    db = tmp_path / "v3.sqlite"
+    with Store.open(db) as s:
+        rid = s.begin_run("s", "", {}, platform.node(), "rev")
+        cols = {"suite": "s", "task": "t", "variant": "v", "target": "qemu", "status": "done"}
+        s.save_result(Result.from_columns({**cols, "run_id": rid, "job_key": "a", "macs": 7}), [])
+    con = sqlite3.connect(db)
+    for col in ("ram_bytes", "flash_bytes"):
+        con.execute(f"ALTER TABLE results DROP COLUMN {col}")
+    con.execute("UPDATE meta SET value='3' WHERE key='schema_version'")
+    con.commit()
+    con.close()
+    before = db.read_bytes()
+    with Store.open(db, create=False) as s:
+        (old,) = s.results()
+        assert old.model.macs == 7 and old.model.ram_bytes is None and old.model.flash_bytes is None
+    assert db.read_bytes() == before
+    with Store.open(db) as s:
+        rid = s.begin_run("s", "", {}, platform.node(), "rev")
+        new = {**cols, "run_id": rid, "job_key": "b", "ram_bytes": 30_000, "flash_bytes": 90_000}
+        s.save_result(Result.from_columns(new), [])
+        got = {r.job_key: r.model for r in s.results()}
+    assert got["a"].ram_bytes is None and (got["b"].ram_bytes, got["b"].flash_bytes) == (30_000, 90_000)
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT value FROM meta").fetchone()[0] == str(SCHEMA_VERSION) == "4"
+    con.close()

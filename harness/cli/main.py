@@ -224,8 +224,27 @@ def bench(
         list[str] | None, typer.Option(help="NAME=16000: feed a constant (e.g. a sample rate)")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    target: Annotated[
+        str | None,
+        typer.Option(help="run an int8 .tflite on an MCU target instead: qemu-m4 or a board profile name"),
+    ] = None,
+    check: Annotated[
+        bool,
+        typer.Option(
+            help="with --target: compare outputs with LiteRT's reference kernels; exit 1 if any differs"
+        ),
+    ] = False,
+    samples: Annotated[int, typer.Option(min=1, max=4096, help="random inputs for --check")] = 64,
 ) -> None:
-    """Benchmark any model file: latency p50/p90/p99, throughput, size, parameters, MACs."""
+    """Benchmark any model file: latency p50/p90/p99, throughput, size, parameters, MACs.
+
+    With --target qemu-m4: an int8 .tflite on the emulated Cortex-M4: instructions per inference,
+    simulated latency and energy at the board's clock, peak RAM, flash and MACs."""
+    if target is not None:
+        _bench_mcu(model, target, check=check, samples=samples, as_json=as_json)
+        return
+    if check:
+        raise ConfigError("--check compares MCU outputs with LiteRT: give --target qemu-m4 too")
     from ..pipeline.bench import bench_model, parse_overrides
 
     _check_bench_options(window_s, batch, threads, windows)
@@ -259,6 +278,52 @@ def bench(
     ]:
         t.add_row(k, v)
     Console(markup=False, emoji=False).print(t)  # model path and input names are printed as written
+
+
+def _bench_mcu(model: Path, target: str, *, check: bool, samples: int, as_json: bool) -> None:
+    from ..pipeline.mcu_bench import bench_mcu
+
+    r = bench_mcu(model, target=target, check=check, samples=samples)
+    if as_json:
+        typer.echo(json.dumps(r.summary(), indent=1))
+    else:
+        t = Table(title=f"{r.model} on {r.target} ({r.board}); latency and energy simulated")
+        t.add_column("metric")
+        t.add_column("value", justify="right")
+
+        def known(v: float | int | None, spec: str) -> str:
+            return "unknown" if v is None else format(v, spec)
+
+        rows = [
+            ("instructions / inference", f"{r.instructions_per_inference:,.0f}"),
+            ("latency (ms, simulated)", known(r.latency_ms, ".4f")),
+            ("throughput (inf/s, simulated)", known(r.throughput_ips, ".1f")),
+            ("energy / inference (J, simulated)", known(r.energy_per_inference_j, ".3e")),
+            ("peak RAM (bytes)", known(r.ram_bytes, ",d")),
+            ("flash (bytes)", known(r.flash_bytes, ",d")),
+            ("MACs", known(r.macs, ",d")),
+            ("model blob (bytes)", f"{r.blob_bytes:,d}"),
+            (
+                "simulated as",
+                f"{r.mcu} at {r.clock_hz / 1e6:g} MHz, CPI {r.cycles_per_instruction:g}"
+                if r.mcu and r.clock_hz and r.cycles_per_instruction
+                else "no energy model",
+            ),
+        ]
+        if r.bit_exact is not None:
+            verdict = "yes" if r.bit_exact else f"NO (max |diff| {r.max_abs_diff} LSB)"
+            rows.append((f"bit-exact with LiteRT reference ({r.check_samples} inputs)", verdict))
+        for k, v in rows:
+            t.add_row(k, v)
+        Console(markup=False, emoji=False).print(t)
+        for n in r.notes:
+            typer.echo(f"note: {n}")
+    if r.bit_exact is False:
+        typer.echo(
+            f"error: the MCU outputs differ from LiteRT's reference kernels by up to {r.max_abs_diff} LSB",
+            err=True,
+        )
+        raise typer.Exit(1)
 
 
 def _availability_table(title: str, rows: list[tuple[str, str | None]]) -> None:

@@ -255,10 +255,24 @@ def multiply_by_quantized_multiplier(x: np.ndarray, mult: np.ndarray, shift: np.
     """TFLite's ``MultiplyByQuantizedMultiplier`` (the default double-rounding build) on int arrays,
     broadcasting ``mult``/``shift`` (e.g. per channel on the last axis)."""
     shift = np.asarray(shift, dtype=np.int64)
+    m = np.asarray(mult, dtype=np.int64)
     xs = np.asarray(x, dtype=np.int64)
     if np.any(shift > 0):
         xs = np.clip(xs * (np.int64(1) << np.maximum(shift, 0)), -(1 << 31), INT32_MAX)
-    return _rounding_divide_by_pot(_srdhm(xs, mult), np.maximum(-shift, 0))
+    right = np.maximum(-shift, 0)
+    if np.any(m < 0):  # not a TFLite multiplier, but keep the general definition
+        return _rounding_divide_by_pot(_srdhm(xs, m), right)
+    # m >= 0: both roundings are half away from zero, so work on magnitudes (fewer array passes):
+    # |SRDHM| = (|x m| + 2**30 - [x m < 0]) >> 31, then |RDBPOT| = (|SRDHM| + 2**(e-1)) >> e
+    prod = xs * m
+    neg = prod < 0
+    mag = np.abs(prod)
+    mag += 1 << 30
+    mag -= neg
+    mag >>= 31
+    mag += (np.int64(1) << right) >> 1
+    mag >>= right
+    return np.negative(mag, out=mag, where=neg)
 
 
 def activation_range_int8(q: QParams, act: str | None) -> tuple[int, int]:

@@ -23,6 +23,8 @@ from ..results.record import COLUMNS, Result
 from ..results.store import Store
 from .bench import BenchResult
 from .bench import bench_model as _bench_model
+from .mcu_bench import McuBenchResult
+from .mcu_bench import bench_mcu as _bench_mcu
 
 if TYPE_CHECKING:
     from .runner import Progress
@@ -84,6 +86,16 @@ def bench_model(path: str | Path, **options: Any) -> BenchResult:
     return _bench_model(Path(path), **options)
 
 
+def bench_mcu(path: str | Path, **options: Any) -> McuBenchResult:
+    """Run one int8 .tflite on an emulated MCU board (``frugalbench bench MODEL --target qemu-m4``).
+
+    Options: ``target`` ("qemu-m4" or an emulated board profile), ``check`` (compare the int8 outputs
+    with LiteRT's reference kernels on ``samples`` random inputs), ``samples``, ``seed``. Returns
+    instructions per inference, simulated latency and energy at the board's clock, RAM, flash, MACs.
+    """
+    return _bench_mcu(Path(path), **options)
+
+
 def load_results(db: str | Path, run_id: int | None = None) -> list[Result]:
     """The results stored in ``db`` (all runs, or run ``run_id``) as records, in insertion order."""
     with Store.open(db, create=False) as store:
@@ -102,4 +114,14 @@ def to_dataframe(results: list[Result]) -> Any:
     return pd.DataFrame([r.columns() for r in results], columns=[c for c, _, _ in COLUMNS])
 
 
-__all__ = ["BenchResult", "Result", "bench_model", "find_suite", "load_results", "run_suite", "to_dataframe"]
+__all__ = [
+    "BenchResult",
+    "McuBenchResult",
+    "Result",
+    "bench_mcu",
+    "bench_model",
+    "find_suite",
+    "load_results",
+    "run_suite",
+    "to_dataframe",
+]

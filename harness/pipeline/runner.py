@@ -400,6 +400,8 @@ class Runner:
                 model_bytes_gz=gz.get(fmt)
                 if art is Artefact.MCU_BLOB
                 else (gz.get(fmt) or next(iter(gz.values()), None)),
+                ram_bytes=rec.provenance.get("ram_bytes"),
+                flash_bytes=rec.provenance.get("flash_bytes"),
                 fine_tuned=bool(m.get("fine_tuned")),
                 epochs=m.get("epochs"),
             ),

@@ -345,7 +345,7 @@ def _mcu_blob(base: Base, variant: Variant, cache: Path) -> Path:
 def _blob_code_digest() -> str:
     """Hash of the MCU blob exporter (and the IR it quantises), so a change re-exports cached blobs."""
     pkg = Path(__file__).resolve().parents[1]
-    files = sorted((pkg / "mcu" / "blob").rglob("*.py"))
+    files = sorted((pkg / "mcu" / "blob").rglob("*.py")) + [pkg / "mcu" / "plan.py"]
     return hashlib.sha256(_code_digest().encode() + b"".join(p.read_bytes() for p in files)).hexdigest()[:16]
 
 

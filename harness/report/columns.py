@@ -141,22 +141,47 @@ GRADE_RULE = (
     "be narrower than the measurement's spread, and the grade reads –)."
 )
 
+
 def _base_model(r: BoardRow, x: RowExtras) -> Cell:
     v = r.get("base_model")
     return Cell(cell(v), v or "")
 
 
-BASE_MODEL = Column("base", "base model", "the base model (architecture) the variant derives from; shown "
-                    "where a task has several, which then rank together under the task's one minimum",
-                    False, _base_model)
+BASE_MODEL = Column(
+    "base",
+    "base model",
+    "the base model (architecture) the variant derives from; shown "
+    "where a task has several, which then rank together under the task's one minimum",
+    False,
+    _base_model,
+)
+
+
+# Microcontroller figures, shown where any row of a board has one (– on other rows)
+MCU_COLUMNS: tuple[Column, ...] = (
+    Column("instr", "instr/inf", "instructions per inference counted by the emulator (QEMU -icount) on "
+           "an MCU target; the simulated latency and energy are this × CPI ÷ the board's clock", True,
+           lambda r, x: Cell(count_text(r["instr_per_inference"]), r["instr_per_inference"])),
+    Column("ram", "RAM", "an MCU model's peak RAM in bytes: tensor arena + scratch + runtime state",
+           True, _plain("ram_bytes")),
+    Column("flash", "flash", "an MCU model's flash in bytes: weights + kernels used + firmware", True,
+           _plain("flash_bytes")),
+)  # fmt: skip
 
 
 def board_columns(rows: list[BoardRow]) -> tuple[Column, ...]:
     """The columns of one board: :data:`BOARD_COLUMNS`, with the base model after the rank where any
-    row names one (a task with several base models)."""
+    row names one (a task with several base models), and :data:`MCU_COLUMNS` after the model size
+    where any row has an MCU figure."""
+    cols = BOARD_COLUMNS
+    if any(r.get("instr_per_inference") or r.get("ram_bytes") or r.get("flash_bytes") for r in rows):
+        at = next(i for i, c in enumerate(cols) if c.key == "bytes") + 1
+        cols = (*cols[:at], *MCU_COLUMNS, *cols[at:])
     if any(r.get("base_model") for r in rows):
-        return (BOARD_COLUMNS[0], BASE_MODEL, *BOARD_COLUMNS[1:])
-    return BOARD_COLUMNS
+        return (cols[0], BASE_MODEL, *cols[1:])
+    return cols
 
 
-LEGEND: tuple[tuple[str, str], ...] = tuple((c.header, c.legend) for c in (BOARD_COLUMNS[0], BASE_MODEL, *BOARD_COLUMNS[1:]))
+LEGEND: tuple[tuple[str, str], ...] = tuple(
+    (c.header, c.legend) for c in (BOARD_COLUMNS[0], BASE_MODEL, *BOARD_COLUMNS[1:], *MCU_COLUMNS)
+)

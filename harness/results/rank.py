@@ -86,6 +86,8 @@ class BoardRow(TypedDict):
     meter: str | None
     boundary: str | None
     instr_per_inference: float | None
+    ram_bytes: int | None
+    flash_bytes: int | None
     fine_tuned: bool
     epochs: int | None
     model_bytes_gz: int | None
@@ -203,6 +205,8 @@ def leaderboard(results: Iterable[Result], *, all_runs: bool = False) -> list[Bo
             "meter": en.meter,
             "boundary": en.boundary,
             "instr_per_inference": lat.instr_per_inference,
+            "ram_bytes": mod.ram_bytes,
+            "flash_bytes": mod.flash_bytes,
             "fine_tuned": bool(mod.fine_tuned),
             "epochs": mod.epochs,
             "model_bytes_gz": mod.model_bytes_gz,

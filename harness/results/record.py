@@ -55,6 +55,8 @@ class ModelFacts:
     macs: int | None = None
     model_bytes: int | None = None
     model_bytes_gz: int | None = None
+    ram_bytes: int | None = None  # MCU: peak RAM (tensor arena + scratch + runtime state)
+    flash_bytes: int | None = None  # MCU: flash (weights + kernels used + firmware)
     fine_tuned: bool | None = None
     epochs: int | None = None
 
@@ -183,6 +185,8 @@ COLUMNS: tuple[tuple[str, str | None, str], ...] = (
     ("macs", "model", "macs"),
     ("model_bytes", "model", "model_bytes"),
     ("model_bytes_gz", "model", "model_bytes_gz"),
+    ("ram_bytes", "model", "ram_bytes"),
+    ("flash_bytes", "model", "flash_bytes"),
     ("fine_tuned", "model", "fine_tuned"),
     ("epochs", "model", "epochs"),
     ("produce_s", "production", "seconds"),

@@ -17,6 +17,8 @@ another live process has a run ``running``, and a writable open marks runs whose
 #      single recipe, else NULL); a v1 file opened read-only is left untouched and reads NULL.
 #   3  runs.pid, runs.proc_start (liveness of a running run's writer); PRAGMA application_id. Older
 #      files get both on their first writable open; read-only they are left untouched.
+#   4  results.ram_bytes, results.flash_bytes (an MCU model's peak RAM and flash). Added empty (NULL:
+#      not measured) on an older file's first writable open; read-only, older rows read None.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from typing import Any
 from ..errors import StoreError
 from .record import COLUMNS, STORED_ONLY, Result
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: ``PRAGMA application_id`` of frugalbench results files ("FrBn")
 APPLICATION_ID = 0x4672426E
 _TABLES = ("meta", "runs", "results", "windows")
@@ -66,6 +68,7 @@ CREATE TABLE IF NOT EXISTS results (
     energy_class TEXT, marker_method TEXT, meter TEXT, boundary TEXT,
     instr_per_inference REAL,
     params INTEGER, macs INTEGER, model_bytes INTEGER, model_bytes_gz INTEGER,
+    ram_bytes INTEGER, flash_bytes INTEGER,
     fine_tuned INTEGER, epochs INTEGER,
     produce_s REAL, produce_j REAL, produce_energy_class TEXT,
     pue REAL, grid_g_per_kwh REAL, grid_source TEXT,
@@ -222,7 +225,9 @@ class Store:
 
     def end_run(self, run_id: int, status: str) -> None:
         try:
-            self.conn.execute("UPDATE runs SET finished=?, status=? WHERE id=?", (time.time(), status, run_id))
+            self.conn.execute(
+                "UPDATE runs SET finished=?, status=? WHERE id=?", (time.time(), status, run_id)
+            )
         except sqlite3.Error as e:
             raise self._write_error(e) from None
 
@@ -236,7 +241,8 @@ class Store:
         if gone:
             with _tx(self.conn):
                 self.conn.executemany(
-                    "UPDATE runs SET status='interrupted' WHERE id=? AND status='running'", [(i,) for i in gone]
+                    "UPDATE runs SET status='interrupted' WHERE id=? AND status='running'",
+                    [(i,) for i in gone],
                 )
         return gone
 
@@ -405,7 +411,9 @@ def _inspect(conn: sqlite3.Connection, path: Path) -> int | None:
     unchanged = "The file was not modified."
     tables = {
         str(r[0])
-        for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'")
+        for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
+        )
     }
     app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
     if app_id not in (0, APPLICATION_ID):
@@ -493,6 +501,11 @@ def _migrate(conn: sqlite3.Connection, version: int) -> None:
                 if col not in have:
                     conn.execute(f"ALTER TABLE runs ADD COLUMN {col} INTEGER")
             conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+        if version < 4:
+            have = {str(r[1]) for r in conn.execute("PRAGMA table_info(results)")}
+            for col in ("ram_bytes", "flash_bytes"):
+                if col not in have:
+                    conn.execute(f"ALTER TABLE results ADD COLUMN {col} INTEGER")
         conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
 

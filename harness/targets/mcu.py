@@ -38,12 +38,19 @@ from ..ir.model import Variant
 from ..mcu.blob.codec import (
     BlobError,
     QModel,
-    read_blob,
+    needs_graph,
+    network_graph,
+    read_any_blob,
     supported_kinds,
     tflite_int8_model,
+    tflite_is_mlp,
     unsupported_layers,
+    variant_graph,
 )
+from ..mcu.blob.graph import QGraph
+from ..mcu.blob.tflite_graph import SUPPORTED_OPS
 from ..mcu.board import BoardProfile, load_board
+from ..mcu.footprint import Footprint, check_fits, footprint
 from ..mcu.protocol import DutClient, DutCommandError, DutReset, Extensions
 from .artefact import Artefact, ArtefactFile
 from .base import TARGETS, SimulatedEnergy, Target, TargetConfig, Window
@@ -60,6 +67,13 @@ LOST_STATE = (
     "e-[Input holds",
 )
 LinkError = (ProtocolError, OSError)  # OSError: serial.SerialException, a dropped socket
+
+
+def model_dims(m: QModel | QGraph) -> tuple[int, int]:
+    """Input and output bytes per inference of a dense blob model or an operator graph."""
+    if isinstance(m, QGraph):
+        return m.in_tensor.size, m.out_tensor.size
+    return m.in_dim, m.out_dim
 
 
 class LinkGaveUp(TargetError):
@@ -110,8 +124,10 @@ class McuTarget(Target):
         self.port: Any = None
         self.dut: DutClient | None = None
         self.ext: Extensions | None = None
-        self.qm: QModel | None = None
+        self.qm: QModel | QGraph | None = None
         self.blob: bytes | None = None
+        self.footprint: Footprint | None = None  # RAM/flash of the loaded operator graph
+        self._elf: Path | None = Path(config.firmware) if config.firmware else None
         self.variant: Variant | None = None
         self._input: bytes | None = None
         self._probe: float | None = None  # instructions per inference (emulator) or DUT s per inference
@@ -137,7 +153,7 @@ class McuTarget(Target):
         stored = variant.path(self.artefact.value)
         if stored is not None:
             try:
-                read_blob(stored.read_bytes())
+                read_any_blob(stored.read_bytes())
             except (BlobError, OSError) as e:
                 return f"its MCU blob is unusable: {e}"
             return None
@@ -147,15 +163,17 @@ class McuTarget(Target):
             why = "it is not a .tflite"
             if own is not None:
                 try:
-                    tflite_int8_model(own.read_bytes())
+                    raw = own.read_bytes()
+                    tflite_int8_model(raw) if tflite_is_mlp(raw) else variant_graph(variant, None)
                     return None  # carried over with the file's own quantisation
                 except BlobError as e:
                     why = str(e)
             return (
                 f"the model file is already int8, but it cannot be carried over to the MCU runtime ({why}); "
-                "the MCU runs full-integer .tflite chains of FULLY_CONNECTED layers as they are, and exports "
-                "other networks from a float model: give the task the float model (.onnx, or a float .tflite) "
-                'and add a variant with technique int8, mode = "static"'
+                "the MCU runs full-integer .tflite models of "
+                f"{', '.join(SUPPORTED_OPS)} as they are, and exports other networks from a float model: "
+                "give the task the float model (.onnx, or a float .tflite) and add a variant with technique "
+                'int8, mode = "static"'
             )
         net = variant.net()
         if net is None:
@@ -174,6 +192,13 @@ class McuTarget(Target):
                 f"the MCU runtime runs full-integer int8 only; variant technique {meta.get('technique')!r} "
                 'is not static int8 (add an int8 step with mode = "static" to run it on the MCU)'
             )
+        if needs_graph(net):  # a CNN: an operator graph (blob version 2); check that its export converts
+            try:
+                probe = np.random.default_rng(0).standard_normal((8, net.in_dim)).astype(np.float32)
+                network_graph(net, probe)
+            except BlobError as e:
+                return f"the MCU runtime cannot run this network as an int8 operator graph: {e}"
+            return None
         missing = unsupported_layers(net)
         if missing:
             return f"the MCU runtime lacks layer(s) {', '.join(missing)}; it runs: {', '.join(supported_kinds())}"
@@ -206,6 +231,7 @@ class McuTarget(Target):
 
             if self.qemu is None or not self.qemu.alive():
                 elf = Path(c.firmware) if c.firmware else build_firmware(p.firmware_board)
+                self._elf = elf
                 mon = Path(c.qemu_monitor) if c.qemu_monitor else None
                 self.qemu = QemuDut(elf, machine=p.qemu_machine, icount_shift=self.shift, monitor=mon)
                 fresh = True
@@ -326,26 +352,26 @@ class McuTarget(Target):
         return self.dut
 
     # ------------------------------------------------------------ models
-    def check_budget(self, blob: bytes, qm: QModel) -> None:
+    def check_budget(self, blob: bytes, qm: QModel | QGraph) -> None:
         """Refuse, before sending, a model the board cannot hold (sizes in the message)."""
         b = self.profile.budget
         limit = min(
             b.model_ram_bytes, self.ext.model_max if self.ext and self.ext.model_max else b.model_ram_bytes
         )
-        act = min(b.act_max, self.ext.act_max if self.ext and self.ext.act_max else b.act_max)
         if len(blob) > limit:
             raise TargetError(
                 f"model blob is {len(blob)} bytes but board {self.profile.name} has {limit} bytes of model RAM "
                 f"(flash {b.flash_bytes}, RAM {b.ram_bytes}); compress the model further"
             )
-        if qm.max_dim > act:
-            raise TargetError(
-                f"model has a {qm.max_dim}-wide activation but board {self.profile.name} allows {act}"
-            )
-        if qm.in_dim > b.db_bytes:
-            raise TargetError(
-                f"model input is {qm.in_dim} bytes but the board's input buffer is {b.db_bytes}"
-            )
+        in_dim, _ = model_dims(qm)
+        if isinstance(qm, QModel):
+            act = min(b.act_max, self.ext.act_max if self.ext and self.ext.act_max else b.act_max)
+            if qm.max_dim > act:
+                raise TargetError(
+                    f"model has a {qm.max_dim}-wide activation but board {self.profile.name} allows {act}"
+                )
+        if in_dim > b.db_bytes:
+            raise TargetError(f"model input is {in_dim} bytes but the board's input buffer is {b.db_bytes}")
 
     def load(self, variant: Variant, artefact: ArtefactFile) -> None:
         """Upload the variant's MCU blob (exported and calibrated by the variant pipeline)."""
@@ -361,8 +387,12 @@ class McuTarget(Target):
         """Check, upload and probe a blob (also used directly by tests and benches)."""
         if self.dut is None and not self._broken:
             raise StateError("mcu target: call open() first")
-        qm = read_blob(blob)
+        qm = read_any_blob(blob)
         self.check_budget(blob, qm)
+        fp = None
+        if isinstance(qm, QGraph):  # RAM and flash on this board, refused with the sizes if over
+            fp = footprint(blob, self.profile, elf=self._elf)
+            check_fits(fp, self.profile)
         if self.ext is None or "model" not in self.ext.bulk:
             raise TargetError(
                 "this DUT does not offer model upload (a stock MLPerf Tiny firmware): it runs only the model "
@@ -375,8 +405,8 @@ class McuTarget(Target):
             info = reply.value("m-model-info-")
             if f"bytes={len(blob)}" not in info:
                 raise ProtocolError(f"DUT reports a different model after upload: {info}")
-            self.qm, self.blob = qm, blob
-            self._input = qm.quantize_input(np.zeros((1, qm.in_dim), np.float32)).tobytes()
+            self.qm, self.blob, self.footprint = qm, blob, fp
+            self._input = qm.quantize_input(np.zeros((1, model_dims(qm)[0]), np.float32)).tobytes()
             dut.upload_input(self._input)
             self._stale = False
             self._probe = self._measure_probe()
@@ -420,13 +450,24 @@ class McuTarget(Target):
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Dequantised outputs for every row, computed on the device (each batch retried on link errors)."""
         qm = self._model()
-        if self.dut is None and not self._broken:
-            raise StateError("mcu target: call open() first")
         xq = qm.quantize_input(np.asarray(x, np.float32).reshape(len(x), -1))
         if self.ext is None:
+            if self.dut is None and not self._broken:
+                raise StateError("mcu target: call open() first")
             return self._predict_eembc(xq)
+        return qm.dequantize_output(self.predict_int8(xq))
+
+    def predict_int8(self, xq: np.ndarray) -> np.ndarray:
+        """The model's int8 outputs ``(N, out)`` for int8 input rows ``(N, in)``, computed on the device."""
+        qm = self._model()
+        if self.dut is None and not self._broken:
+            raise StateError("mcu target: call open() first")
+        if self.ext is None:
+            raise TargetError("int8 outputs need the frugalbench extensions (xbatch); set extensions = true")
+        in_dim, out_dim = model_dims(qm)
+        xq = np.ascontiguousarray(xq, dtype=np.int8).reshape(len(xq), -1)
         db = min(self.profile.budget.db_bytes, self.ext.db_max)
-        chunk = max(1, min(1024, db // qm.in_dim))
+        chunk = max(1, min(1024, db // in_dim))
         outs: list[np.ndarray] = []
         i = 0
         while i < len(xq):
@@ -435,7 +476,7 @@ class McuTarget(Target):
             def batch(part: np.ndarray = part) -> np.ndarray:
                 dut = self._need()
                 dut.bulk("db", part.tobytes())
-                return dut.xbatch(len(part), qm.out_dim)
+                return dut.xbatch(len(part), out_dim)
 
             try:
                 outs.append(self._retrying("accuracy pass", batch, attempts=2 if chunk > 1 else None))
@@ -448,7 +489,7 @@ class McuTarget(Target):
         if self._input is not None:
             data = self._input
             self._retrying("input upload", lambda: self._need().upload_input(data))
-        return qm.dequantize_output(np.concatenate(outs))
+        return np.concatenate(outs)
 
     def _predict_eembc(self, xq: np.ndarray) -> np.ndarray:
         """Plain EEMBC: hex upload and ``infer 1 0`` per row; scores from ``m-results`` floats."""
@@ -463,7 +504,7 @@ class McuTarget(Target):
             out.append(self._retrying("accuracy pass", one))
         return np.stack(out).astype(np.float32)
 
-    def _model(self) -> QModel:
+    def _model(self) -> QModel | QGraph:
         if self.qm is None:
             raise StateError("mcu target: load() a variant first")
         return self.qm
@@ -587,8 +628,16 @@ class McuTarget(Target):
             info["instr_per_inference"] = self._probe
         if self.qm is not None and self.blob is not None:
             info["model_blob_bytes"] = len(self.blob)
-            info["model_layers"] = [q.name for q in self.qm.layers]
-            info["notes"] = self.qm.notes
+            fp = self.footprint
+            if fp is not None:
+                info.update(ram_bytes=fp.ram_bytes, flash_bytes=fp.flash_bytes, footprint=fp.how)
+                info.update(arena_bytes=fp.arena_bytes, scratch_bytes=fp.scratch_bytes)
+            if isinstance(self.qm, QGraph):
+                info["model_layers"] = [op.kind for op in self.qm.ops]
+                info["notes"] = list(self.qm.notes)
+            else:
+                info["model_layers"] = [q.name for q in self.qm.layers]
+                info["notes"] = self.qm.notes
         return info
 
     def default_meter(self) -> dict[str, Any] | None:

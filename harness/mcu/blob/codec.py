@@ -43,7 +43,8 @@ from .container import (
     pad4,
 )
 from .graph import QGraph
-from .tflite_graph import tflite_graph
+from .graph_codec import VERSION2, read_graph_blob, write_graph_blob
+from .tflite_graph import softmax_dropped, tflite_graph
 
 LayerExporter = Callable[[Any, QParams, QParams, np.ndarray, str], list[QLayer]]
 
@@ -362,10 +363,25 @@ def tflite_is_mlp(raw: bytes) -> bool:
         raise BlobError(str(e)) from None
 
 
+# IR layer kinds of convolutional networks: a network with any of them runs as an operator graph
+GRAPH_KINDS = frozenset(
+    {
+        "conv2d",
+        "conv1d",
+        "depthwise_conv2d",
+        "pointwise",
+        "maxpool2d",
+        "avgpool2d",
+        "global_avg_pool",
+        "residual",
+    }
+)
+
+
 def needs_graph(net: Network) -> bool:
-    """Whether ``net`` has a layer the dense blob (format 1) lacks, e.g. a convolution: it then runs
-    as an int8 operator graph (:func:`network_graph`)."""
-    return bool(unsupported_layers(net))
+    """Whether ``net`` is convolutional (a layer of :data:`GRAPH_KINDS`): it then runs as an int8
+    operator graph (:func:`network_graph`, blob version 2) instead of a dense blob."""
+    return any(layer.kind in GRAPH_KINDS for layer in net.layers)
 
 
 def network_graph(net: Network, x_calib: np.ndarray, *, model_id: str = "fbnet01") -> QGraph:
@@ -381,7 +397,7 @@ def network_graph(net: Network, x_calib: np.ndarray, *, model_id: str = "fbnet01
     form, act_q = quantisable(net, x)
     try:
         raw = network_to_tflite_int8(form, act_q)
-    except ValueError as e:
+    except (ValueError, NotImplementedError) as e:
         raise BlobError(f"the int8 TFLite exporter refused the network: {e}") from None
     return tflite_graph(raw, model_id=model_id)
 
@@ -396,7 +412,15 @@ def variant_graph(variant: Any, x_calib: np.ndarray | None) -> QGraph | None:
     own = variant.path("tflite")
     if variant.meta.get("int8_file") and own is not None:
         raw = own.read_bytes()
-        return None if tflite_is_mlp(raw) else tflite_graph(raw, model_id=model_id)
+        if tflite_is_mlp(raw):
+            return None
+        g = tflite_graph(raw, model_id=model_id)
+        if softmax_dropped(g) and g.out_tensor.size == 2:  # as tflite_int8_model: a score would change
+            raise BlobError(
+                "a 2-class SOFTMAX head (its positive-class score cannot be kept in int8 logits): the MCU "
+                "returns the scores before it, whose last column does not order samples as the probability"
+            )
+        return g
     net = variant.net()
     if net is None or not needs_graph(net):
         return None
@@ -408,14 +432,43 @@ def variant_graph(variant: Any, x_calib: np.ndarray | None) -> QGraph | None:
     return network_graph(net, x_calib, model_id=model_id)
 
 
+def graph_blob(g: QGraph) -> bytes:
+    """Blob version 2 bytes of an int8 operator graph: memory-planned (:func:`harness.mcu.plan.plan`
+    writes every tensor's arena offset) and packed (:func:`.graph_codec.write_graph_blob`)."""
+    from ..plan import plan
+
+    plan(g)
+    return write_graph_blob(g)
+
+
+def blob_version(data: bytes) -> int:
+    """The format version a blob's header states (1: dense layers, 2: operator graph)."""
+    if len(data) < HEADER.size:
+        raise BlobError(f"blob has {len(data)} bytes, shorter than its {HEADER.size}-byte header")
+    magic, version = struct.unpack_from("<4sH", data)
+    if magic != MAGIC:
+        raise BlobError(f"not a frugalbench blob (magic {magic!r}, expected {MAGIC!r})")
+    return int(version)
+
+
+def read_any_blob(data: bytes) -> QModel | QGraph:
+    """Parse and validate a blob of either version: a :class:`QModel` (1) or a :class:`QGraph` (2)."""
+    return read_graph_blob(data) if blob_version(data) == VERSION2 else read_blob(data)
+
+
 def variant_blob(variant: Any, x_calib: np.ndarray | None) -> bytes:
-    """Blob bytes for a stored :class:`harness.ir.model.Variant`: its ``blob`` file if present, else
-    exported from ``variant.net()`` calibrated on ``x_calib`` (the runner may store the result)."""
+    """Blob bytes for a stored :class:`harness.ir.model.Variant`: its ``blob`` file if present; a
+    convolutional network or int8 ``.tflite`` CNN as an operator graph (version 2, :func:`variant_graph`);
+    else a dense blob exported from ``variant.net()`` calibrated on ``x_calib`` (the runner may store
+    the result)."""
     path = variant.path("blob")
     if path is not None:
         data = path.read_bytes()
-        read_blob(data)
+        read_any_blob(data)
         return data
+    g = variant_graph(variant, x_calib)
+    if g is not None:
+        return graph_blob(g)
     model_id = str(variant.meta.get("task", "fbnet01"))[:16]
     own = variant.path("tflite")
     if variant.meta.get("int8_file") and own is not None:  # a user's int8 file: its own quantisation

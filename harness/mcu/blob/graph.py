@@ -21,9 +21,8 @@ from zero.
 - ``dense``: inputs ``[x]`` flattened; ``w`` int8 (out, in), ``bias``/``mult``/``shift`` per output
   (a per-tensor multiplier is repeated). ``acc`` as for ``conv2d``, but LiteRT's FULLY_CONNECTED
   requantises with *single* rounding (its int64-accumulator path), marked by ``attrs["rounding"] = 1``:
-  ``y = clamp(((acc * mult + 2**(30 - shift)) >> (31 - shift)) + zp_out, act_min, act_max)`` (int64;
-  the importer stores per-channel multipliers already rounded to LiteRT's 16 significant bits, so the
-  same formula serves both). ``rounding`` 0 or absent means ``MBQM`` as for ``conv2d``.
+  ``y = clamp(((acc * mult + 2**(30 - shift)) >> (31 - shift)) + zp_out, act_min, act_max)`` (int64),
+  per-tensor and per-channel weights alike. ``rounding`` 0 or absent means ``MBQM`` as for ``conv2d``.
 - ``maxpool``: max over the in-bounds window, clamped; attrs ``kh``, ``kw``, ``stride_h``, ``stride_w``,
   ``pad_top``, ``pad_left``. Input and output share scale and zero point.
 - ``avgpool``: same window; ``s = Σ x`` over the in-bounds taps, ``n`` their count,
@@ -103,9 +102,11 @@ class QGraph:
         return self.tensors[self.output]
 
     def quantize_input(self, x: np.ndarray) -> np.ndarray:
-        """Float inputs ``(B, *shape)`` to int8 with the input tensor's own scale and zero point."""
+        """Float inputs ``(B, *shape)`` to int8 with the input tensor's own scale and zero point, as
+        LiteRT's QUANTIZE does it: ``x / scale`` in float32, rounded half away from zero."""
         t = self.in_tensor
-        q = np.round(np.asarray(x, dtype=np.float64) / t.scale) + t.zero_point
+        v = (np.asarray(x, dtype=np.float32) / np.float32(t.scale)).astype(np.float64)
+        q = np.where(v >= 0, np.floor(v + 0.5), np.ceil(v - 0.5)) + t.zero_point
         return np.clip(q, -128, 127).astype(np.int8)
 
     def dequantize_output(self, q: np.ndarray) -> np.ndarray:

@@ -28,15 +28,6 @@ from ...ir.quant import (
 from .container import BlobError
 from .graph import QGraph, QOp, QTensor
 
-
-def reduced_multiplier(mult: np.ndarray) -> np.ndarray:
-    """Q31 multipliers rounded to 16 significant bits as LiteRT's int64 ``MultiplyByQuantizedMultiplier``
-    uses them (``(m + 2**15) >> 16``, at most ``0x7FFF``), shifted back to Q31."""
-    m = np.asarray(mult, np.int64)
-    r = np.where(m < 0x7FFF0000, (m + (1 << 15)) >> 16, 0x7FFF)
-    return (r << 16).astype(np.int32)
-
-
 SUPPORTED_OPS = (
     "CONV_2D",
     "DEPTHWISE_CONV_2D (depth multiplier 1)",
@@ -53,6 +44,14 @@ SUPPORTED_OPS = (
     "QUANTIZE",
     "DEQUANTIZE (last)",
 )
+SOFTMAX_DROPPED = "the file's SOFTMAX head"
+
+
+def softmax_dropped(g: QGraph) -> bool:
+    """Whether the importer dropped a final SOFTMAX (the outputs are the scores before it)."""
+    return any(n.startswith(SOFTMAX_DROPPED) for n in g.notes)
+
+
 _HANDLED = frozenset(
     {
         "CONV_2D",
@@ -142,9 +141,18 @@ class _Importer:
     def new(self, i: int, op: TfliteOp | None, shape: tuple[int, ...] | None = None) -> int:
         """A QTensor for file tensor ``i`` (an op's int8 output) with the file's parameters."""
         q = self.int8_q(i, op)
+        if shape is None:
+            shape = self.sample_shape(i, op)
+            if len(shape) == 2:  # (L, C), e.g. between the RESHAPEs of a Conv1D: one row of an image
+                shape = (1, *shape)
+            if len(shape) > 3:
+                what = f"tensor {self.f.name(i)!r} of per-sample shape {list(shape)}"
+                if op is None:
+                    raise BlobError(f"{what}: the MCU holds (H, W, C) or (N,) tensors")
+                raise self.refuse(op, f"{what} (the MCU holds (H, W, C) or (N,) tensors)")
         t = QTensor(
             self.f.name(i),
-            shape if shape is not None else self.sample_shape(i, op),
+            shape,
             _f32(q.scale),
             int(q.zero_point),
         )
@@ -270,13 +278,10 @@ class _Importer:
         w, s_w, b = self.weights(op, 0, n)
         y = self.new(out, op, (n,))
         q_in, q_out = self.q[x], self.q[y]
-        # LiteRT's int8 FULLY_CONNECTED requantises with single rounding (its int64 accumulator path):
-        # per-tensor weights with the Q31 multiplier of double(s_in) * double(s_w) / double(s_out),
-        # per-channel weights with that multiplier rounded to 16 bits (measured bit-exact on
-        # BUILTIN_REF; tests/test_mcu_graph_import.py)
+        # LiteRT's int8 FULLY_CONNECTED requantises with single rounding (its int64 accumulator path),
+        # per-tensor and per-channel alike, with the Q31 multiplier of double(s_in) * double(s_w) /
+        # double(s_out) (measured bit-exact on BUILTIN_REF; tests/test_mcu_graph_import.py)
         mult, shift = conv_multipliers(float(q_in.scale), s_w, float(q_out.scale))
-        if len(self.f.quantization(op.inputs[1])[0]) > 1:  # type: ignore[index]
-            mult = reduced_multiplier(mult)
         lo, hi = self.fused(op, q_out)
         params = {"w": w, "bias": b, "mult": mult, "shift": shift}
         self.emit(op, "dense", [x], y, params=params, attrs={"rounding": 1}, act_min=lo, act_max=hi)
@@ -328,7 +333,8 @@ class _Importer:
     def mean(self, op: TfliteOp) -> None:
         x, t, q_in = self.spatial_in(op)
         axes = self.const(op, 1, "axes").reshape(-1)
-        if sorted({int(a) % 4 for a in axes}) != [1, 2] or len(axes) != 2:
+        rank = len(self.f.shape(op.inputs[0]))
+        if rank != 4 or sorted({int(a) % rank for a in axes}) != [1, 2] or len(axes) != 2:
             raise self.refuse(op, f"axes {axes.tolist()} (the MCU averages over H and W: axes 1, 2)")
         h, w_, c = t.shape
         y_shape = self.sample_shape(op.outputs[0], op)
@@ -395,7 +401,7 @@ class _Importer:
             raise BlobError(f"the .tflite has {len(f.outputs)} outputs; the MCU runtime returns one")
         src = f.inputs[0]
         float_in = f.type_name(src) == "FLOAT32"
-        g_in = -1 if float_in else self.new(src, None, self.sample_shape(src))
+        g_in = -1 if float_in else self.new(src, None)
         last = len(f.ops) - 1
         for op in f.ops:
             name = op.name
@@ -432,7 +438,7 @@ class _Importer:
                 self.output = op.inputs[0]
                 self.alias(op.outputs[0], x)
                 self.notes.append(
-                    f"the file's SOFTMAX head ({self.where(op)}) is dropped on the MCU: it returns the int8 "
+                    f"{SOFTMAX_DROPPED} ({self.where(op)}) is dropped on the MCU: it returns the int8 "
                     "scores before it (same class order)"
                 )
             elif name == "DEQUANTIZE" and op.index == last:

@@ -1,0 +1,180 @@
+"""``frugalbench bench MODEL.tflite --target qemu-m4``: one int8 ``.tflite`` on the emulated MCU.
+
+The file is imported with its own quantisation (:func:`harness.mcu.blob.tflite_graph.tflite_graph`),
+planned and packed as a blob (version 2), checked against the board's budget and uploaded by the MCU
+target, which counts instructions under QEMU ``-icount``. Latency and energy are *simulated*: the
+instruction count times the board profile's cycles per instruction, at its clock and run power
+(``[energy]`` of ``boards/<board>.toml``), the same figures the MCU target stores in a result row.
+
+``check`` runs random int8 inputs through the device and through LiteRT's reference kernels
+(``BUILTIN_REF``, no delegate) and compares the int8 outputs (the tensor before a dropped SOFTMAX).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, ModelError
+from ..ir.counts import count_tflite
+from ..mcu.blob.codec import graph_blob
+from ..mcu.blob.graph import QGraph
+from ..mcu.blob.tflite_graph import tflite_graph
+from ..mcu.board import known_boards, load_board
+
+#: target names that stand for a board profile (the suites' usual name of the emulated M4)
+TARGET_BOARDS = {"qemu-m4": "qemu-mps2-an386"}
+
+
+@dataclass
+class McuBenchResult:
+    """What one ``bench --target`` run measured (``None``: not known, never 0)."""
+
+    model: str
+    target: str
+    board: str
+    instructions_per_inference: float
+    latency_ms: float | None  # simulated: instructions x CPI / clock
+    throughput_ips: float | None
+    energy_per_inference_j: float | None
+    energy_class: str
+    ram_bytes: int | None
+    flash_bytes: int | None
+    macs: int | None
+    blob_bytes: int
+    clock_hz: float | None
+    cycles_per_instruction: float | None
+    energy_model: str | None
+    mcu: str | None
+    ops: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    bit_exact: bool | None = None
+    max_abs_diff: int | None = None
+    check_samples: int | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """The ``--json`` object."""
+        out = {k: v for k, v in vars(self).items() if k not in ("ops", "notes")}
+        if self.bit_exact is None:
+            for k in ("bit_exact", "max_abs_diff", "check_samples"):
+                out.pop(k)
+        return {**out, "ops": self.ops, "notes": self.notes}
+
+
+def emulated_boards() -> list[str]:
+    """Names of the packaged MCU board profiles with an emulator."""
+    out = []
+    for name in known_boards():
+        try:
+            if load_board(name).emulated:
+                out.append(name)
+        except ConfigError:  # not an MCU profile (a Raspberry Pi's)
+            continue
+    return out
+
+
+def board_for_target(target: str) -> str:
+    """A board profile name for ``--target``: ``qemu-m4`` or any board profile name or path."""
+    return TARGET_BOARDS.get(target, target)
+
+
+def litert_reference_int8(raw: bytes, g: QGraph, xq: np.ndarray) -> np.ndarray:
+    """LiteRT's reference-kernel int8 values of ``g``'s output tensor for int8 graph inputs ``xq``
+    (fed dequantised where the file takes floats: the file's QUANTIZE gives back ``xq`` exactly)."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    with warnings.catch_warnings():  # preserve_all_tensors warns that it is meant for debugging
+        warnings.simplefilter("ignore")
+        it = Interpreter(
+            model_content=raw,
+            experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
+            experimental_preserve_all_tensors=True,
+        )
+    d = it.get_input_details()[0]
+    x: np.ndarray = xq.reshape(len(xq), *d["shape"][1:])
+    if d["dtype"] != np.int8:
+        t = g.in_tensor
+        x = ((x.astype(np.float32) - np.float32(t.zero_point)) * np.float32(t.scale)).astype(d["dtype"])
+    it.resize_tensor_input(d["index"], list(x.shape))
+    it.allocate_tensors()
+    it.set_tensor(d["index"], x)
+    it.invoke()
+    index = {t["name"]: t["index"] for t in it.get_tensor_details()}
+    return np.asarray(it.get_tensor(index[g.out_tensor.name])).reshape(len(xq), -1)
+
+
+def bench_mcu(
+    path: Path, *, target: str = "qemu-m4", check: bool = False, samples: int = 64, seed: int = 0
+) -> McuBenchResult:
+    """Run one int8 ``.tflite`` on an MCU target's board (see the module docstring)."""
+    from ..targets.mcu import McuConfig, McuTarget
+
+    if path.suffix.lower() != ".tflite":
+        raise ConfigError(f"{path}: --target runs int8 .tflite files on the MCU; give a .tflite")
+    if not path.is_file():
+        raise ModelError(f"model file {path} not found")
+    raw = path.read_bytes()
+    g = tflite_graph(raw, model_id=path.stem[:16] or "model")  # refuses what the MCU cannot run
+    blob = graph_blob(g)
+    emulated = ", ".join([*TARGET_BOARDS, *emulated_boards()])
+    try:
+        t = McuTarget(McuConfig(name=target, kind="mcu", board=board_for_target(target)))
+    except ConfigError:
+        raise ConfigError(f"--target {target}: not an MCU board profile; use one of {emulated}") from None
+    if not t.profile.emulated:
+        raise ConfigError(
+            f"--target {target}: bench runs on an emulated board ({emulated}); measure the real board "
+            f"{t.profile.name} through a suite target with its serial port"
+        )
+    why = McuTarget.availability()
+    if why is not None:
+        raise ConfigError(f"--target {target} needs the MCU toolchain and emulator: {why}")
+    with t:
+        t.load_blob(blob)  # checks the board budget first, then uploads and probes
+        xq = (
+            np.random.default_rng(seed)
+            .integers(-128, 128, (max(1, samples), g.in_tensor.size))
+            .astype(np.int8)
+        )
+        t.set_inputs(_dequantize(g, xq[:1]))
+        w = t.window(1e-6)
+        dev = t.predict_int8(xq) if check else None
+        info = t.info()
+    em = t.profile.energy
+    instr = float(w.instr_per_inference) if w.instr_per_inference is not None else float("nan")
+    per_s = instr * em.cycles_per_instruction / em.clock_hz if em is not None else None
+    res = McuBenchResult(
+        model=str(path),
+        target=target,
+        board=t.profile.name,
+        instructions_per_inference=instr,
+        latency_ms=per_s * 1e3 if per_s is not None else None,
+        throughput_ips=1.0 / per_s if per_s else None,
+        energy_per_inference_j=instr * em.joules_per_instruction if em is not None else None,
+        energy_class="simulated",
+        ram_bytes=info.get("ram_bytes"),
+        flash_bytes=info.get("flash_bytes"),
+        macs=count_tflite(raw).macs,
+        blob_bytes=len(blob),
+        clock_hz=em.clock_hz if em is not None else None,
+        cycles_per_instruction=em.cycles_per_instruction if em is not None else None,
+        energy_model=em.describe() if em is not None else None,
+        mcu=em.mcu if em is not None else None,
+        ops=[op.where or op.kind for op in g.ops],
+        notes=list(g.notes),
+    )
+    if dev is not None:
+        ref = litert_reference_int8(raw, g, xq)
+        diff = int(np.abs(dev.astype(np.int32) - ref.astype(np.int32)).max())
+        res.bit_exact, res.max_abs_diff, res.check_samples = diff == 0, diff, len(xq)
+    return res
+
+
+def _dequantize(g: QGraph, xq: np.ndarray) -> np.ndarray:
+    """Float rows that :meth:`QGraph.quantize_input` maps back to ``xq`` exactly."""
+    t = g.in_tensor
+    return ((xq.astype(np.float64) - t.zero_point) * t.scale).astype(np.float32)
