@@ -13,7 +13,7 @@ depthwise 3x3 64x25x5 7.79, pointwise 64x25x5 2.09, KWS DS-CNN 7.70e6 instructio
 real NUCLEO-L4R5ZI: 5.21e6 cycles, an upper bound on its instructions), ResNet-8 29.84e6.
 Goals: <= 1.9, <= 4.0, <= 1.6, <= 5.21e6, <= 0.8 x 29.84e6.
 
-Last lines: ``instr_per_mac_conv3x3_16x32x32=``, ``instr_per_mac_dw3x3_64x25x5=``,
+Also KWS conv1 and head rows (their own layer graphs). Last lines: ``instr_per_mac_conv3x3_16x32x32=``, ``instr_per_mac_dw3x3_64x25x5=``,
 ``instr_per_mac_pw1x1_64x25x5=``, ``resnet8_instructions=``, ``kws_dscnn_instructions=``.
 Usage: ``python benches/perf/mcu_conv.py``.
 """
@@ -81,7 +81,12 @@ def instructions(elf: Path, g: QGraph, rng: np.random.Generator, n_inf: int) -> 
 
 def layer(rng: np.random.Generator, shape: tuple[int, int, int], kind: str) -> QGraph:
     b = GraphBuilder(rng, shape, relu_zp=-128)  # ReLU outputs at zero point -128, as TFLite converts them
-    if kind == "conv3x3":
+    if kind == "kws_conv1":
+        y = b.conv(b.input, 64, (10, 4), (2, 2), True, "relu")
+    elif kind == "kws_head":
+        y = b.pool(b.input, "avgpool", shape[:2], (1, 1), False)
+        y = b.dense(b.reshape(y, (shape[2],)), 12)
+    elif kind == "conv3x3":
         y = b.conv(b.input, shape[2], (3, 3), (1, 1), True, "relu")
     elif kind == "dw3x3":
         y = b.conv(b.input, 0, (3, 3), (1, 1), True, "relu", depthwise=True)
@@ -105,6 +110,11 @@ def main() -> None:
         ins, m = instructions(elf, g, rng, reps), macs(g)
         per_mac[name] = ins / m
         print(f"{name:28s} {m:10d} {ins:12.0f} {ins / m:9.3f}  {anchor} / <= {goal}")
+    for name, shape, kind in (("kws conv1 10x4/2 1->64", (49, 10, 1), "kws_conv1"),
+                              ("kws avgpool + fc 64->12", (25, 5, 64), "kws_head")):  # fmt: skip
+        g = layer(rng, shape, kind)
+        ins, m = instructions(elf, g, rng, 5), macs(g)
+        print(f"{name:28s} {m:10d} {ins:12.0f} {ins / m:9.3f}")
     whole = {}
     for name, g, reps, anchor, goal in (
         ("resnet8", resnet8(rng), 1, 29.84e6, 0.8 * 29.84e6),

@@ -52,8 +52,9 @@
  *   MEAN: i32 mult, shift (1/(H*W) folded in as LiteRT does: shift down to -63). ADD: i32 left_shift, mult_a, shift_a, mult_b, shift_b, mult_out, shift_out.
  *   MAXPOOL, AVGPOOL, RESHAPE: none.
  * Scratch bytes an op needs (the header's scratch_size is at least the largest):
- *   CONV2D, DENSE: 3 * k4 (int8 patch + int16 widened patch); DWCONV2D: Hp * Wp * C4 with
- *   Hp = (OH-1)*stride_h + KH, Wp = (OW-1)*stride_w + KW (the zero-point padded input); others 0.
+ *   CONV2D, DENSE: 3 * k4 (int8 patch + int16 widened patch); DWCONV2D: ((min(OH, 4)-1)*stride_h + KH)
+ *   * Wp * C4 with Wp = (OW-1)*stride_w + KW (the zero-point padded input rows read by a band of up
+ *   to 4 output rows); others 0.
  * Requantisation: TFLite's double rounding MultiplyByQuantizedMultiplier (fb_mbqm in kernels_conv.h). */
 #ifndef FB_BLOB_H
 #define FB_BLOB_H

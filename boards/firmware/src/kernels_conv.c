@@ -1,7 +1,10 @@
 /* Convolution, depthwise, pooling, mean and add kernels (blob version 2; layouts in blob.h).
  * Convolutions run as partial im2col: one output pixel's patch is widened to int16 in the
  * [x0, x2, x1, x3] order of SXTB16 and multiplied by 4 output channels at a time against int16
- * weights (SMLAD on pairs; 11 instructions per 16 MACs in the asm loop). Always compiled at -O2. */
+ * weights (SMLAD on pairs; 11 instructions per 16 MACs in the asm loop), with the requantisation
+ * fused into the same asm where the op allows it (gemv_rq). Depthwise 3x3 reads a zero-point padded
+ * copy of the input, 4 channels per SXTB16 pair and SMLABB/SMLATT (dw3x3_rq). Always compiled at -O2;
+ * the naked asm functions save and restore every register they use (r7 included). */
 #include "kernels_conv.h"
 
 #if defined(__ARM_FEATURE_DSP) && !defined(FB_PORTABLE)
@@ -265,13 +268,15 @@ void fb_conv2d_s8(const int8_t *x, const fb_geom_t *g, const int16_t *w16, int32
   }
 }
 
-/* Input copied into scratch with zero-point padding and channels rounded up to 4. */
-static void pad_input(const int8_t *x, const fb_geom_t *g, int32_t hp, int32_t wp, int32_t c4, int8_t *p) {
+/* Padded input rows py0.. (padded coordinates) copied into scratch: zero-point padding, channels
+ * rounded up to 4. */
+static void pad_rows(const int8_t *x, const fb_geom_t *g, int32_t py0, int32_t nrows, int32_t wp, int32_t c4,
+                     int8_t *p) {
   int32_t c = g->c;
   uint32_t zw = (uint32_t)(uint8_t)g->zp_in * 0x01010101u;
-  for (int32_t py = 0; py < hp; py++) {
-    int32_t iy = py - g->pt;
-    int8_t *row = p + py * wp * c4;
+  for (int32_t r = 0; r < nrows; r++) {
+    int32_t iy = py0 + r - g->pt;
+    int8_t *row = p + r * wp * c4;
     if (iy < 0 || iy >= g->h) {
       for (int32_t i = 0; i < wp * c4 / 4; i++) ((uint32_t *)(void *)row)[i] = zw;
       continue;
@@ -433,18 +438,24 @@ static void requant_pixel(const int32_t *acc, int32_t n, const fb_crq_t *q, int8
   }
 }
 
+#define FB_DW_BAND 4 /* output rows per padded band (runtime_graph.c sizes the scratch) */
+
 void fb_dwconv2d_s8(const int8_t *x, const fb_geom_t *g, const int16_t *w16, const fb_crq_t *q, int8_t *scratch,
                     int8_t *y) {
   int32_t c = g->c, c4 = (c + 3) & ~3, kh = g->kh, kw = g->kw;
-  int32_t hp = (g->oh - 1) * g->sh + kh, wp = (g->ow - 1) * g->sw + kw;
-  pad_input(x, g, hp, wp, c4, scratch);
+  int32_t wp = (g->ow - 1) * g->sw + kw;
   int32_t rs = wp * c4; /* bytes per padded row */
   int32_t acc[4 * 64];  /* one pixel's accumulators, up to 256 channels at a time */
   int fused = kh == 3 && kw == 3 && q->mode == FB_RQ_FAST && q->lo == -128 && q->hi == 127 && (c & 3) == 0;
-  (void)fused;
+  (void)fused; /* the portable build has no fused path */
   for (int32_t oy = 0; oy < g->oh; oy++) {
+    int32_t band = oy % FB_DW_BAND; /* output rows share one padded band of input rows */
+    if (band == 0) {
+      int32_t nb = g->oh - oy < FB_DW_BAND ? g->oh - oy : FB_DW_BAND;
+      pad_rows(x, g, oy * g->sh, (nb - 1) * g->sh + kh, wp, c4, scratch);
+    }
     for (int32_t ox = 0; ox < g->ow; ox++) {
-      const int8_t *base = scratch + (oy * g->sh) * rs + (ox * g->sw) * c4;
+      const int8_t *base = scratch + band * g->sh * rs + (ox * g->sw) * c4;
 #if FB_DSP
       if (fused) {
         dwf_args_t a = {q->bias, y, c4 / 4, q->rq, 2 * q->zp_out + 1, 0, c4, 2 * c4, rs, 0};

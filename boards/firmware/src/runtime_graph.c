@@ -57,9 +57,10 @@ static void geom(const fb_op_t *o, const fb_tensor_t *ti, const fb_tensor_t *to,
 /* Scratch bytes an op needs (blob.h). */
 static uint32_t scratch_need(const fb_op_t *o, const fb_tensor_t *ti, const fb_tensor_t *to) {
   if (o->kind == FB_OP_CONV2D || o->kind == FB_OP_DENSE) return 3u * o->k4;
-  if (o->kind == FB_OP_DWCONV2D)
-    return ((uint32_t)(to->h - 1u) * o->stride_h + o->kh) * ((uint32_t)(to->w - 1u) * o->stride_w + o->kw) *
-           ceil4(ti->c);
+  if (o->kind == FB_OP_DWCONV2D) { /* a band of up to 4 output rows (FB_DW_BAND in kernels_conv.c) */
+    uint32_t rows = ((to->h < 4u ? to->h : 4u) - 1u) * o->stride_h + o->kh;
+    return rows * ((uint32_t)(to->w - 1u) * o->stride_w + o->kw) * ceil4(ti->c);
+  }
   return 0;
 }
 

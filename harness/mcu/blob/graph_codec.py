@@ -40,6 +40,7 @@ OPF_SINGLE = 2  # single-rounding requantisation (attrs["rounding"] = 1)
 ADD_KEYS = ("left_shift", "mult_a", "shift_a", "mult_b", "shift_b", "mult_out", "shift_out")
 WEIGHTED = ("conv2d", "dwconv2d", "dense")
 WINDOW_ATTRS = ("stride_h", "stride_w", "pad_top", "pad_left")
+DW_BAND = 4  # output rows of a depthwise convolution per zero-point padded band (FB_DW_BAND)
 
 
 def ceil4(n: int) -> int:
@@ -77,11 +78,11 @@ def op_scratch_bytes(g: QGraph, op: QOp) -> int:
         return 3 * patch_len(g, op)
     if op.kind == "dwconv2d":
         kh, kw = kernel_size(op)
-        oh, ow, _ = g.tensors[op.output].shape
+        oh, ow = g.tensors[op.output].shape[:2]
         c = g.tensors[op.inputs[0]].shape[-1]
-        hp = (oh - 1) * int(op.attrs.get("stride_h", 1)) + kh
+        rows = (min(oh, DW_BAND) - 1) * int(op.attrs.get("stride_h", 1)) + kh
         wp = (ow - 1) * int(op.attrs.get("stride_w", 1)) + kw
-        return hp * wp * ceil4(c)
+        return rows * wp * ceil4(c)  # padded input rows read by a band of up to DW_BAND output rows
     return 0
 
 
