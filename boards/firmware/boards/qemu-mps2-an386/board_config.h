@@ -6,4 +6,7 @@
 #define FB_MODEL_ADDR 0x20200000u         /* fixed address of that area (see link.ld) */
 #define FB_DB_MAX (256u * 1024u)          /* input / batch buffer */
 #define FB_ACT_MAX 4096u                  /* widest activation vector */
+#define FB_UART_BASE 0x40004000u          /* CMSDK UART0 (QEMU hw/arm/mps2.c) */
+#define FB_UART_IRQ 0u                    /* its RX interrupt */
+#define FB_TICK_HZ 25000000u              /* SysTick at QEMU's 25 MHz sysclk */
 #endif
