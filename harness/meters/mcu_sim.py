@@ -118,7 +118,7 @@ class McuSimMeter(Meter):
             model=f"mcu-sim: {self.model}",
             boundary="MCU core (modelled from instruction counts)",
             rate_hz=None,
-            accuracy="a model: QEMU -icount instructions, not Cortex-M4 cycles; CPI assumed",
+            accuracy="a model: QEMU -icount instructions, not the core's cycles; CPI assumed",
             marker_method="none",
             note="simulated energy; not comparable with measured classes",
         )

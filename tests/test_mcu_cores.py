@@ -1,0 +1,121 @@
+"""Every emulated core runs the same firmware sources: Cortex-M0 (microbit), M3 (mps2-an385), M4
+(mps2-an386), M7 (mps2-an500), M33 (mps2-an505) and M55 (mps3-an547) boot under QEMU through the
+``mcu`` target and compute the quick suite's int8 MLP shapes bit-exact with the NumPy reference; a
+model larger than a core's RAM is refused with both sizes, by the harness and by the firmware."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mcu_support import needs_qemu
+
+from harness.errors import TargetError
+from harness.ir.layers import Dense
+from harness.ir.network import Network
+from harness.mcu import reference
+from harness.mcu.blob import codec
+from harness.mcu.board import load_board
+from harness.mcu.build import build_firmware
+from harness.mcu.protocol import DutClient, DutCommandError
+from harness.mcu.qemu import QemuDut
+from harness.targets import TARGETS
+from harness.targets.mcu import McuConfig, McuTarget
+
+pytestmark = [pytest.mark.slow, needs_qemu]
+
+# board profile -> the core its QEMU machine emulates (QEMU's default CPU for that machine)
+CORES = {
+    "qemu-microbit": "cortex-m0",
+    "qemu-mps2-an385": "cortex-m3",
+    "qemu-mps2-an386": "cortex-m4f",
+    "qemu-mps2-an500": "cortex-m7",
+    "qemu-mps2-an505": "cortex-m33",
+    "qemu-mps3-an547": "cortex-m55",
+}
+
+
+def _mlp(rng: np.random.Generator, dims: list[int]) -> Network:
+    layers = [
+        Dense(
+            rng.normal(size=(a, b)) / np.sqrt(a),
+            rng.normal(size=b) * 0.1,
+            "relu" if i < len(dims) - 2 else None,
+        )
+        for i, (a, b) in enumerate(zip(dims[:-1], dims[1:], strict=True))
+    ]
+    return Network(layers)
+
+
+@pytest.fixture(scope="module")
+def blobs() -> dict[str, tuple[bytes, np.ndarray]]:
+    """The quick suite's int8 MLP shapes (digits 64-64-10, MNIST-1D 40-128-128-10), random weights."""
+    rng = np.random.default_rng(18)
+    out = {}
+    for name, dims in (("digits", [64, 64, 10]), ("mnist1d", [40, 128, 128, 10])):
+        net = _mlp(rng, dims)
+        x = rng.normal(size=(40, dims[0])).astype(np.float32)
+        out[name] = (codec.export_blob(net, x[:24]), x)
+    return out
+
+
+@pytest.fixture(scope="module", params=sorted(CORES))
+def target(request: pytest.FixtureRequest) -> Iterator[McuTarget]:
+    """One QEMU per core, started by the target from the board profile."""
+    t = TARGETS.get("mcu")(McuConfig(name=request.param, kind="mcu", board=request.param))
+    with t:
+        yield t  # type: ignore[misc]
+
+
+def test_profile_names_the_machine_and_core(target: McuTarget) -> None:
+    p = target.profile
+    info = target.info()
+    assert info["cpu"] == CORES[p.name] and info["emulator"].startswith(
+        f"qemu-system-arm -M {p.qemu_machine} "
+    )
+    assert p.energy is not None and p.energy.clock_hz > 0  # a named MCU's clock for simulated latency
+    assert target.dut is not None and target.dut.command("name").lines == ["m-name-dut-[frugalbench]"]
+
+
+def test_quick_suite_mlps_are_bit_exact_or_refused_with_sizes(target: McuTarget, blobs) -> None:
+    budget = target.profile.budget
+    for name, (blob, x) in blobs.items():
+        if len(blob) > budget.model_ram_bytes:
+            with pytest.raises(
+                TargetError, match=rf"blob is {len(blob)} bytes but board .* has \d+ bytes of model RAM"
+            ):
+                target.load_blob(blob)
+            continue
+        target.load_blob(blob)
+        assert np.array_equal(target.predict(x), reference.predict(blob, x)), (target.profile.name, name)
+
+
+def test_microbit_budget_is_its_ram_and_mnist1d_does_not_fit(blobs) -> None:
+    p = load_board("qemu-microbit")
+    assert p.budget.ram_bytes == 16384 and p.budget.flash_bytes == 262144
+    assert len(blobs["digits"][0]) <= p.budget.model_ram_bytes < len(blobs["mnist1d"][0])
+
+
+def test_microbit_firmware_refuses_an_oversized_upload_itself(blobs) -> None:
+    """Past the harness (a raw DutClient), the 16 KiB firmware still refuses, naming the size."""
+    blob = blobs["mnist1d"][0]
+    with QemuDut(build_firmware("qemu-microbit"), machine="microbit") as q:
+        port = q.open_serial()
+        try:
+            dut = DutClient(port, timeout_s=5.0)
+            dut.wait_banner()
+            ext = dut.negotiate()
+            assert ext is not None and ext.model_max == 8192
+            with pytest.raises(DutCommandError, match=rf"{len(blob)} bytes exceed the model area"):
+                dut.bulk("model", blob)
+        finally:
+            port.close()
+
+
+def test_every_core_has_a_firmware_board_and_profile() -> None:
+    for board in CORES:
+        p = load_board(board)
+        assert p.firmware_board == board and p.emulated
+        assert Path(build_firmware(board)).is_file()
