@@ -21,6 +21,7 @@ from harness.mcu.board import load_board
 from harness.mcu.build import build_firmware
 from harness.mcu.protocol import DutClient, DutCommandError
 from harness.mcu.qemu import QemuDut
+from harness.meters.mcu_sim import McuSimMeter, SimConfig
 from harness.targets import TARGETS
 from harness.targets.mcu import McuConfig, McuTarget
 
@@ -90,6 +91,25 @@ def test_quick_suite_mlps_are_bit_exact_or_refused_with_sizes(target: McuTarget,
             continue
         target.load_blob(blob)
         assert np.array_equal(target.predict(x), reference.predict(blob, x)), (target.profile.name, name)
+
+
+def test_windows_are_simulated_on_the_named_mcu_and_energy_is_unknown_without_a_power(target, blobs) -> None:
+    """Latency is instructions / the named MCU's clock; a core whose profile names no run power keeps a
+    valid window with its energy unknown (NaN here, None in the result row), never 0."""
+    target.load_blob(blobs["digits"][0])
+    target.set_inputs(blobs["digits"][1])
+    meter = McuSimMeter(SimConfig(kind="mcu-sim"))
+    meter.bind_target(target.info())
+    meter.begin_window()
+    w = target.window(0.001)
+    ew = meter.end_window(w)
+    em = target.profile.energy
+    assert em is not None and ew.valid and w.instr_per_inference and w.instr_per_inference > 0
+    assert w.extra["simulated_s"] == pytest.approx(w.extra["instructions"] / em.clock_hz)
+    if em.power_w is None:
+        assert np.isnan(ew.e_win_j) and "energy unknown" in ew.notes[0]
+    else:
+        assert ew.e_win_j == pytest.approx(w.extra["instructions"] * em.joules_per_instruction)
 
 
 def test_microbit_budget_is_its_ram_and_mnist1d_does_not_fit(blobs) -> None:

@@ -509,9 +509,8 @@ class McuTarget(Target):
                     # the same window on the named MCU (instructions x CPI / clock): simulated
                     extra["simulated_s"] = total * em.cycles_per_instruction / em.clock_hz
                     extra["simulated_mcu"] = f"{em.mcu} at {em.clock_hz / 1e6:g} MHz"
-                    jpi = em.joules_per_instruction
-                    if jpi is not None:  # no run power for this MCU: latency only, energy unknown
-                        sim = SimulatedEnergy(total, jpi, em.describe())
+                    # joules_per_instruction is None where no run power is known: energy unknown
+                    sim = SimulatedEnergy(total, em.joules_per_instruction, em.describe())
             if r.dut_s is None:
                 raise WindowInvalid("the DUT printed no m-lap-us timestamps (energy-mode firmware?)")
             # m-lap-us is QEMU's virtual time under -icount (2^shift ns per instruction, a 1 GHz clock at
