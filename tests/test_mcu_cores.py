@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from mcu_support import needs_qemu
+from mcu_support import KINDS, needs_qemu, random_model
 
 from harness.errors import TargetError
 from harness.ir.layers import Dense
@@ -91,6 +91,20 @@ def test_quick_suite_mlps_are_bit_exact_or_refused_with_sizes(target: McuTarget,
             continue
         target.load_blob(blob)
         assert np.array_equal(target.predict(x), reference.predict(blob, x)), (target.profile.name, name)
+
+
+def test_every_layer_kind_gives_the_reference_integers_on_every_core(target: McuTarget) -> None:
+    """Each core's kernel path (portable C on M0/M3, SXTB16/SMLAD on M4/M7/M33, Helium on M55) on
+    every layer kind, including column tails (in % 16, in % 4) and leftover rows (out % 4)."""
+    rng = np.random.default_rng(181)
+    for kind in KINDS:
+        net, opts = random_model(kind, rng)
+        x = rng.normal(size=(12, net.in_dim)).astype(np.float32)
+        blob = codec.export_blob(net, x, **opts)  # type: ignore[arg-type]
+        if len(blob) > target.profile.budget.model_ram_bytes:
+            continue
+        target.load_blob(blob)
+        assert np.array_equal(target.predict(x), reference.predict(blob, x)), (target.profile.name, kind)
 
 
 def test_windows_are_simulated_on_the_named_mcu_and_energy_is_unknown_without_a_power(target, blobs) -> None:

@@ -131,7 +131,7 @@ static float fb_expf(float x) {
 static void th_results(void) {
   const fb_header_t *h = model.h;
   fb_sb_t s;
-  static char big[16 * FB_ACT_MAX / 4 + 32];
+  char num[40]; /* one value at a time: a 256-output line does not fit a small board's RAM at once */
   uint32_t n = h->out_dim;
   float mx = -1e30f, sum = 0.0f;
   int arg = 0;
@@ -144,17 +144,17 @@ static void th_results(void) {
   }
   if (model.head == FB_SOFTMAX)
     for (uint32_t i = 0; i < n; i++) sum += fb_expf(h->out_scale * (float)(last_out[i] - h->out_zp) - mx);
-  sb_init(&s, big, sizeof big);
-  sb_str(&s, "m-results-[");
+  out_str("m-results-[");
   for (uint32_t i = 0; i < n; i++) {
     float v = h->out_scale * (float)(last_out[i] - h->out_zp);
     if (model.head == FB_SOFTMAX) v = fb_expf(v - mx) / sum;
     if (model.head == FB_ARGMAX) v = (int)i == arg ? 1.0f : 0.0f;
+    sb_init(&s, num, sizeof num);
     if (i) sb_str(&s, ",");
     sb_f3(&s, v);
+    out_str(num);
   }
-  sb_str(&s, "]");
-  out_line(big);
+  out_line("]");
 }
 
 static void hex_out(const char *prefix, const int8_t *v, uint32_t n) {
