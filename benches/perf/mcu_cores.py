@@ -1,6 +1,7 @@
-"""Which core for my model: the int8 dense kernel on every emulated Cortex-M core, instructions per MAC.
+"""Which core for my model: the int8 kernels on every emulated Cortex-M core, instructions per MAC.
 
-One 256x256 int8 dense layer (65,536 MACs) is built into each core's firmware (``make MODEL_BLOB=``:
+One 256x256 int8 dense layer (65,536 MACs), and one 256-wide Monarch layer (16 blocks of 16, 8,192
+MACs), are each built into each core's firmware (``make MODEL_BLOB=``:
 the blob sits in flash, so the 16 KiB micro:bit runs it too), run with ``infer N 1`` under
 ``qemu-system-arm -M <machine> -icount shift=0``, and the firmware's tick count of the timed loop
 gives guest instructions (ticks x 1e9 / tick_hz). Every core's int8 outputs are checked against the
@@ -8,9 +9,10 @@ NumPy reference before its figure is printed. The figures include the whole infe
 widening, requantisation), not only the inner loop. **QEMU icount instructions, not cycles**: an
 LDM/LDRD or a Helium (MVE) instruction counts once however many beats the core takes.
 
-Last lines: ``instr_per_mac_dense_int8_n256_<core>=<v>`` for m0, m3, m4, m7, m33, m55, then
-``dense_n256_m55_over_m4=<v>`` (instructions, M55 / M4). The KWS DS-CNN figures of the issue need
-the MCU convolution runtime and are not printed here.
+Last lines: ``instr_per_mac_dense_int8_n256_<core>=<v>`` and ``instr_per_mac_monarch_int8_n256_<core>=<v>``
+for m0, m3, m4, m7, m33, m55, then ``dense_n256_m55_over_m4=<v>`` and ``monarch_n256_m55_over_m4=<v>``
+(instructions, M55 / M4). The KWS DS-CNN figures of the issue need the MCU convolution runtime and are
+not printed here.
 Usage: ``python benches/perf/mcu_cores.py``.
 """
 
@@ -21,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.ir.layers import Dense
+from harness.ir.layers import Dense, Monarch
 from harness.ir.network import Network
 from harness.mcu import reference
 from harness.mcu.blob import codec
@@ -62,27 +64,42 @@ def instructions_per_inference(board: str, blob: Path, xq: np.ndarray, expect: n
     return ticks * (1e9 / hz) / n
 
 
-def main() -> None:
-    rng = np.random.default_rng(0)
-    net = Network([Dense(rng.normal(size=(N, N)) / np.sqrt(N), rng.normal(size=N) * 0.1)])
-    x = rng.normal(size=(32, N)).astype(np.float32)
+def per_mac(name: str, net: Network, macs: int, rng: np.random.Generator) -> dict[str, float]:
+    x = rng.normal(size=(32, net.in_dim)).astype(np.float32)
     data = codec.export_blob(net, x)
     qm = codec.read_blob(data)
     xq = qm.quantize_input(x[:1])
     expect = reference.run(qm, xq)[0]
-    per_mac: dict[str, float] = {}
-    print(f"dense {N}x{N} int8 ({N * N} MACs), QEMU -icount shift=0: guest instructions, not cycles")
+    out: dict[str, float] = {}
+    print(
+        f"{name} ({macs} MACs, {len(data)} blob bytes), QEMU -icount shift=0: guest instructions, not cycles"
+    )
     print(f"{'core':5s} {'board':18s} {'instr/inf':>10s} {'instr/MAC':>9s}")
     with tempfile.TemporaryDirectory() as d:
-        blob = Path(d) / "dense.blob"
+        blob = Path(d) / "model.blob"
         blob.write_bytes(data)
         for core, board in CORES.items():
             ins = instructions_per_inference(board, blob, xq, expect)
-            per_mac[core] = ins / (N * N)
-            print(f"{core:5s} {board:18s} {ins:10.0f} {per_mac[core]:9.3f}", flush=True)
-    for core, v in per_mac.items():
+            out[core] = ins / macs
+            print(f"{core:5s} {board:18s} {ins:10.0f} {out[core]:9.3f}", flush=True)
+    return out
+
+
+def main() -> None:
+    rng = np.random.default_rng(0)
+    dense = Network([Dense(rng.normal(size=(N, N)) / np.sqrt(N), rng.normal(size=N) * 0.1)])
+    b = int(np.sqrt(N))
+    mon = Monarch(
+        rng.normal(size=(b, N // b, b)) / 6, rng.normal(size=(b, b, N // b)) / 6, rng.normal(size=N) * 0.1
+    )
+    d = per_mac(f"dense {N}x{N} int8", dense, N * N, rng)
+    m = per_mac(f"monarch {N} int8 ({b} blocks)", Network([mon]), mon.macs(), rng)
+    for core, v in d.items():
         print(f"instr_per_mac_dense_int8_n256_{core}={v:.4f}")
-    print(f"dense_n256_m55_over_m4={per_mac['m55'] / per_mac['m4']:.4f}")
+    for core, v in m.items():
+        print(f"instr_per_mac_monarch_int8_n256_{core}={v:.4f}")
+    print(f"dense_n256_m55_over_m4={d['m55'] / d['m4']:.4f}")
+    print(f"monarch_n256_m55_over_m4={m['m55'] / m['m4']:.4f}")
 
 
 if __name__ == "__main__":

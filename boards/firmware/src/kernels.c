@@ -227,7 +227,7 @@ typedef struct {
   : [S] "r"(S)                                                                                          \
   : "cc", "memory"
 
-static __attribute__((noinline)) const int8_t *rows_rq8(fb_rows_t *S, const int8_t *wp, int relu) {
+static __attribute__((noinline, unused)) const int8_t *rows_rq8(fb_rows_t *S, const int8_t *wp, int relu) {
   int32_t a0, a1, a2, a3, xe, xo, w0, w1, t;
   const int16_t *xp;
   int32_t n;
@@ -243,7 +243,7 @@ static __attribute__((noinline)) const int8_t *rows_rq8(fb_rows_t *S, const int8
   return wp;
 }
 
-static __attribute__((noinline)) const int8_t *rows_sat16(fb_rows_t *S, const int8_t *wp) {
+static __attribute__((noinline, unused)) const int8_t *rows_sat16(fb_rows_t *S, const int8_t *wp) {
   int32_t a0, a1, a2, a3, xe, xo, w0, w1, t;
   const int16_t *xp;
   int32_t n;
@@ -324,8 +324,40 @@ INLINE const int8_t *dot4_mve(const int8_t *x, const int8_t *w, int ngroups, int
   acc[3] = a3;
   return w + 16 * ngroups;
 }
+/* The same on the widened int16 input (Monarch's intermediates, matrices without an int8 input):
+ * 8 columns per VMLADAVA. x16 holds each group of 4 as [x0, x2, x1, x3], so the weight bytes are
+ * gathered in that order (and sign-extended to 16 bits by the gather itself). */
+INLINE const int8_t *dot4_mve16(const int16_t *x16, const int8_t *w, int ngroups, int32_t *acc) {
+  static const uint16_t off_tab[8] = {0, 2, 1, 3, 16, 18, 17, 19};
+  const uint16x8_t o0 = vld1q_u16(off_tab), o1 = vaddq_n_u16(o0, 4), o2 = vaddq_n_u16(o0, 8),
+                   o3 = vaddq_n_u16(o0, 12);
+  int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+  const int8_t *wp = w;
+  for (int c = ngroups >> 1; c > 0; c--, x16 += 8, wp += 32) {
+    int16x8_t xv = vld1q_s16(x16);
+    a0 = vmladavaq_s16(a0, vldrbq_gather_offset_s16(wp, o0), xv);
+    a1 = vmladavaq_s16(a1, vldrbq_gather_offset_s16(wp, o1), xv);
+    a2 = vmladavaq_s16(a2, vldrbq_gather_offset_s16(wp, o2), xv);
+    a3 = vmladavaq_s16(a3, vldrbq_gather_offset_s16(wp, o3), xv);
+  }
+  if (ngroups & 1) { /* one group of 4 left: the upper 4 lanes are zeroed */
+    mve_pred16_t p = vctp16q(4u);
+    int16x8_t xv = vldrhq_z_s16(x16, p);
+    a0 = vmladavaq_s16(a0, vldrbq_gather_offset_z_s16(wp, o0, p), xv);
+    a1 = vmladavaq_s16(a1, vldrbq_gather_offset_z_s16(wp, o1, p), xv);
+    a2 = vmladavaq_s16(a2, vldrbq_gather_offset_z_s16(wp, o2, p), xv);
+    a3 = vmladavaq_s16(a3, vldrbq_gather_offset_z_s16(wp, o3, p), xv);
+  }
+  acc[0] = a0;
+  acc[1] = a1;
+  acc[2] = a2;
+  acc[3] = a3;
+  return w + 16 * ngroups;
+}
+#define FB_DOT4X16 dot4_mve16
 #else
 #define FB_MVE 0
+#define FB_DOT4X16 dot4
 #endif
 
 /* Requantisation with one mult/shift hoisted out of the row loop (shift <= -2 checked by caller). */
@@ -351,7 +383,7 @@ INLINE void mat_rows(const int16_t *x16, const int8_t *x, const int8_t *w, int i
   int done = 0;
   if (uni) u.rnd = 1 << (u.s - 1);
 #if FB_FUSED
-  if (uni && tail == 0 && ng > 0 && (ng & 3) == 0 && !(FB_MVE && x)) {
+  if (uni && tail == 0 && ng > 0 && (ng & 3) == 0 && !FB_MVE) {
     rq_u_t f = {u.mult, u.rnd, u.s, u.zp};
     int relu = q->lo > -128; /* lo = zp_out with ReLU */
     for (int rb = 0; rb < nrb; rb++) {
@@ -376,7 +408,7 @@ INLINE void mat_rows(const int16_t *x16, const int8_t *x, const int8_t *w, int i
       wp = dot4_mve(x, wp, ng, acc);
     else
 #endif
-      wp = dot4(x16, wp, ng, acc);
+      wp = FB_DOT4X16(x16, wp, ng, acc);
     if (tail) {
       for (int r = 0; r < 4; r++)
         for (int t = 0; t < tail; t++) acc[r] += wp[r * tail + t] * xt[t];
@@ -450,7 +482,7 @@ void fb_monarch_s8(const int8_t *x, int16_t *x16, int16_t *h16, int k, int p, in
   int32_t rnd1 = sh1 ? 1 << (sh1 - 1) : 0;
   /* Factor 1: block i maps x[i*p..] to h[i, 0..q); h is stored transposed (h[j, i]) and already in
    * the widened layout that factor 2's kernel reads. */
-#if FB_ROWS
+#if FB_ROWS && !FB_MVE
   if ((p & 15) == 0 && (k & 15) == 0 && q >= 4 && s >= 4) {
     fb_rows_t S1 = {0, bias1, 0, p / 16, 0, 0, rnd1, sh1, 0, 2 * k};
     for (int i = 0; i < k; i++) {
@@ -479,7 +511,7 @@ void fb_monarch_s8(const int8_t *x, int16_t *x16, int16_t *h16, int k, int p, in
     for (int j = 0; j < q; j += 4) {
       int32_t acc[4] = {bias1[0], bias1[1], bias1[2], bias1[3]};
       bias1 += 4;
-#if FB_FUSED
+#if FB_FUSED && !FB_MVE
       if ((p & 15) == 0) {
         rq_u_t f = {0, rnd1, sh1, 0};
         wp = dot4_sat16(xb, wp, p / 16, acc, &f);
@@ -490,7 +522,7 @@ void fb_monarch_s8(const int8_t *x, int16_t *x16, int16_t *h16, int k, int p, in
         continue;
       }
 #endif
-      wp = dot4(xb, wp, p / 4, acc);
+      wp = FB_DOT4X16(xb, wp, p / 4, acc);
       hcol[(j + 0) * k] = fb_sat16(acc[0], sh1, rnd1);
       hcol[(j + 1) * k] = fb_sat16(acc[1], sh1, rnd1);
       hcol[(j + 2) * k] = fb_sat16(acc[2], sh1, rnd1);
