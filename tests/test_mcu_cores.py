@@ -156,3 +156,35 @@ def test_every_core_has_a_firmware_board_and_profile() -> None:
         p = load_board(board)
         assert p.firmware_board == board and p.emulated
         assert Path(build_firmware(board)).is_file()
+
+
+def test_bench_a_tflite_file_on_a_core_and_refuse_one_that_does_not_fit(tmp_path: Path) -> None:
+    """``frugalbench bench MODEL.tflite --target BOARD``: costs on the named core, or the refusal."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from harness.cli.main import app
+    from harness.ir.export.tflite_export import network_to_tflite
+
+    rng = np.random.default_rng(3)
+    small, big = tmp_path / "small.tflite", tmp_path / "big.tflite"
+    small.write_bytes(network_to_tflite(_mlp(rng, [64, 64, 10])))
+    big.write_bytes(network_to_tflite(_mlp(rng, [40, 128, 128, 10])))
+    r = CliRunner().invoke(app, ["bench", str(small), "--target", "qemu-mps2-an505", "--windows", "2",
+                                 "--window-s", "0.005", "--json"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["board"] == "qemu-mps2-an505" and out["macs"] == 64 * 64 + 64 * 10
+    em = load_board("qemu-mps2-an505").energy
+    assert em is not None and em.joules_per_instruction is not None
+    assert out["latency_p50_ms"] == pytest.approx(
+        out["instructions_per_inference"] / em.clock_hz * 1e3, rel=0.02
+    )
+    assert out["energy_per_inference_j"] == pytest.approx(
+        out["instructions_per_inference"] * em.joules_per_instruction, rel=0.02
+    )
+    r = CliRunner().invoke(app, ["bench", str(big), "--target", "qemu-microbit"])
+    assert r.exit_code != 0 and "bytes but board qemu-microbit has 8192 bytes of model RAM" in str(
+        r.exception
+    )

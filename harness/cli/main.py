@@ -224,11 +224,21 @@ def bench(
         list[str] | None, typer.Option(help="NAME=16000: feed a constant (e.g. a sample rate)")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    target: Annotated[
+        str | None,
+        typer.Option(
+            help="an MCU board profile (e.g. qemu-mps3-an547): quantise to int8 and time on that board "
+            "(window-s is then the board's own, simulated for an emulated board)"
+        ),
+    ] = None,
 ) -> None:
     """Benchmark any model file: latency p50/p90/p99, throughput, size, parameters, MACs."""
     from ..pipeline.bench import bench_model, parse_overrides
 
     _check_bench_options(window_s, batch, threads, windows)
+    if target is not None:
+        _bench_on_board(model, target, windows, window_s, as_json)
+        return
     r = bench_model(
         model,
         runtime=runtime,
@@ -259,6 +269,36 @@ def bench(
     ]:
         t.add_row(k, v)
     Console(markup=False, emoji=False).print(t)  # model path and input names are printed as written
+
+
+def _bench_on_board(model: Path, board: str, windows: int, window_s: float, as_json: bool) -> None:
+    from ..pipeline.mcu_bench import bench_on_board
+
+    r = bench_on_board(model, board, windows=windows, window_s=window_s)
+    if as_json:
+        typer.echo(json.dumps(dataclasses.asdict(r), indent=1))
+        return
+    t = Table(title=f"{r.model} on {r.board_label or r.board} (int8 blob, random calibration)")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    unknown = "unknown (no run power for this MCU)"
+    for k, v in [
+        ("latency p50 (ms)", f"{r.latency_p50_ms:.4f}  [{r.latency_clock}]"),
+        (
+            "instructions / inference",
+            f"{r.instructions_per_inference:.0f}" if r.instructions_per_inference else "–",
+        ),
+        (
+            "energy / inference (J)",
+            f"{r.energy_per_inference_j:.3e}" if r.energy_per_inference_j else unknown,
+        ),
+        ("model blob bytes", str(r.blob_bytes)),
+        ("MACs", str(r.macs)),
+        ("inferences", str(r.n_inferences)),
+        ("energy model", r.energy_model or "none"),
+    ]:
+        t.add_row(k, v)
+    Console(markup=False, emoji=False).print(t)
 
 
 def _availability_table(title: str, rows: list[tuple[str, str | None]]) -> None:
