@@ -1,7 +1,8 @@
 """Every emulated core runs the same firmware sources: Cortex-M0 (microbit), M3 (mps2-an385), M4
 (mps2-an386), M7 (mps2-an500), M33 (mps2-an505) and M55 (mps3-an547) boot under QEMU through the
 ``mcu`` target and compute the quick suite's int8 MLP shapes bit-exact with the NumPy reference; a
-model larger than a core's RAM is refused with both sizes, by the harness and by the firmware."""
+model larger than a core's RAM is refused with both sizes, by the harness and by the firmware.
+One QEMU per core for the module (the ``target`` fixture)."""
 
 from __future__ import annotations
 
@@ -19,8 +20,7 @@ from harness.mcu import reference
 from harness.mcu.blob import codec
 from harness.mcu.board import load_board
 from harness.mcu.build import build_firmware
-from harness.mcu.protocol import DutClient, DutCommandError
-from harness.mcu.qemu import QemuDut
+from harness.mcu.protocol import DutCommandError
 from harness.meters.mcu_sim import McuSimMeter, SimConfig
 from harness.targets import TARGETS
 from harness.targets.mcu import McuConfig, McuTarget
@@ -88,6 +88,11 @@ def test_quick_suite_mlps_are_bit_exact_or_refused_with_sizes(target: McuTarget,
                 TargetError, match=rf"blob is {len(blob)} bytes but board .* has \d+ bytes of model RAM"
             ):
                 target.load_blob(blob)
+            # past the harness (a raw upload), the firmware refuses it too, naming the size
+            assert target.dut is not None and target.dut.ext is not None
+            assert target.dut.ext.model_max == budget.model_ram_bytes
+            with pytest.raises(DutCommandError, match=rf"{len(blob)} bytes exceed the model area"):
+                target.dut.bulk("model", blob)
             continue
         target.load_blob(blob)
         assert np.array_equal(target.predict(x), reference.predict(blob, x)), (target.profile.name, name)
@@ -133,22 +138,6 @@ def test_microbit_budget_is_its_ram_and_mnist1d_does_not_fit(blobs) -> None:
     p = load_board("qemu-microbit")
     assert p.budget.ram_bytes == 16384 and p.budget.flash_bytes == 262144
     assert len(blobs["digits"][0]) <= p.budget.model_ram_bytes < len(blobs["mnist1d"][0])
-
-
-def test_microbit_firmware_refuses_an_oversized_upload_itself(blobs) -> None:
-    """Past the harness (a raw DutClient), the 16 KiB firmware still refuses, naming the size."""
-    blob = blobs["mnist1d"][0]
-    with QemuDut(build_firmware("qemu-microbit"), machine="microbit") as q:
-        port = q.open_serial()
-        try:
-            dut = DutClient(port, timeout_s=5.0)
-            dut.wait_banner()
-            ext = dut.negotiate()
-            assert ext is not None and ext.model_max == 8192
-            with pytest.raises(DutCommandError, match=rf"{len(blob)} bytes exceed the model area"):
-                dut.bulk("model", blob)
-        finally:
-            port.close()
 
 
 def test_every_core_has_a_firmware_board_and_profile() -> None:
