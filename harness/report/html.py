@@ -404,6 +404,8 @@ def render(data: ReportData) -> str:
                         ("latency_p50_ms", "p50 (ms)"),
                         ("energy_per_inference_j", "E / inference"),
                         ("model_bytes", "model bytes"),
+                        ("ram_bytes", "board RAM"),
+                        ("flash_bytes", "board flash"),
                         ("reason", "why not"),
                     ],
                     models,

@@ -153,6 +153,8 @@ def model_rows(board: list[BoardRow], skipped: list[Result]) -> list[dict[str, A
                 "latency_p50_ms": r["latency_p50_ms"],
                 "energy_per_inference_j": r["energy_per_inference_j"],
                 "model_bytes": r["model_bytes"],
+                "ram_bytes": prov.get("ram_bytes"),
+                "flash_bytes": prov.get("flash_bytes"),
                 "passes_gate": r["passes_gate"],
                 "reason": None,
             }
@@ -168,6 +170,8 @@ def model_rows(board: list[BoardRow], skipped: list[Result]) -> list[dict[str, A
                 "latency_p50_ms": None,
                 "energy_per_inference_j": None,
                 "model_bytes": None,
+                "ram_bytes": (x.provenance or {}).get("ram_bytes"),
+                "flash_bytes": (x.provenance or {}).get("flash_bytes"),
                 "passes_gate": None,
                 "reason": x.reason,
             }

@@ -578,6 +578,8 @@ class McuTarget(Target):
             "protocol": "EEMBC/MLPerf Tiny" + (" + frugalbench extensions" if self.ext else " (plain)"),
             "threads": 1,
             "batch": 1,
+            "ram_bytes": p.budget.ram_bytes,  # the board's memory, for "which core fits this model"
+            "flash_bytes": p.budget.flash_bytes,
         }
         if p.emulated:
             info.update(emulator=f"qemu-system-arm -M {p.qemu_machine} -icount shift={self.shift}")
