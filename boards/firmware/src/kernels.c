@@ -265,6 +265,40 @@ static __attribute__((noinline, unused)) const int8_t *rows_sat16(fb_rows_t *S, 
   return wp;
 }
 #define FB_ROWS 1
+#elif defined(__ARM_ARCH_7M__)
+/* Armv7-M without DSP (Cortex-M3): one word load per row and SBFX/ASR to pick each signed weight
+ * byte, then MLA: about 2 instructions per MAC, which is what the ISA allows without SIMD (every
+ * MAC needs its own multiply and its own weight extraction). Weights are 4-byte aligned (blob.h). */
+INLINE const int8_t *dot4(const int16_t *x16, const int8_t *w, int ngroups, int32_t *acc) {
+  int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+  const int32_t *ww = (const int32_t *)(const void *)w;
+  for (int g = 0; g < ngroups; g++, x16 += 4, ww += 4) {
+    int32_t xa = x16[0], xc = x16[1], xb = x16[2], xd = x16[3]; /* x0, x2, x1, x3 */
+    int32_t r0 = ww[0], r1 = ww[1], r2 = ww[2], r3 = ww[3];
+    /* one MLA into each accumulator per weight (no partial sums to add afterwards) */
+    a0 += (int8_t)r0 * xa;
+    a1 += (int8_t)r1 * xa;
+    a2 += (int8_t)r2 * xa;
+    a3 += (int8_t)r3 * xa;
+    a0 += (int8_t)(r0 >> 8) * xb;
+    a1 += (int8_t)(r1 >> 8) * xb;
+    a2 += (int8_t)(r2 >> 8) * xb;
+    a3 += (int8_t)(r3 >> 8) * xb;
+    a0 += (int8_t)(r0 >> 16) * xc;
+    a1 += (int8_t)(r1 >> 16) * xc;
+    a2 += (int8_t)(r2 >> 16) * xc;
+    a3 += (int8_t)(r3 >> 16) * xc;
+    a0 += (r0 >> 24) * xd;
+    a1 += (r1 >> 24) * xd;
+    a2 += (r2 >> 24) * xd;
+    a3 += (r3 >> 24) * xd;
+  }
+  acc[0] = a0;
+  acc[1] = a1;
+  acc[2] = a2;
+  acc[3] = a3;
+  return (const int8_t *)(const void *)ww;
+}
 #else
 INLINE const int8_t *dot4(const int16_t *x16, const int8_t *w, int ngroups, int32_t *acc) {
   int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
