@@ -389,15 +389,34 @@ INLINE const int8_t *dot4_mve16(const int16_t *x16, const int8_t *w, int ngroups
   return w + 16 * ngroups;
 }
 #define FB_DOT4X16 dot4_mve16
-#else
+#endif
+
+/* Requantisation as in fb_requant() (kernels.h), after rq1_t below. */
+typedef struct {
+  int32_t mult, s, rnd, zp, lo;
+} rq1_t;
+
+#if FB_MVE
+/* fb_requant() of 4 per-channel outputs at once (VMULH = the high word SMMLA adds, VSHL by a negative
+ * count = the arithmetic right shift); 0 if a channel has shift > -2 (the scalar 64-bit path). */
+INLINE int rq4_mve(const int32_t *acc, const int32_t *mult, const int32_t *shift, const fb_rq_t *q, int8_t *y) {
+  int32x4_t sh = vld1q_s32(shift);
+  if (vmaxvq_s32(INT32_MIN, sh) > -2) return 0;
+  int32x4_t s = vsubq_s32(vdupq_n_s32(-1), sh);
+  int32x4_t rnd = vshlq_s32(vdupq_n_s32(1), vsubq_s32(s, vdupq_n_s32(1)));
+  int32x4_t r = vaddq_s32(vmulhq_s32(vld1q_s32(acc), vld1q_s32(mult)), rnd);
+  r = vaddq_s32(vshlq_s32(r, vnegq_s32(s)), vdupq_n_s32(q->zp_out));
+  r = vminq_s32(vmaxq_s32(r, vdupq_n_s32(q->lo > -128 ? q->lo : -128)), vdupq_n_s32(127));
+  vstrbq_s32(y, r);
+  return 1;
+}
+#endif
+#if !FB_MVE
 #define FB_MVE 0
 #define FB_DOT4X16 dot4
 #endif
 
 /* Requantisation with one mult/shift hoisted out of the row loop (shift <= -2 checked by caller). */
-typedef struct {
-  int32_t mult, s, rnd, zp, lo;
-} rq1_t;
 
 INLINE int8_t rq1(int32_t acc, const rq1_t *u) {
   int32_t r = (fb_smmla(acc, u->mult, u->rnd) >> u->s) + u->zp;
@@ -453,7 +472,11 @@ INLINE void mat_rows(const int16_t *x16, const int8_t *x, const int8_t *w, int i
       y[1] = rq1(acc[1], &u);
       y[2] = rq1(acc[2], &u);
       y[3] = rq1(acc[3], &u);
-    } else {
+    } else
+#if FB_MVE
+      if (!rq4_mve(acc, mult, shift, q, y))
+#endif
+    {
       y[0] = fb_requant(acc[0], mult[0], shift[0], q);
       y[1] = fb_requant(acc[1], mult[1], shift[1], q);
       y[2] = fb_requant(acc[2], mult[2], shift[2], q);
