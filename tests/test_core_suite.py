@@ -41,7 +41,7 @@ def _write(tmp_path: Path, text: str) -> Path:
     return p
 
 
-@pytest.mark.parametrize("name", ["quick.toml", "default.toml", "conv.toml"])
+@pytest.mark.parametrize("name", ["quick.toml", "default.toml", "conv.toml", "cores.toml"])
 def test_shipped_suites_load(name: str) -> None:
     if not (ROOT / "benches" / name).exists():
         pytest.skip(f"benches/{name} not written yet")

@@ -253,7 +253,7 @@ def test_bench_target_must_be_an_emulated_mcu_board(tmp_path: Path) -> None:
 
     path = tmp_path / "kws.tflite"
     path.write_bytes(_kws_file())
-    with pytest.raises(ConfigError, match="not an MCU board profile; use one of qemu-m4, qemu-mps2-an386"):
+    with pytest.raises(ConfigError, match="not an MCU board profile; use one of qemu-m4, .*qemu-mps2-an386"):
         bench_mcu(path, target="raspberry-pi-5")
     with pytest.raises(ConfigError, match="emulated board .* real board nucleo-l4r5zi .* serial port"):
         bench_mcu(path, target="nucleo-l4r5zi")

@@ -331,3 +331,34 @@ def test_empty_database_renders_every_format(tmp_path: Path) -> None:
     for fmt in FORMATS.names():
         assert render_db(db, fmt) is not None
     assert "variant has no .tflite file" in render_db(db, "html")
+
+
+def test_per_model_view_lists_each_variant_across_targets_and_where_it_does_not_fit(tmp_path: Path) -> None:
+    from report_fixtures import _row
+
+    from harness.results.record import Result
+    from harness.results.store import Store
+
+    result_rows = [
+        _row("digits", "int8-static", "int8", "qemu-m4", lat=8e-5, e=2.6e-6, cls="simulated"),
+        _row("digits", "int8-static", "int8", "qemu-m3", lat=2.4e-4, e=None, cls="simulated"),
+        _row("digits", "fp32", "fp32", "cpu-ort", lat=1e-5),  # on one target only: not in the view
+    ]
+    path = make_db(tmp_path / "m.sqlite", result_rows)
+    too_big = "model blob is 26136 bytes but board qemu-microbit has 8192 bytes of model RAM (flash 262144, RAM 16384)"
+    with Store.open(path) as s:
+        rid = s.runs()[0]["id"]
+        s.save_result(
+            Result(suite="fixture", task="digits", variant="int8-static", target="qemu-m0", status="failed",
+                   reason=too_big, run_id=rid, job_key="m0"),
+            [],
+        )  # fmt: skip
+    models = [x for x in from_db(path).models if x["task"] == "digits"]
+    assert [(x["variant"], x["target"], x["status"]) for x in models] == [
+        ("int8-static", "qemu-m4", "runs"),
+        ("int8-static", "qemu-m3", "runs"),
+        ("int8-static", "qemu-m0", "does not fit"),
+    ]
+    assert models[1]["energy_per_inference_j"] is None and "8192 bytes of model RAM" in models[2]["reason"]
+    md = render_db(path, "md")
+    assert "### Per model across targets" in md and "does not fit" in md

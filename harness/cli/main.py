@@ -226,7 +226,10 @@ def bench(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
     target: Annotated[
         str | None,
-        typer.Option(help="run an int8 .tflite on an MCU target instead: qemu-m4 or a board profile name"),
+        typer.Option(
+            help="run on an emulated MCU board instead: qemu-m4 or a board profile name (e.g. qemu-mps3-an547); "
+            "a full-integer .tflite keeps its quantisation, other files are quantised with random calibration"
+        ),
     ] = None,
     check: Annotated[
         bool,
@@ -238,7 +241,7 @@ def bench(
 ) -> None:
     """Benchmark any model file: latency p50/p90/p99, throughput, size, parameters, MACs.
 
-    With --target qemu-m4: an int8 .tflite on the emulated Cortex-M4: instructions per inference,
+    With --target BOARD (qemu-m4, or any emulated board profile): instructions per inference,
     simulated latency and energy at the board's clock, peak RAM, flash and MACs."""
     if target is not None:
         _bench_mcu(model, target, check=check, samples=samples, as_json=as_json)

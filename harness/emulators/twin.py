@@ -65,7 +65,7 @@ class PowerModel:
         """From a board profile's ``[energy]`` table (it needs ``sleep_current_a``)."""
         prof = load_board(board) if isinstance(board, str) else board
         em = prof.energy
-        if em is None or em.sleep_current_a is None:
+        if em is None or em.sleep_current_a is None or em.active_current_a is None or em.voltage_v is None:
             raise ConfigError(
                 f"board {prof.name} has no power model for the bench twin: its [energy] table needs power_w, "
                 "voltage_v, clock_hz and sleep_current_a (with their sources)"

@@ -27,13 +27,17 @@ class Budget(BaseModel):
 
 
 class EnergyModel(BaseModel):
-    """Simulated energy: ``E = instructions x CPI x power_w / clock_hz`` (class ``simulated``)."""
+    """Simulated energy: ``E = instructions x CPI x power_w / clock_hz`` (class ``simulated``).
+
+    The clock and CPI alone give the simulated latency on the named MCU; ``power_w`` (and so the
+    energy) stays ``None`` where no datasheet or published measurement gives one: unknown, never 0.
+    """
 
     model_config = ConfigDict(extra="forbid")
     mcu: str
     clock_hz: float = Field(gt=0)
-    voltage_v: float = Field(gt=0)
-    power_w: float = Field(gt=0)
+    voltage_v: float | None = Field(None, gt=0)
+    power_w: float | None = Field(None, gt=0)
     cycles_per_instruction: float = Field(1.0, gt=0)
     source: str
     #: current while the core sleeps in WFI (the bench twin's sleep level); None: the board has no figure
@@ -41,18 +45,29 @@ class EnergyModel(BaseModel):
     sleep_source: str = ""
 
     @property
-    def active_current_a(self) -> float:
-        """Run current at ``clock_hz`` from the supply: ``power_w / voltage_v``."""
+    def active_current_a(self) -> float | None:
+        """Run current at ``clock_hz`` from the supply: ``power_w / voltage_v`` (None if either is unknown)."""
+        if self.power_w is None or self.voltage_v is None:
+            return None
         return self.power_w / self.voltage_v
 
     @property
-    def joules_per_instruction(self) -> float:
+    def joules_per_instruction(self) -> float | None:
+        if self.power_w is None:
+            return None
         return self.cycles_per_instruction * self.power_w / self.clock_hz
 
     def describe(self) -> str:
+        jpi = self.joules_per_instruction
+        if jpi is None or self.power_w is None:
+            return (
+                f"{self.mcu} at {self.clock_hz / 1e6:g} MHz, CPI {self.cycles_per_instruction:g}; "
+                f"run power unknown, so no energy ({self.source})"
+            )
+        volts = f", {self.voltage_v:g} V" if self.voltage_v is not None else ""
         return (
-            f"{self.mcu} at {self.clock_hz / 1e6:g} MHz, {self.voltage_v:g} V: {self.power_w * 1e3:g} mW run power, "
-            f"CPI {self.cycles_per_instruction:g} -> {self.joules_per_instruction * 1e12:.1f} pJ/instruction ({self.source})"
+            f"{self.mcu} at {self.clock_hz / 1e6:g} MHz{volts}: {self.power_w * 1e3:g} mW run power, "
+            f"CPI {self.cycles_per_instruction:g} -> {jpi * 1e12:.1f} pJ/instruction ({self.source})"
         )
 
 
@@ -62,11 +77,12 @@ class BoardProfile(BaseModel):
     label: str = ""
     firmware_board: str
     emulator: str | None = None
-    qemu_machine: str = "mps2-an386"
+    qemu_machine: str = Field("mps2-an386", description="qemu-system-arm -M value (its default CPU is used)")
     icount_shift: int = Field(0, ge=0, le=10)
     baud: int = Field(115200, gt=0)
     tick_hz: int = Field(gt=0)
     cpu: str = "cortex-m4f"
+    isa: str = "armv7e-m (thumb-2, DSP, FPv4-SP)"
     budget: Budget
     energy: EnergyModel | None = None
     meter: dict[str, Any] | None = None

@@ -26,7 +26,7 @@ TOOLS = ("arm-none-eabi-gcc", "make")
 APT_PACKAGES = ("gcc-arm-none-eabi", "libnewlib-arm-none-eabi", "make")
 APT_HINT = f"frugalbench setup (or: apt-get install -y --no-install-recommends {' '.join(APT_PACKAGES)})"
 # what a build reads, relative to the firmware folder (the same files pyproject.toml ships)
-SOURCES = ("Makefile", "src/*.[ch]", "boards/*/*.[ch]", "boards/*/*.ld")
+SOURCES = ("Makefile", "src/*.[ch]", "src/*.ld", "boards/*/*.[ch]", "boards/*/*.ld", "boards/*/*.mk")
 OUTPUTS = ("fw.elf", "fw.bin", "fw.map")
 # make variables the Makefile takes from the environment (``?=``): a build sets them itself or not at all
 _ENV_DROP = ("CROSS", "OPT", "MODEL_BLOB", "BUILD", "BOARD", "PORTABLE")

@@ -1,4 +1,6 @@
-"""Start and always stop a QEMU ``mps2-an386`` running the firmware, UART on a localhost TCP port.
+"""Start and always stop a QEMU Cortex-M machine (``mps2-an386`` by default; the board profile's
+``qemu_machine`` otherwise: ``microbit``, ``mps2-an385/an500/an505``, ``mps3-an547``) running the firmware,
+UART on a localhost TCP port.
 
 QEMU runs with ``-icount shift=S`` (deterministic instruction counts) and ``nodelay=on`` on the
 socket (no Nagle: about 1 ms per reply instead of 44 ms). ``wait=on``: the board starts only once a

@@ -9,6 +9,7 @@ carries its instruction count and energy model (``TimedWindow.simulated``); ``en
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -65,13 +66,35 @@ class McuSimMeter(Meter):
     def observe(self, window: TimedWindow) -> None:
         """Record a window that carries simulated-energy information (others are ignored)."""
         sim = window.simulated
-        if sim is not None:
-            self._seen.append(
-                SimWindow(window.t_start, window.t_end, sim.instructions, sim.joules_per_instruction)
-            )
+        jpi = None if sim is None else self.config.joules_per_instruction or sim.joules_per_instruction
+        if sim is not None and jpi is not None:
+            self._seen.append(SimWindow(window.t_start, window.t_end, sim.instructions, jpi))
 
     def end_window(self, window: TimedWindow) -> EnergyWindow:
-        """Record ``window`` (its simulated energy comes with it), then stop and price it."""
+        """Record ``window`` (its simulated energy comes with it), then stop and price it.
+
+        A window of an MCU whose run power no source gives stays valid (its instruction count and
+        simulated latency stand) with its energy unknown: NaN here, ``None`` in the result row.
+        """
+        sim = window.simulated
+        if (
+            sim is not None
+            and sim.joules_per_instruction is None
+            and self.config.joules_per_instruction is None
+        ):
+            self.stop()
+            return EnergyWindow(
+                e_win_j=math.nan,
+                t_s=window.t_end - window.t_start,
+                n=window.n,
+                method="icount",
+                t0=window.t_start,
+                t1=window.t_end,
+                n_samples=None,
+                dropped=0,
+                valid=True,
+                notes=["energy unknown: the board profile names no run power for this MCU"],
+            )
         self.observe(window)
         return super().end_window(window)
 
@@ -118,7 +141,7 @@ class McuSimMeter(Meter):
             model=f"mcu-sim: {self.model}",
             boundary="MCU core (modelled from instruction counts)",
             rate_hz=None,
-            accuracy="a model: QEMU -icount instructions, not Cortex-M4 cycles; CPI assumed",
+            accuracy="a model: QEMU -icount instructions, not the core's cycles; CPI assumed",
             marker_method="none",
             note="simulated energy; not comparable with measured classes",
         )

@@ -52,11 +52,12 @@ class SimulatedEnergy:
     """What an emulated DUT did in a window, for simulated energy (meter ``mcu-sim``).
 
     ``instructions`` counted by the emulator (QEMU ``-icount``) over the whole window, priced at
-    ``joules_per_instruction`` from the board profile's energy model, which ``model`` describes.
+    ``joules_per_instruction`` from the board profile's energy model, which ``model`` describes
+    (``None``: the profile names no run power for its MCU, so the window's energy is unknown).
     """
 
     instructions: float
-    joules_per_instruction: float
+    joules_per_instruction: float | None
     model: str
 
 

@@ -10,6 +10,7 @@ windows re-run) are :func:`harness.pipeline.measure.measure`.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -290,7 +291,7 @@ class Runner:
         n_total = sum(g.n for g, _ in good)
         # Throughput per window from the DUT clock; median over windows.
         thr = float(np.median([g.n / g.dut_s for g, _ in good if g.dut_s > 0]))
-        e_per = [e / g.n for g, e in good if e is not None]
+        e_per = [e / g.n for g, e in good if e is not None and math.isfinite(e)]  # NaN: energy unknown
         e_med, e_lo, e_hi = median_ci(np.array(e_per), seed=r.seed) if e_per else (None, None, None)
         if info.model_power_w is not None and e_per:
             # a modelled meter prices latency: derive E from the row's own p50 so the two agree exactly
@@ -298,7 +299,11 @@ class Runner:
             e_lo, e_hi = (e_med * (1 - ci), e_med * (1 + ci)) if np.isfinite(ci) else (None, None)
         e_dyn = None
         if p_idle is not None and e_per:
-            e_dyn = float(np.median([(e - p_idle * g.dut_s) / g.n for g, e in good if e is not None]))
+            e_dyn = float(
+                np.median(
+                    [(e - p_idle * g.dut_s) / g.n for g, e in good if e is not None and math.isfinite(e)]
+                )
+            )
         instr = [g.instr_per_inference for g, _ in good if g.instr_per_inference is not None]
         row = {
             "latency_p50_s": pct["p50"],

@@ -387,6 +387,30 @@ def render(data: ReportData) -> str:
                     tech,
                 )
             )
+        models = [x for x in data.models if x["task"] == task]
+        if models:
+            parts.append(
+                "<h3>Per model across targets: where each variant runs, how fast, at what energy</h3>"
+            )
+            parts.append(
+                _simple_table(
+                    "models",
+                    [
+                        ("variant", "variant"),
+                        ("target", "target"),
+                        ("hardware", "hardware"),
+                        ("status", "status"),
+                        ("energy_class", "class"),
+                        ("latency_p50_ms", "p50 (ms)"),
+                        ("energy_per_inference_j", "E / inference"),
+                        ("model_bytes", "model bytes"),
+                        ("ram_bytes", "board RAM"),
+                        ("flash_bytes", "board flash"),
+                        ("reason", "why not"),
+                    ],
+                    models,
+                )
+            )
         emb = [x for x in data.embodied if x["task"] == task]
         if emb:
             parts.append(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -43,6 +44,7 @@ class ReportData:
     plots: list[dict[str, Any]] = field(default_factory=list)
     extras: dict[tuple[str, str], RowExtras] = field(default_factory=dict)
     skipped_groups: list[dict[str, Any]] = field(default_factory=list)
+    models: list[dict[str, Any]] = field(default_factory=list)
     spreads: dict[tuple[int | None, str, str], WindowSpread] = field(default_factory=dict)
 
     def extra(self, r: BoardRow) -> RowExtras:
@@ -127,6 +129,62 @@ def skipped_groups(skipped: list[Result]) -> list[dict[str, Any]]:
     for r in skipped:
         groups.setdefault((r.status, r.reason or ""), []).append(f"{r.task}/{r.variant} on {r.target}")
     return [{"status": st, "reason": why or None, "jobs": jobs} for (st, why), jobs in groups.items()]
+
+
+# the mcu target's budget refusals (harness/targets/mcu.py check_budget): the model does not fit the board
+_DOES_NOT_FIT = re.compile(
+    r"bytes but board \S+ has \d+ bytes of model RAM|-wide activation but board|input buffer is"
+)
+
+
+def model_rows(board: list[BoardRow], skipped: list[Result]) -> list[dict[str, Any]]:
+    """One model across targets ("which core for my model"): for every (task, variant) run or tried on
+    more than one target, where it runs (latency, energy, model bytes) and where it does not fit
+    (the refusal, sizes included) or failed, runs first and fastest first."""
+    rows: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in board:
+        prov = r["provenance"] or {}
+        rows[(r["task"], r["variant"])].append(
+            {
+                "target": r["target"],
+                "hardware": prov.get("board_label") or prov.get("board") or prov.get("cpu") or r["target"],
+                "status": "runs",
+                "energy_class": r["energy_class"],
+                "latency_p50_ms": r["latency_p50_ms"],
+                "energy_per_inference_j": r["energy_per_inference_j"],
+                "model_bytes": r["model_bytes"],
+                "ram_bytes": prov.get("ram_bytes"),
+                "flash_bytes": prov.get("flash_bytes"),
+                "passes_gate": r["passes_gate"],
+                "reason": None,
+            }
+        )
+    for x in skipped:
+        fits = x.status == "failed" and bool(x.reason and _DOES_NOT_FIT.search(x.reason))
+        rows[(x.task, x.variant)].append(
+            {
+                "target": x.target,
+                "hardware": (x.provenance or {}).get("board") or x.target,
+                "status": "does not fit" if fits else x.status,
+                "energy_class": None,
+                "latency_p50_ms": None,
+                "energy_per_inference_j": None,
+                "model_bytes": None,
+                "ram_bytes": (x.provenance or {}).get("ram_bytes"),
+                "flash_bytes": (x.provenance or {}).get("flash_bytes"),
+                "passes_gate": None,
+                "reason": x.reason,
+            }
+        )
+    out = []
+    for (task, variant), rs in sorted(rows.items()):
+        if len({x["target"] for x in rs}) < 2:
+            continue
+        rs.sort(
+            key=lambda x: (x["status"] != "runs", x["latency_p50_ms"] is None, x["latency_p50_ms"] or 0.0)
+        )
+        out += [{"task": task, "variant": variant, **x} for x in rs]
+    return out
 
 
 def _settings(run: dict[str, Any]) -> dict[str, Any]:
@@ -429,6 +487,7 @@ def build(
         plots=plot_rows(board, fr),
         extras=extras_rows(board, results, runs, budgets),
         skipped_groups=skipped_groups(skipped),
+        models=model_rows(board, skipped),
         spreads=spread_rows(results, window_p50s or {}),
     )
 
@@ -447,6 +506,7 @@ def from_board(board: list[BoardRow], skipped: list[Result] | None = None) -> Re
         plots=plot_rows(board, fr),
         extras=extras_rows(board, [], [], []),
         skipped_groups=skipped_groups(skipped or []),
+        models=model_rows(board, skipped or []),
     )
 
 

@@ -590,6 +590,7 @@ class McuTarget(Target):
                     # the same window on the named MCU (instructions x CPI / clock): simulated
                     extra["simulated_s"] = total * em.cycles_per_instruction / em.clock_hz
                     extra["simulated_mcu"] = f"{em.mcu} at {em.clock_hz / 1e6:g} MHz"
+                    # joules_per_instruction is None where no run power is known: energy unknown
                     sim = SimulatedEnergy(total, em.joules_per_instruction, em.describe())
             if r.dut_s is None:
                 raise WindowInvalid("the DUT printed no m-lap-us timestamps (energy-mode firmware?)")
@@ -663,16 +664,18 @@ class McuTarget(Target):
             "board": p.name,
             "board_label": p.label,
             "cpu": p.cpu,
-            "isa": "armv7e-m (thumb-2, DSP, FPv4-SP)",
+            "isa": p.isa,
             "runtime": "frugalbench-mcu",
             "dut_name": self.dut_name,
             "protocol": "EEMBC/MLPerf Tiny" + (" + frugalbench extensions" if self.ext else " (plain)"),
             "threads": 1,
             "batch": 1,
+            "ram_bytes": p.budget.ram_bytes,  # the board's memory, for "which core fits this model"
+            "flash_bytes": p.budget.flash_bytes,
         }
         if p.emulated:
             info.update(emulator=f"qemu-system-arm -M {p.qemu_machine} -icount shift={self.shift}")
-            info["cost_unit"] = "icount instructions (not Cortex-M4 cycles)"
+            info["cost_unit"] = f"icount instructions (not {p.cpu} cycles)"
         if p.energy is not None:
             info["energy_model"] = p.energy.describe()
         if self._probe is not None and p.emulated:

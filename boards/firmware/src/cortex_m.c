@@ -1,4 +1,4 @@
-/* What every Cortex-M4 board shares: start-up (copy .data, zero .bss, FPU on, main) and a 64-bit
+/* What every Cortex-M board shares: start-up (copy .data, zero .bss, FPU on, main) and a 64-bit
  * tick counter on SysTick at the core clock (the board's vector table points at these handlers). */
 #include <stdint.h>
 
@@ -12,8 +12,10 @@ void Reset_Handler(void) {
   uint32_t *src = &_etext, *dst = &_sdata;
   while (dst < &_edata) *dst++ = *src++;
   for (dst = &_sbss; dst < &_ebss;) *dst++ = 0;
-  *(volatile uint32_t *)0xE000ED88 |= 0xFu << 20; /* CPACR: CP10/CP11 full access (FPU) */
+#if defined(__ARM_FP) || defined(__ARM_FEATURE_MVE)
+  *(volatile uint32_t *)0xE000ED88 |= 0xFu << 20; /* CPACR: CP10/CP11 full access (FPU, MVE) */
   __asm volatile("dsb\n isb");
+#endif
   main();
   for (;;) {
   }
@@ -24,6 +26,7 @@ void Default_Handler(void) {
   }
 }
 
+#if !defined(FB_BOARD_TICKS) /* a board without SysTick (nRF51) brings its own timer */
 #define REG(a) (*(volatile uint32_t *)(a))
 #define SYST_CSR REG(0xE000E010)
 #define SYST_RVR REG(0xE000E014)
@@ -60,3 +63,4 @@ void board_ticks_restart(void) {
   while (SYST_CVR == 0) {
   }
 }
+#endif

@@ -227,7 +227,7 @@ typedef struct {
   : [S] "r"(S)                                                                                          \
   : "cc", "memory"
 
-static __attribute__((noinline)) const int8_t *rows_rq8(fb_rows_t *S, const int8_t *wp, int relu) {
+static __attribute__((noinline, unused)) const int8_t *rows_rq8(fb_rows_t *S, const int8_t *wp, int relu) {
   int32_t a0, a1, a2, a3, xe, xo, w0, w1, t;
   const int16_t *xp;
   int32_t n;
@@ -243,7 +243,7 @@ static __attribute__((noinline)) const int8_t *rows_rq8(fb_rows_t *S, const int8
   return wp;
 }
 
-static __attribute__((noinline)) const int8_t *rows_sat16(fb_rows_t *S, const int8_t *wp) {
+static __attribute__((noinline, unused)) const int8_t *rows_sat16(fb_rows_t *S, const int8_t *wp) {
   int32_t a0, a1, a2, a3, xe, xo, w0, w1, t;
   const int16_t *xp;
   int32_t n;
@@ -265,6 +265,40 @@ static __attribute__((noinline)) const int8_t *rows_sat16(fb_rows_t *S, const in
   return wp;
 }
 #define FB_ROWS 1
+#elif defined(__ARM_ARCH_7M__)
+/* Armv7-M without DSP (Cortex-M3): one word load per row and SBFX/ASR to pick each signed weight
+ * byte, then MLA: about 2 instructions per MAC, which is what the ISA allows without SIMD (every
+ * MAC needs its own multiply and its own weight extraction). Weights are 4-byte aligned (blob.h). */
+INLINE const int8_t *dot4(const int16_t *x16, const int8_t *w, int ngroups, int32_t *acc) {
+  int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+  const int32_t *ww = (const int32_t *)(const void *)w;
+  for (int g = 0; g < ngroups; g++, x16 += 4, ww += 4) {
+    int32_t xa = x16[0], xc = x16[1], xb = x16[2], xd = x16[3]; /* x0, x2, x1, x3 */
+    int32_t r0 = ww[0], r1 = ww[1], r2 = ww[2], r3 = ww[3];
+    /* one MLA into each accumulator per weight (no partial sums to add afterwards) */
+    a0 += (int8_t)r0 * xa;
+    a1 += (int8_t)r1 * xa;
+    a2 += (int8_t)r2 * xa;
+    a3 += (int8_t)r3 * xa;
+    a0 += (int8_t)(r0 >> 8) * xb;
+    a1 += (int8_t)(r1 >> 8) * xb;
+    a2 += (int8_t)(r2 >> 8) * xb;
+    a3 += (int8_t)(r3 >> 8) * xb;
+    a0 += (int8_t)(r0 >> 16) * xc;
+    a1 += (int8_t)(r1 >> 16) * xc;
+    a2 += (int8_t)(r2 >> 16) * xc;
+    a3 += (int8_t)(r3 >> 16) * xc;
+    a0 += (r0 >> 24) * xd;
+    a1 += (r1 >> 24) * xd;
+    a2 += (r2 >> 24) * xd;
+    a3 += (r3 >> 24) * xd;
+  }
+  acc[0] = a0;
+  acc[1] = a1;
+  acc[2] = a2;
+  acc[3] = a3;
+  return (const int8_t *)(const void *)ww;
+}
 #else
 INLINE const int8_t *dot4(const int16_t *x16, const int8_t *w, int ngroups, int32_t *acc) {
   int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
@@ -289,10 +323,100 @@ INLINE const int8_t *dot4(const int16_t *x16, const int8_t *w, int ngroups, int3
 #define FB_ROWS 0
 #endif
 
-/* Requantisation with one mult/shift hoisted out of the row loop (shift <= -2 checked by caller). */
+/* Helium (MVE, Cortex-M55): one VMLADAVA per 16 columns of a row (int8 x int8 summed into the
+ * int32 accumulator, exact, so the same integers as every other path). In the 4x4-block weight
+ * layout a row's 16 columns sit at byte offsets 0-3, 16-19, 32-35, 48-51 of the next 64 bytes,
+ * which one gather load with a constant offset vector reads; the int8 input needs no widening.
+ * Column counts that are a multiple of 4 below 16 are predicated off with VCTP. */
+#if defined(__ARM_FEATURE_MVE) && !defined(FB_PORTABLE)
+#include <arm_mve.h>
+#define FB_MVE 1
+INLINE const int8_t *dot4_mve(const int8_t *x, const int8_t *w, int ngroups, int32_t *acc) {
+  static const uint8_t off_tab[16] = {0, 1, 2, 3, 16, 17, 18, 19, 32, 33, 34, 35, 48, 49, 50, 51};
+  const uint8x16_t o0 = vld1q_u8(off_tab), o1 = vaddq_n_u8(o0, 4), o2 = vaddq_n_u8(o0, 8), o3 = vaddq_n_u8(o0, 12);
+  int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+  const int8_t *wp = w;
+  /* whole 16-column chunks unpredicated (gcc 12 puts a VPST before every predicated instruction) */
+  for (int c = ngroups >> 2; c > 0; c--, x += 16, wp += 64) {
+    int8x16_t xv = vld1q_s8(x);
+    a0 = vmladavaq_s8(a0, vldrbq_gather_offset_s8(wp, o0), xv);
+    a1 = vmladavaq_s8(a1, vldrbq_gather_offset_s8(wp, o1), xv);
+    a2 = vmladavaq_s8(a2, vldrbq_gather_offset_s8(wp, o2), xv);
+    a3 = vmladavaq_s8(a3, vldrbq_gather_offset_s8(wp, o3), xv);
+  }
+  if (ngroups & 3) { /* 4, 8 or 12 columns left: lanes past them are zeroed and add nothing */
+    mve_pred16_t p = vctp8q(4u * (uint32_t)(ngroups & 3));
+    int8x16_t xv = vldrbq_z_s8(x, p);
+    a0 = vmladavaq_s8(a0, vldrbq_gather_offset_z_s8(wp, o0, p), xv);
+    a1 = vmladavaq_s8(a1, vldrbq_gather_offset_z_s8(wp, o1, p), xv);
+    a2 = vmladavaq_s8(a2, vldrbq_gather_offset_z_s8(wp, o2, p), xv);
+    a3 = vmladavaq_s8(a3, vldrbq_gather_offset_z_s8(wp, o3, p), xv);
+  }
+  acc[0] = a0;
+  acc[1] = a1;
+  acc[2] = a2;
+  acc[3] = a3;
+  return w + 16 * ngroups;
+}
+/* The same on the widened int16 input (Monarch's intermediates, matrices without an int8 input):
+ * 8 columns per VMLADAVA. x16 holds each group of 4 as [x0, x2, x1, x3], so the weight bytes are
+ * gathered in that order (and sign-extended to 16 bits by the gather itself). */
+INLINE const int8_t *dot4_mve16(const int16_t *x16, const int8_t *w, int ngroups, int32_t *acc) {
+  static const uint16_t off_tab[8] = {0, 2, 1, 3, 16, 18, 17, 19};
+  const uint16x8_t o0 = vld1q_u16(off_tab), o1 = vaddq_n_u16(o0, 4), o2 = vaddq_n_u16(o0, 8),
+                   o3 = vaddq_n_u16(o0, 12);
+  int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+  const int8_t *wp = w;
+  for (int c = ngroups >> 1; c > 0; c--, x16 += 8, wp += 32) {
+    int16x8_t xv = vld1q_s16(x16);
+    a0 = vmladavaq_s16(a0, vldrbq_gather_offset_s16(wp, o0), xv);
+    a1 = vmladavaq_s16(a1, vldrbq_gather_offset_s16(wp, o1), xv);
+    a2 = vmladavaq_s16(a2, vldrbq_gather_offset_s16(wp, o2), xv);
+    a3 = vmladavaq_s16(a3, vldrbq_gather_offset_s16(wp, o3), xv);
+  }
+  if (ngroups & 1) { /* one group of 4 left: the upper 4 lanes are zeroed */
+    mve_pred16_t p = vctp16q(4u);
+    int16x8_t xv = vldrhq_z_s16(x16, p);
+    a0 = vmladavaq_s16(a0, vldrbq_gather_offset_z_s16(wp, o0, p), xv);
+    a1 = vmladavaq_s16(a1, vldrbq_gather_offset_z_s16(wp, o1, p), xv);
+    a2 = vmladavaq_s16(a2, vldrbq_gather_offset_z_s16(wp, o2, p), xv);
+    a3 = vmladavaq_s16(a3, vldrbq_gather_offset_z_s16(wp, o3, p), xv);
+  }
+  acc[0] = a0;
+  acc[1] = a1;
+  acc[2] = a2;
+  acc[3] = a3;
+  return w + 16 * ngroups;
+}
+#define FB_DOT4X16 dot4_mve16
+#endif
+
+/* Requantisation as in fb_requant() (kernels.h), after rq1_t below. */
 typedef struct {
   int32_t mult, s, rnd, zp, lo;
 } rq1_t;
+
+#if FB_MVE
+/* fb_requant() of 4 per-channel outputs at once (VMULH = the high word SMMLA adds, VSHL by a negative
+ * count = the arithmetic right shift); 0 if a channel has shift > -2 (the scalar 64-bit path). */
+INLINE int rq4_mve(const int32_t *acc, const int32_t *mult, const int32_t *shift, const fb_rq_t *q, int8_t *y) {
+  int32x4_t sh = vld1q_s32(shift);
+  if (vmaxvq_s32(INT32_MIN, sh) > -2) return 0;
+  int32x4_t s = vsubq_s32(vdupq_n_s32(-1), sh);
+  int32x4_t rnd = vshlq_s32(vdupq_n_s32(1), vsubq_s32(s, vdupq_n_s32(1)));
+  int32x4_t r = vaddq_s32(vmulhq_s32(vld1q_s32(acc), vld1q_s32(mult)), rnd);
+  r = vaddq_s32(vshlq_s32(r, vnegq_s32(s)), vdupq_n_s32(q->zp_out));
+  r = vminq_s32(vmaxq_s32(r, vdupq_n_s32(q->lo > -128 ? q->lo : -128)), vdupq_n_s32(127));
+  vstrbq_s32(y, r);
+  return 1;
+}
+#endif
+#if !FB_MVE
+#define FB_MVE 0
+#define FB_DOT4X16 dot4
+#endif
+
+/* Requantisation with one mult/shift hoisted out of the row loop (shift <= -2 checked by caller). */
 
 INLINE int8_t rq1(int32_t acc, const rq1_t *u) {
   int32_t r = (fb_smmla(acc, u->mult, u->rnd) >> u->s) + u->zp;
@@ -312,7 +436,7 @@ INLINE void mat_rows(const int16_t *x16, const int8_t *x, const int8_t *w, int i
   int done = 0;
   if (uni) u.rnd = 1 << (u.s - 1);
 #if FB_FUSED
-  if (uni && tail == 0 && ng > 0 && (ng & 3) == 0) {
+  if (uni && tail == 0 && ng > 0 && (ng & 3) == 0 && !FB_MVE) {
     rq_u_t f = {u.mult, u.rnd, u.s, u.zp};
     int relu = q->lo > -128; /* lo = zp_out with ReLU */
     for (int rb = 0; rb < nrb; rb++) {
@@ -332,7 +456,12 @@ INLINE void mat_rows(const int16_t *x16, const int8_t *x, const int8_t *w, int i
 #endif
   for (int rb = done; rb < nrb; rb++) {
     int32_t acc[4] = {bias[0], bias[1], bias[2], bias[3]};
-    wp = dot4(x16, wp, ng, acc);
+#if FB_MVE
+    if (x)
+      wp = dot4_mve(x, wp, ng, acc);
+    else
+#endif
+      wp = FB_DOT4X16(x16, wp, ng, acc);
     if (tail) {
       for (int r = 0; r < 4; r++)
         for (int t = 0; t < tail; t++) acc[r] += wp[r * tail + t] * xt[t];
@@ -343,7 +472,11 @@ INLINE void mat_rows(const int16_t *x16, const int8_t *x, const int8_t *w, int i
       y[1] = rq1(acc[1], &u);
       y[2] = rq1(acc[2], &u);
       y[3] = rq1(acc[3], &u);
-    } else {
+    } else
+#if FB_MVE
+      if (!rq4_mve(acc, mult, shift, q, y))
+#endif
+    {
       y[0] = fb_requant(acc[0], mult[0], shift[0], q);
       y[1] = fb_requant(acc[1], mult[1], shift[1], q);
       y[2] = fb_requant(acc[2], mult[2], shift[2], q);
@@ -363,7 +496,9 @@ INLINE void mat_rows(const int16_t *x16, const int8_t *x, const int8_t *w, int i
 }
 
 void fb_dense_s8(const int8_t *x, int16_t *x16, const int8_t *w, int in, int out, const fb_rq_t *q, int8_t *y) {
+#if !FB_MVE /* the Helium kernel reads the int8 input itself */
   fb_widen_s8(x, x16, in);
+#endif
   mat_rows(x16, x, w, in, out, q, y);
 }
 
@@ -404,7 +539,7 @@ void fb_monarch_s8(const int8_t *x, int16_t *x16, int16_t *h16, int k, int p, in
   int32_t rnd1 = sh1 ? 1 << (sh1 - 1) : 0;
   /* Factor 1: block i maps x[i*p..] to h[i, 0..q); h is stored transposed (h[j, i]) and already in
    * the widened layout that factor 2's kernel reads. */
-#if FB_ROWS
+#if FB_ROWS && !FB_MVE
   if ((p & 15) == 0 && (k & 15) == 0 && q >= 4 && s >= 4) {
     fb_rows_t S1 = {0, bias1, 0, p / 16, 0, 0, rnd1, sh1, 0, 2 * k};
     for (int i = 0; i < k; i++) {
@@ -433,7 +568,7 @@ void fb_monarch_s8(const int8_t *x, int16_t *x16, int16_t *h16, int k, int p, in
     for (int j = 0; j < q; j += 4) {
       int32_t acc[4] = {bias1[0], bias1[1], bias1[2], bias1[3]};
       bias1 += 4;
-#if FB_FUSED
+#if FB_FUSED && !FB_MVE
       if ((p & 15) == 0) {
         rq_u_t f = {0, rnd1, sh1, 0};
         wp = dot4_sat16(xb, wp, p / 16, acc, &f);
@@ -444,7 +579,7 @@ void fb_monarch_s8(const int8_t *x, int16_t *x16, int16_t *h16, int k, int p, in
         continue;
       }
 #endif
-      wp = dot4(xb, wp, p / 4, acc);
+      wp = FB_DOT4X16(xb, wp, p / 4, acc);
       hcol[(j + 0) * k] = fb_sat16(acc[0], sh1, rnd1);
       hcol[(j + 1) * k] = fb_sat16(acc[1], sh1, rnd1);
       hcol[(j + 2) * k] = fb_sat16(acc[2], sh1, rnd1);

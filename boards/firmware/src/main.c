@@ -134,7 +134,7 @@ static float fb_expf(float x) {
 static void th_results(void) {
   const fb_header_t *h = model.h;
   fb_sb_t s;
-  char num[24];
+  char num[40]; /* one value at a time: a 256-output line does not fit a small board's RAM at once */
   uint32_t n = h->out_dim;
   float mx = -1e30f, sum = 0.0f;
   int arg = 0;

@@ -9,4 +9,8 @@
 #define FB_ARENA_MAX (1024u * 1024u)  /* tensor arena of blob version 2 graphs */
 #define FB_SCRATCH_MAX (256u * 1024u) /* per-op scratch (im2col patch, padded depthwise input) */
 #define FB_OUT_MAX (64u * 1024u)     /* widest graph output (blob version 2) */
+#define FB_UART_BASE 0x40004000u          /* CMSDK UART0 (QEMU hw/arm/mps2.c) */
+#define FB_UART_IRQ 0u                    /* its RX interrupt */
+#define FB_TICK_HZ 25000000u              /* SysTick at QEMU's 25 MHz sysclk */
+#define FB_ACT_UART_BASE 0x40005000u      /* CMSDK UART1: the bench twin's activity channel (cmsdk_uart.c) */
 #endif

@@ -1,0 +1,3 @@
+/* Board layer for QEMU mps2-an500 (Cortex-M7): the CMSDK UART + SysTick layer every MPS machine shares,
+ * with this board's addresses from board_config.h. */
+#include "cmsdk_uart.c"
