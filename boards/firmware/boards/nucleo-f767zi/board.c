@@ -78,7 +78,7 @@ static void clock_216mhz(void) {
   while (!(RCC_CR & (1u << 1))) {
   }
   RCC_PLLCFGR = 16u /* PLLM */ | (432u << 6) /* PLLN */ | (0u << 16) /* PLLP=2 */ | (0u << 22) /* HSI */ |
-                (9u << 24) /* PLLQ: 48 MHz */;
+                (9u << 24) /* PLLQ: 48 MHz */ | (2u << 28) /* PLLR: its reset value (unused) */;
   RCC_CR |= 1u << 24; /* PLLON */
   PWR_CR1 |= 1u << 16; /* ODEN: over-drive, needed above 180 MHz */
   while (!(PWR_CSR1 & (1u << 16))) { /* ODRDY */
