@@ -182,12 +182,13 @@ def _md_sections(task: str, data: ReportData, images: dict[str, str]) -> list[st
     if models:
         lines += ["", "### Per model across targets (where each variant runs, how fast, at what energy)", ""]
         lines += _md_table(
-            "variant | target | hardware | status | class | p50 ms> | E/inference> | model bytes> | board RAM> | board flash> | why not",
+            "variant | target | hardware | status | class | p50 ms> | E/inference> | model bytes> | model RAM> | model flash> | board RAM> | board flash> | why not",
             [
                 [_md_escape(x["variant"]), _md_escape(x["target"]), _md_escape(x["hardware"]),
                  _md_escape(x["status"]), _md_escape(x["energy_class"]), cell(x["latency_p50_ms"], ".3g"),
                  energy_text(x["energy_per_inference_j"]), cell(x["model_bytes"]), cell(x["ram_bytes"]),
-                 cell(x["flash_bytes"]), _md_escape(x["reason"])]
+                 cell(x["flash_bytes"]), cell(x["board_ram_bytes"]), cell(x["board_flash_bytes"]),
+                 _md_escape(x["reason"])]
                 for x in models
             ],
         )  # fmt: skip

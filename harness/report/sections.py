@@ -132,15 +132,18 @@ def skipped_groups(skipped: list[Result]) -> list[dict[str, Any]]:
 
 
 # the mcu target's budget refusals (harness/targets/mcu.py check_budget): the model does not fit the board
+# (v1 blobs) and harness/mcu/footprint.py check_fits (operator graphs: RAM, flash, arena, scratch)
 _DOES_NOT_FIT = re.compile(
     r"bytes but board \S+ has \d+ bytes of model RAM|-wide activation but board|input buffer is"
+    r"|the model does not fit \S+:"
 )
 
 
 def model_rows(board: list[BoardRow], skipped: list[Result]) -> list[dict[str, Any]]:
     """One model across targets ("which core for my model"): for every (task, variant) run or tried on
-    more than one target, where it runs (latency, energy, model bytes) and where it does not fit
-    (the refusal, sizes included) or failed, runs first and fastest first."""
+    more than one target, where it runs (latency, energy, model bytes, the model's peak RAM and flash
+    there) and where it does not fit (the refusal, sizes included) or failed, with each board's RAM and
+    flash; runs first and fastest first."""
     rows: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in board:
         prov = r["provenance"] or {}
@@ -153,25 +156,30 @@ def model_rows(board: list[BoardRow], skipped: list[Result]) -> list[dict[str, A
                 "latency_p50_ms": r["latency_p50_ms"],
                 "energy_per_inference_j": r["energy_per_inference_j"],
                 "model_bytes": r["model_bytes"],
-                "ram_bytes": prov.get("ram_bytes"),
-                "flash_bytes": prov.get("flash_bytes"),
+                "ram_bytes": r["ram_bytes"],
+                "flash_bytes": r["flash_bytes"],
+                "board_ram_bytes": prov.get("board_ram_bytes"),
+                "board_flash_bytes": prov.get("board_flash_bytes"),
                 "passes_gate": r["passes_gate"],
                 "reason": None,
             }
         )
     for x in skipped:
         fits = x.status == "failed" and bool(x.reason and _DOES_NOT_FIT.search(x.reason))
+        prov = x.provenance or {}
         rows[(x.task, x.variant)].append(
             {
                 "target": x.target,
-                "hardware": (x.provenance or {}).get("board") or x.target,
+                "hardware": prov.get("board_label") or prov.get("board") or x.target,
                 "status": "does not fit" if fits else x.status,
                 "energy_class": None,
                 "latency_p50_ms": None,
                 "energy_per_inference_j": None,
-                "model_bytes": None,
-                "ram_bytes": (x.provenance or {}).get("ram_bytes"),
-                "flash_bytes": (x.provenance or {}).get("flash_bytes"),
+                "model_bytes": prov.get("model_blob_bytes"),  # a refused graph: what it needed
+                "ram_bytes": prov.get("ram_bytes"),
+                "flash_bytes": prov.get("flash_bytes"),
+                "board_ram_bytes": prov.get("board_ram_bytes"),
+                "board_flash_bytes": prov.get("board_flash_bytes"),
                 "passes_gate": None,
                 "reason": x.reason,
             }

@@ -137,6 +137,9 @@ class McuTarget(Target):
         self.qm: QModel | QGraph | None = None
         self.blob: bytes | None = None
         self.footprint: Footprint | None = None  # RAM/flash of the loaded operator graph
+        # RAM/flash of the graph last offered to load_blob, kept when it was refused: the provenance of
+        # a "does not fit" result names what the model needed, not the previously loaded model's sizes
+        self.wanted: Footprint | None = None
         self._elf: Path | None = Path(config.firmware) if config.firmware else None
         self.variant: Variant | None = None
         self._input: bytes | None = None
@@ -405,11 +408,14 @@ class McuTarget(Target):
         if self.dut is None and not self._broken:
             raise StateError("mcu target: call open() first")
         qm = read_any_blob(blob)
-        self.check_budget(blob, qm)
+        # nothing of the previous model survives an attempt: a refused model's result must not carry
+        # the previous model's sizes, layers or instruction count
+        self.qm = self.blob = self.footprint = self._probe = self.wanted = None
         fp = None
-        if isinstance(qm, QGraph):  # RAM and flash on this board, refused with the sizes if over
-            fp = footprint(blob, self.profile, elf=self._elf)
+        if isinstance(qm, QGraph):  # RAM and flash on this board first: a refusal names every size
+            fp = self.wanted = footprint(blob, self.profile, elf=self._elf)
             check_fits(fp, self.profile)
+        self.check_budget(blob, qm)
         if self.ext is None or "model" not in self.ext.bulk:
             self._retrying("built-in model", lambda: self._use_builtin(blob, qm))
             return
@@ -670,8 +676,10 @@ class McuTarget(Target):
             "protocol": "EEMBC/MLPerf Tiny" + (" + frugalbench extensions" if self.ext else " (plain)"),
             "threads": 1,
             "batch": 1,
-            "ram_bytes": p.budget.ram_bytes,  # the board's memory, for "which core fits this model"
-            "flash_bytes": p.budget.flash_bytes,
+            # the board's memory, for "which core fits this model"; ram_bytes / flash_bytes below are
+            # the model's own peak RAM and flash (operator graphs only: unknown for a v1 MLP blob)
+            "board_ram_bytes": p.budget.ram_bytes,
+            "board_flash_bytes": p.budget.flash_bytes,
         }
         if p.emulated:
             info.update(emulator=f"qemu-system-arm -M {p.qemu_machine} -icount shift={self.shift}")
@@ -680,7 +688,10 @@ class McuTarget(Target):
             info["energy_model"] = p.energy.describe()
         if self._probe is not None and p.emulated:
             info["instr_per_inference"] = self._probe
-        if self.qm is not None and self.blob is not None:
+        if self.qm is None and self.wanted is not None:  # refused for its size: what it needed
+            info.update(ram_bytes=self.wanted.ram_bytes, flash_bytes=self.wanted.flash_bytes)
+            info.update(footprint=self.wanted.how, model_blob_bytes=self.wanted.weights_bytes)
+        elif self.qm is not None and self.blob is not None:
             info["model_blob_bytes"] = len(self.blob)
             fp = self.footprint
             if fp is not None:
