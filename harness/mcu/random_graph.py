@@ -95,7 +95,7 @@ class GraphBuilder:
         y = self.tensor((*shape[:-1], cout), zp=self.relu_zp if act else None)
         w = r.integers(-127, 128, size=(cout, 1, 1, cin)) * (r.random((cout, 1, 1, cin)) < density)
         mult, shift = self._requant(cout, max(1, round(density * cin)))
-        params = {"w": w.astype(np.int8), "bias": r.integers(-3000, 3000, size=cout).astype(np.int32),
+        params: dict[str, np.ndarray] = {"w": w.astype(np.int8), "bias": r.integers(-3000, 3000, size=cout).astype(np.int32),
                   "mult": mult, "shift": shift}  # fmt: skip
         lo, hi = self._act(y, act)
         self.ops.append(QOp("pwconv_csr", [x], y, params, {}, lo, hi))
@@ -112,8 +112,10 @@ class GraphBuilder:
         w1 = r.integers(-127, 128, size=(k, q, p)).astype(np.int8)
         w2 = r.integers(-127, 128, size=(q, s, k)).astype(np.int8)
         h_std = np.sqrt(p) * 73.0 * 73.0 / (1 << sh1)  # int16 intermediate: about sqrt(p) * 73^2 >> sh1
-        (m,), (e,) = quantize_multiplier_tflite(np.array([r.uniform(0.5, 2.0) * 40.0 / (np.sqrt(k) * 73.0 * h_std)]))
-        params = {"w1": w1, "bias1": r.integers(-3000, 3000, size=k * q).astype(np.int32),
+        (m,), (e,) = quantize_multiplier_tflite(
+            np.array([r.uniform(0.5, 2.0) * 40.0 / (np.sqrt(k) * 73.0 * h_std)])
+        )
+        params: dict[str, np.ndarray] = {"w1": w1, "bias1": r.integers(-3000, 3000, size=k * q).astype(np.int32),
                   "sh1": np.array([sh1], np.int32), "w2": w2,
                   "bias": r.integers(-3000, 3000, size=cout).astype(np.int32),
                   "mult": np.full(cout, m, np.int32), "shift": np.full(cout, e, np.int32)}  # fmt: skip

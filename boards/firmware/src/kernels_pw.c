@@ -82,13 +82,15 @@ const char *fb_pw_check(uint8_t kind, const uint8_t *p, uint32_t size, uint32_t 
   return sh1 > 31u ? "pwconv_monarch shift out of range" : 0;
 }
 
-INLINE int8_t rq_one(int32_t acc, const int32_t *rq, const fb_crq_t *q, int32_t mode) {
-  int32_t v = mode == FB_RQ_FAST     ? fb_mbqm_fast(acc, rq[0], rq[1])
-              : mode == FB_RQ_SINGLE ? fb_rq_single(acc, rq[0], rq[1])
-                                     : fb_mbqm(acc, rq[0], rq[1]);
-  v += q->zp_out;
-  v = v < q->lo ? q->lo : v;
-  return (int8_t)(v > q->hi ? q->hi : v);
+/* Requantisation of one accumulator; the op's constants arrive in registers (a store through int8_t
+ * would otherwise make the compiler reload them from *q after every output). */
+INLINE int8_t rq_one(int32_t acc, int32_t m, int32_t s, int32_t zp, int32_t lo, int32_t hi, int32_t mode) {
+  int32_t v = mode == FB_RQ_FAST     ? fb_mbqm_fast(acc, m, s)
+              : mode == FB_RQ_SINGLE ? fb_rq_single(acc, m, s)
+                                     : fb_mbqm(acc, m, s);
+  v += zp;
+  v = v < lo ? lo : v;
+  return (int8_t)(v > hi ? hi : v);
 }
 
 /* One tile of n <= 4 pixels (x0..x3; absent ones repeat x0): xt[2c] = (x0[c], x1[c]), xt[2c+1] =
@@ -101,6 +103,7 @@ INLINE void csr_tile(const int8_t *x0, int32_t n, int32_t cin, int32_t cout, con
     xt[2 * c] = (uint16_t)x0[c] | (uint32_t)x1[c] << 16;
     xt[2 * c + 1] = (uint16_t)x2[c] | (uint32_t)x3[c] << 16;
   }
+  const int32_t zp = q->zp_out, lo = q->lo, hi = q->hi;
   const uint32_t *e = ent;
   for (int32_t r = 0; r < cout; r++) {
     int32_t a0 = bias[r], a1 = a0, a2 = a0, a3 = a0;
@@ -122,11 +125,18 @@ INLINE void csr_tile(const int8_t *x0, int32_t n, int32_t cin, int32_t cout, con
       a3 += w * ((int32_t)u23 >> 16);
 #endif
     }
-    const int32_t *rr = rq + 2 * r;
-    y[r] = rq_one(a0, rr, q, mode);
-    if (n > 1) y[cout + r] = rq_one(a1, rr, q, mode);
-    if (n > 2) y[2 * cout + r] = rq_one(a2, rr, q, mode);
-    if (n > 3) y[3 * cout + r] = rq_one(a3, rr, q, mode);
+    int32_t m = rq[2 * r], s = rq[2 * r + 1];
+    int8_t *yr = y + r;
+    if (n == 4) { /* the common case without per-pixel tests */
+      yr[0] = rq_one(a0, m, s, zp, lo, hi, mode);
+      yr[cout] = rq_one(a1, m, s, zp, lo, hi, mode);
+      yr[2 * cout] = rq_one(a2, m, s, zp, lo, hi, mode);
+      yr[3 * cout] = rq_one(a3, m, s, zp, lo, hi, mode);
+      continue;
+    }
+    yr[0] = rq_one(a0, m, s, zp, lo, hi, mode);
+    if (n > 1) yr[cout] = rq_one(a1, m, s, zp, lo, hi, mode);
+    if (n > 2) yr[2 * cout] = rq_one(a2, m, s, zp, lo, hi, mode);
   }
 }
 

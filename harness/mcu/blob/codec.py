@@ -44,6 +44,7 @@ from .container import (
 )
 from .graph import QGraph
 from .graph_codec import VERSION2, read_graph_blob, write_graph_blob
+from .pointwise import sparsify_pointwise
 from .tflite_graph import softmax_dropped, tflite_graph
 
 LayerExporter = Callable[[Any, QParams, QParams, np.ndarray, str], list[QLayer]]
@@ -433,10 +434,12 @@ def variant_graph(variant: Any, x_calib: np.ndarray | None) -> QGraph | None:
 
 
 def graph_blob(g: QGraph) -> bytes:
-    """Blob version 2 bytes of an int8 operator graph: memory-planned (:func:`harness.mcu.plan.plan`
+    """Blob version 2 bytes of an int8 operator graph: pruned 1x1 convolutions made sparse
+    (:func:`.pointwise.sparsify_pointwise`, in place), memory-planned (:func:`harness.mcu.plan.plan`
     writes every tensor's arena offset) and packed (:func:`.graph_codec.write_graph_blob`)."""
     from ..plan import plan
 
+    sparsify_pointwise(g)  # pruned 1x1 convolutions: the same integers from a sparse kernel
     plan(g)
     return write_graph_blob(g)
 

@@ -201,12 +201,16 @@ def _csr_params(g: QGraph, op: QOp) -> tuple[bytes, int, int]:
     flags = 0
     if int(op.attrs.get("rounding", 0)) == 1:
         flags |= OPF_SINGLE
-    elif (shift <= -1).all() and (np.abs(folded32.astype(np.int64)) + 128 * np.abs(wm).sum(axis=1) < 1 << 30).all():
+    elif (shift <= -1).all() and (
+        np.abs(folded32.astype(np.int64)) + 128 * np.abs(wm).sum(axis=1) < 1 << 30
+    ).all():
         flags |= OPF_FAST
     rows, cols = np.nonzero(wm)
     rowptr = np.zeros(n + 1, np.uint32)
     rowptr[1:] = np.cumsum(np.bincount(rows, minlength=n))
-    ent = (cols.astype(np.uint32) & 0xFFFF) | (wm[rows, cols].astype(np.int16).view(np.uint16).astype(np.uint32) << 16)
+    ent = (cols.astype(np.uint32) & 0xFFFF) | (
+        wm[rows, cols].astype(np.int16).view(np.uint16).astype(np.uint32) << 16
+    )
     rq = _requant_arrays(op, n, ceil4(n), folded32, bool(flags & OPF_FAST))
     return rq + rowptr.astype("<u4").tobytes() + ent.astype("<u4").tobytes(), int(len(rows)), flags
 
@@ -227,7 +231,9 @@ def _monarch_params(g: QGraph, op: QOp) -> tuple[bytes, int, int]:
     ql = _monarch_qlayer(g, op)
     n = ql.out_dim
     mult, shift = _mult_shift(op, n)
-    head = b"".join(np.asarray(a, np.int64).reshape(-1).astype("<i4").tobytes() for a in (op.params["bias"], mult, shift))
+    head = b"".join(
+        np.asarray(a, np.int64).reshape(-1).astype("<i4").tobytes() for a in (op.params["bias"], mult, shift)
+    )
     if len(head) != 12 * n:
         raise BlobError(f"{n} output channels but {np.asarray(op.params['bias']).size} biases")
     return head + write_monarch(ql), int(ql.aux), 0
