@@ -83,9 +83,13 @@ def test_dense_and_strided_1x1_convolutions_stay_dense() -> None:
     g = resnet8(np.random.default_rng(0))  # dense 1x1 shortcuts with stride 2
     kinds = [op.kind for op in g.ops]
     assert sparsify_pointwise(g) == 0 and [op.kind for op in g.ops] == kinds
-    b = GraphBuilder(np.random.default_rng(5), (3, 3, 8))
-    b.pw_sparse(b.input, 8, 0.1)
-    g = b.graph(len(b.tensors) - 1)
-    g.ops[0].kind = "conv2d"
-    g.ops[0].attrs = {"stride_h": 1, "stride_w": 1, "pad_top": 0, "pad_left": 0}
-    assert sparsify_pointwise(g) == 1 and g.ops[0].kind == "pwconv_csr"
+    for cin, density, sparse in ((64, 0.1, True), (64, 0.4, False), (16, 0.1, False)):
+        b = GraphBuilder(np.random.default_rng(5), (3, 3, cin))
+        b.pw_sparse(b.input, 8, density)
+        g = b.graph(len(b.tensors) - 1)
+        g.ops[0].kind = "conv2d"  # as the TFLite importer gives a pruned 1x1 convolution
+        g.ops[0].attrs = {"stride_h": 1, "stride_w": 1, "pad_top": 0, "pad_left": 0}
+        assert sparsify_pointwise(g) == int(sparse) and (g.ops[0].kind == "pwconv_csr") == sparse, (
+            cin,
+            density,
+        )

@@ -12,10 +12,18 @@ import numpy as np
 
 from .graph import QGraph, QOp
 
-# Densest 1x1 weights worth the sparse kernel. Under QEMU at 64x25x5 the CSR kernel costs about
-# 1.7x the dense kernel's instructions per MAC (benches/perf/mcu_conv.py), so it gains below ~60 %
-# density; 0.5 keeps a margin for the requantisation both pay.
-MAX_DENSITY = 0.5
+# Instruction model of the two kernels per output value under QEMU (benches/perf/mcu_conv.py, 64x25x5):
+# the dense 1x1 kernel about 1.0 per MAC (requantisation included), the CSR kernel about 2.75 per
+# nonzero plus about 21 for the requantisation and the row loop. So CSR pays off below a density of
+# about (Cin - 21) / (2.75 * Cin): 24 % at 64 input channels, never below 21 channels.
+DENSE_PER_MAC = 1.0
+CSR_PER_NNZ = 2.75
+CSR_PER_OUTPUT = 21.0
+
+
+def csr_pays_off(nnz_per_row: float, cin: int) -> bool:
+    """Whether the CSR kernel should beat the dense one on a row of ``cin`` weights, ``nnz_per_row`` nonzero."""
+    return CSR_PER_OUTPUT + CSR_PER_NNZ * nnz_per_row < DENSE_PER_MAC * cin
 
 
 def is_pointwise(g: QGraph, op: QOp) -> bool:
@@ -31,12 +39,16 @@ def is_pointwise(g: QGraph, op: QOp) -> bool:
     )
 
 
-def sparsify_pointwise(g: QGraph, max_density: float = MAX_DENSITY) -> int:
-    """Turn every pointwise ``conv2d`` of ``g`` with at most ``max_density`` nonzero weights into a
-    ``pwconv_csr`` op, in place; returns how many ops changed (and says so in ``g.notes``)."""
+def sparsify_pointwise(g: QGraph) -> int:
+    """Turn every pointwise ``conv2d`` of ``g`` sparse enough for the CSR kernel to win
+    (:func:`csr_pays_off`) into a ``pwconv_csr`` op, in place; returns how many ops changed (and says
+    so in ``g.notes``)."""
     n = 0
     for op in g.ops:
-        if is_pointwise(g, op) and np.count_nonzero(op.params["w"]) <= max_density * np.size(op.params["w"]):
+        if not is_pointwise(g, op):
+            continue
+        w = np.asarray(op.params["w"])
+        if csr_pays_off(np.count_nonzero(w) / w.shape[0], w.shape[-1]):
             op.kind = "pwconv_csr"
             op.attrs = {k: v for k, v in op.attrs.items() if k == "rounding"}
             n += 1
