@@ -406,10 +406,10 @@ class McuTarget(Target):
             raise StateError("mcu target: call open() first")
         qm = read_any_blob(blob)
         self.check_budget(blob, qm)
-        fp = None
-        if isinstance(qm, QGraph):  # RAM and flash on this board, refused with the sizes if over
-            fp = footprint(blob, self.profile, elf=self._elf)
-            check_fits(fp, self.profile)
+        # RAM and flash on this board (an operator graph's arena, or an MLP blob's static buffers),
+        # refused with the sizes if over
+        fp = footprint(blob, self.profile, elf=self._elf)
+        check_fits(fp, self.profile)
         if self.ext is None or "model" not in self.ext.bulk:
             self._retrying("built-in model", lambda: self._use_builtin(blob, qm))
             return
@@ -441,6 +441,7 @@ class McuTarget(Target):
                 "(make -C boards/firmware MODEL_BLOB=...) or use the frugalbench firmware with extensions = true"
             )
         self.qm, self.blob = qm, blob
+        self.footprint = footprint(blob, self.profile, elf=self._elf)
         n_in, n_out_want = model_dims(qm)
         self._input = qm.quantize_input(np.zeros((1, n_in), np.float32)).tobytes()
         dut.upload_input(self._input)
