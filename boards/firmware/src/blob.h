@@ -62,7 +62,7 @@
  *   CONV2D, DENSE: 3 * k4 (int8 patch + int16 widened patch); DWCONV2D: ((min(OH, 4)-1)*stride_h + KH)
  *   * Wp * C4 with Wp = (OW-1)*stride_w + KW (the zero-point padded input rows read by a band of up
  *   to 4 output rows); PWCONV_CSR: 8 * ceil4(Cin) (int16 tile of 4 pixels); PWCONV_MONARCH:
- *   2*Cin + 2*k*q + 16; others 0.
+ *   2*Cin + 2*k*q + 16 (the widened input and the int16 intermediate of one pixel); others 0.
  * Requantisation: TFLite's double rounding MultiplyByQuantizedMultiplier (fb_mbqm in kernels_conv.h). */
 #ifndef FB_BLOB_H
 #define FB_BLOB_H

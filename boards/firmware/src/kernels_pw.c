@@ -68,7 +68,7 @@ const char *fb_pw_check(uint8_t kind, const uint8_t *p, uint32_t size, uint32_t 
   if (size != *b) return "pwconv_monarch parameter size mismatch";
   *a = (uint32_t)act_min;
   *b = (uint32_t)zp_out;
-  if (act_min != -128 && act_min != (zp_out > -128 ? zp_out : -128))
+  if (act_min != -128 && act_min != (zp_out > -128 ? zp_out : -128)) /* the Monarch kernel's ReLU */
     return "pwconv_monarch clamps below at -128 or at its zero point (ReLU) only";
   const int32_t *mult = w32 + cout, *shift = w32 + 2u * cout;
   for (uint32_t r = 0; r < cout; r++) {
@@ -82,6 +82,16 @@ const char *fb_pw_check(uint8_t kind, const uint8_t *p, uint32_t size, uint32_t 
   return sh1 > 31u ? "pwconv_monarch shift out of range" : 0;
 }
 
+/* Transpose n <= 4 pixels (x0..x3 at a stride of cin; absent ones repeat x0) into the channel-major
+ * int16 tile: xt[2c] = (x0[c], x1[c]), xt[2c+1] = (x2[c], x3[c]). */
+static void to_tile(const int8_t *x0, int32_t n, int32_t cin, uint32_t *xt) {
+  const int8_t *x1 = n > 1 ? x0 + cin : x0, *x2 = n > 2 ? x0 + 2 * cin : x0, *x3 = n > 3 ? x0 + 3 * cin : x0;
+  for (int32_t c = 0; c < cin; c++) {
+    xt[2 * c] = (uint16_t)x0[c] | (uint32_t)x1[c] << 16;
+    xt[2 * c + 1] = (uint16_t)x2[c] | (uint32_t)x3[c] << 16;
+  }
+}
+
 /* Requantisation of one accumulator; the op's constants arrive in registers (a store through int8_t
  * would otherwise make the compiler reload them from *q after every output). */
 INLINE int8_t rq_one(int32_t acc, int32_t m, int32_t s, int32_t zp, int32_t lo, int32_t hi, int32_t mode) {
@@ -93,16 +103,11 @@ INLINE int8_t rq_one(int32_t acc, int32_t m, int32_t s, int32_t zp, int32_t lo, 
   return (int8_t)(v > hi ? hi : v);
 }
 
-/* One tile of n <= 4 pixels (x0..x3; absent ones repeat x0): xt[2c] = (x0[c], x1[c]), xt[2c+1] =
- * (x2[c], x3[c]) as int16 halves, then every row's nonzeros against both words. */
+/* One tile of n <= 4 pixels: to_tile, then every row's nonzeros against the tile's two words. */
 INLINE void csr_tile(const int8_t *x0, int32_t n, int32_t cin, int32_t cout, const int32_t *bias, const int32_t *rq,
                      const uint32_t *rowptr, const uint32_t *ent, const fb_crq_t *q, uint32_t *xt, int8_t *y,
                      int32_t mode) {
-  const int8_t *x1 = n > 1 ? x0 + cin : x0, *x2 = n > 2 ? x0 + 2 * cin : x0, *x3 = n > 3 ? x0 + 3 * cin : x0;
-  for (int32_t c = 0; c < cin; c++) {
-    xt[2 * c] = (uint16_t)x0[c] | (uint32_t)x1[c] << 16;
-    xt[2 * c + 1] = (uint16_t)x2[c] | (uint32_t)x3[c] << 16;
-  }
+  to_tile(x0, n, cin, xt);
   const int32_t zp = q->zp_out, lo = q->lo, hi = q->hi;
   const uint32_t *e = ent;
   for (int32_t r = 0; r < cout; r++) {

@@ -53,7 +53,7 @@ from zero.
   shift, saturated to int16; no rounding term when ``sh1`` is 0),
   ``acc[j*s + t] = bias[j*s + t] + Σ_i w2[j, t, i] * h[i, j]``,
   ``y = clamp(((acc * mult + 2**(30 - shift)) >> (31 - shift)) + zp_out, act_min, act_max)``
-  (single rounding, as every MLP-blob layer).
+  (single rounding, as every MLP-blob layer); ``act_min`` is -128 or ``max(-128, zp_out)`` (ReLU).
 
 A ``SOFTMAX`` at the end of a ``.tflite`` is dropped (the MCU returns the int8 scores before it: same
 class order) and said in :attr:`QGraph.notes`; comparisons with LiteRT read the tensor before it.

@@ -229,6 +229,10 @@ def _monarch_qlayer(g: QGraph, op: QOp) -> QLayer:
 def _monarch_params(g: QGraph, op: QOp) -> tuple[bytes, int, int]:
     """Payload (i32 bias, mult, shift [Cout], then the MLP blob's Monarch parameters) and k | q << 16."""
     ql = _monarch_qlayer(g, op)
+    if op.act_min not in (-128, max(-128, ql.zp_out)):
+        raise BlobError(
+            f"pwconv_monarch clamps below at -128 or at its zero point (ReLU), not at {op.act_min}"
+        )
     n = ql.out_dim
     mult, shift = _mult_shift(op, n)
     head = b"".join(
