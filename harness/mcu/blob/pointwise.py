@@ -12,12 +12,13 @@ import numpy as np
 
 from .graph import QGraph, QOp
 
-# Instruction model of the two kernels per output value under QEMU (benches/perf/mcu_conv.py, 64x25x5):
-# the dense 1x1 kernel about 1.0 per MAC (requantisation included), the CSR kernel about 2.75 per
-# nonzero plus about 21 for the requantisation and the row loop. So CSR pays off below a density of
-# about (Cin - 21) / (2.75 * Cin): 24 % at 64 input channels, never below 21 channels.
-DENSE_PER_MAC = 1.0
-CSR_PER_NNZ = 2.75
+# Instruction model of the two kernels per output value under QEMU (benches/perf/mcu_conv.py): the
+# dense 1x1 kernel 0.8-1.0 per MAC (requantisation included; 0.81 at 256 channels, 1.01 at 64), the
+# CSR kernel 2.75-3.5 per nonzero plus about 21 for the requantisation and the row loop. The
+# conservative ends (dense 0.8, CSR 3.5) make CSR the choice below a density of about
+# (0.8 * Cin - 21) / (3.5 * Cin): 13 % at 64 input channels, 21 % at 256, never below 27 channels.
+DENSE_PER_MAC = 0.8
+CSR_PER_NNZ = 3.5
 CSR_PER_OUTPUT = 21.0
 
 
