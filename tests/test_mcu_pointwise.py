@@ -10,7 +10,9 @@ import pytest
 from mcu_graph_support import random_graph
 
 from harness.ir import architectures
-from harness.ir.layers import Conv2D
+from harness.ir.layers import Conv2D, Layer, Monarch
+from harness.ir.layers.pointwise import Pointwise
+from harness.ir.network import Network
 from harness.mcu.blob.codec import graph_blob, network_graph, read_any_blob
 from harness.mcu.blob.container import BlobError
 from harness.mcu.blob.factored import monarch_forward
@@ -93,3 +95,34 @@ def test_dense_and_strided_1x1_convolutions_stay_dense() -> None:
             cin,
             density,
         )
+
+
+def _monarch_kws() -> Network:
+    """The DS-CNN with its four 64->64 pointwise convolutions factored as Monarch (8 blocks), as the
+    factorising compressor leaves them (closed-form projection, no fine-tuning)."""
+    net = architectures.ds_cnn_kws()
+    layers: list[Layer] = []
+    for la in net.layers:
+        if isinstance(la, Conv2D) and la.w.shape[:2] == (1, 1):
+            inner = Monarch.from_dense(la.w.reshape(la.w.shape[2:]), la.b, None, 8, 8)
+            la = Pointwise(inner, la.in_shape, la.act)
+        layers.append(la)
+    return Network(layers)
+
+
+def test_monarch_cnn_variant_becomes_an_operator_graph() -> None:
+    net = _monarch_kws()
+    rng = np.random.default_rng(2)
+    x_calib = rng.standard_normal((32, net.in_dim)).astype(np.float32)
+    g = network_graph(net, x_calib)
+    assert [op.kind for op in g.ops].count("pwconv_monarch") == 4
+    assert any("Monarch" in n for n in g.notes)
+    x = rng.standard_normal((16, net.in_dim)).astype(np.float32)
+    y = run_graph(g, g.quantize_input(x))
+    back = read_any_blob(graph_blob(g))
+    assert isinstance(back, QGraph)
+    np.testing.assert_array_equal(run_graph(back, g.quantize_input(x)), y)  # the blob holds the same op
+    # the int8 graph tracks the float network it came from
+    ref, got = net.forward(x), g.dequantize_output(y.reshape(len(x), -1))
+    assert np.abs(got - ref).max() < 0.15 * np.abs(ref).max()
+    assert (got.argmax(1) == ref.argmax(1)).mean() >= 0.75
