@@ -62,6 +62,19 @@ def random_graph(kind: str, rng: np.random.Generator) -> QGraph:
         x = b.conv(b.input, 4, (2, 2), (1, 1), True, "relu")
         f = b.reshape(x, (b.tensors[x].size,))
         return b.graph(b.dense(f, 7))
+    if kind == "pw-sparse":  # pruned 1x1 convolutions: 4-pixel tiles with a remainder, every requantisation
+        b = GraphBuilder(rng, (5, 3, 20))
+        x = b.pw_sparse(b.input, 16, 0.1, "relu")  # fast requantisation
+        x = b.pw_sparse(x, 7, 0.3, "relu6")  # channels not /4
+        g = b.graph(b.pw_sparse(x, 9, 0.5))
+        g.ops[-1].attrs["rounding"] = 1  # single rounding
+        g.ops[-2].params["bias"][0] = 1 << 30  # an accumulator that may reach 2**30: the exact MBQM path
+        return g
+    if kind == "pw-monarch":  # Monarch pointwise convolutions, (H, W, C) and (W, C) inputs
+        b = GraphBuilder(rng, (3, 5, 32))
+        x = b.pw_monarch(b.input, 16, 4, 4, "relu")
+        x = b.reshape(x, (15, 16))
+        return b.graph(b.pw_monarch(x, 32, 4, 4, sh1=3))
     raise ValueError(kind)
 
 
@@ -75,4 +88,6 @@ GRAPH_KINDS = [
     "mean-dense",
     "residual",
     "flatten",
+    "pw-sparse",
+    "pw-monarch",
 ]

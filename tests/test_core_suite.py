@@ -41,7 +41,9 @@ def _write(tmp_path: Path, text: str) -> Path:
     return p
 
 
-@pytest.mark.parametrize("name", ["quick.toml", "default.toml", "conv.toml", "cores.toml"])
+@pytest.mark.parametrize(
+    "name", ["quick.toml", "default.toml", "conv.toml", "cores.toml", "examples/conv-mcu.toml"]
+)
 def test_shipped_suites_load(name: str) -> None:
     if not (ROOT / "benches" / name).exists():
         pytest.skip(f"benches/{name} not written yet")
@@ -59,7 +61,11 @@ def test_good_suite(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("old", "new", "expect"),
     [
-        ("min_accuracy = 0.9", "min_acuracy = 0.9", ["s.toml:", "tasks[0=digits]", "min_acuracy", "unknown key"]),
+        (
+            "min_accuracy = 0.9",
+            "min_acuracy = 0.9",
+            ["s.toml:", "tasks[0=digits]", "min_acuracy", "unknown key"],
+        ),
         ("min_accuracy = 0.9", 'min_accuracy = "high"', ["tasks[0=digits].min_accuracy", "number"]),
         ('runtime = "ort"', 'runtime = "tvm"', ["targets[0=cpu].runtime", "'ort' or 'litert'"]),
         ('kind = "cpu"', 'kind = "fpga"', ["unknown target kind 'fpga'", "cpu"]),
@@ -67,8 +73,16 @@ def test_good_suite(tmp_path: Path) -> None:
         ('params = { mode = "static" }', 'params = { mod = "static" }', ["has no parameter 'mod'", "mode"]),
         ('params = { mode = "static" }', 'params = { mode = "fast" }', ["parameter mode", "static"]),
         ('recipe = "digits_mlp"', 'recipe = "nope"', ["tasks[0=digits].recipe", "unknown recipe 'nope'"]),
-        ('recipe = "digits_mlp"', 'model = "missing.onnx"\ndata = "d.npz"', ["file", "missing.onnx", "not found"]),
-        ('name = "t"', 'name = "t"\n[run]\nmin_windows = 5\nmax_windows = 2', ["max_windows must be >= min_windows"]),
+        (
+            'recipe = "digits_mlp"',
+            'model = "missing.onnx"\ndata = "d.npz"',
+            ["file", "missing.onnx", "not found"],
+        ),
+        (
+            'name = "t"',
+            'name = "t"\n[run]\nmin_windows = 5\nmax_windows = 2',
+            ["max_windows must be >= min_windows"],
+        ),
     ],
 )
 def test_bad_suite_errors_name_the_problem(tmp_path: Path, old: str, new: str, expect: list[str]) -> None:

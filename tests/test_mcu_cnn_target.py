@@ -22,6 +22,8 @@ from harness.ir import architectures
 from harness.ir.data import Dataset
 from harness.ir.export.prepare import quantisable
 from harness.ir.export.tflite_export import network_to_tflite_int8
+from harness.ir.layers import Conv2D, Layer, Monarch
+from harness.ir.layers.pointwise import Pointwise
 from harness.ir.model import Model, Variant
 from harness.ir.network import Network
 from harness.mcu.blob.codec import graph_blob, read_any_blob
@@ -100,6 +102,43 @@ def test_cnn_variant_runs_bit_exact_with_numpy_and_litert(target: McuTarget, tmp
     info = target.info()
     assert info["ram_bytes"] > info["arena_bytes"] + info["scratch_bytes"] > 0
     assert info["flash_bytes"] > len(target.blob)
+
+
+@pytest.mark.parametrize("form", ["pruned", "monarch"])
+def test_compressed_cnn_variants_run_their_pointwise_kernels(
+    target: McuTarget, tmp_path: Path, form: str
+) -> None:
+    """The KWS DS-CNN with its 1x1 convolutions 90 % pruned (CSR kernels, bit-exact with LiteRT on our
+    int8 file) or Monarch-factored (pwconv_monarch, bit-exact with the NumPy interpreter)."""
+    net = architectures.ds_cnn_kws()
+    layers: list[Layer] = []
+    for la in net.layers:
+        if isinstance(la, Conv2D) and la.w.shape[:2] == (1, 1):
+            if form == "pruned":
+                la.w[np.abs(la.w) < np.quantile(np.abs(la.w), 0.9)] = 0
+            else:
+                la = Pointwise(
+                    Monarch.from_dense(la.w.reshape(la.w.shape[2:]), la.b, None, 8, 8), la.in_shape, la.act
+                )
+        layers.append(la)
+    net = Network(layers)
+    net.save(tmp_path / "net.npz")
+    rng = np.random.default_rng(3)
+    x_calib = rng.standard_normal((32, net.in_dim)).astype(np.float32)
+    v = Variant("t", form, "k", {}, INT8_STATIC, tmp_path / "net.npz")
+    assert target.supports(v) is None
+    _load(target, v, tmp_path, x_calib)
+    g = read_any_blob(target.blob or b"")
+    assert isinstance(g, QGraph)
+    kind = "pwconv_csr" if form == "pruned" else "pwconv_monarch"
+    assert [op.kind for op in g.ops].count(kind) == 4
+    xq = g.quantize_input(rng.standard_normal((6, net.in_dim)).astype(np.float32))
+    dev = target.predict_int8(xq)
+    np.testing.assert_array_equal(dev, run_graph(g, xq))
+    if form == "pruned":
+        form_net, act_q = quantisable(net, x_calib)
+        raw = network_to_tflite_int8(form_net, act_q)
+        np.testing.assert_array_equal(dev, litert_reference_int8(raw, tflite_graph(raw), xq))
 
 
 def test_users_int8_tflite_cnn_keeps_its_quantisation(target: McuTarget, tmp_path: Path) -> None:

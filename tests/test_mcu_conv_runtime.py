@@ -157,6 +157,27 @@ def test_loader_refuses_corrupt_and_oversized_blobs(dut: DutClient) -> None:
     assert dut.command("infer 1 0", allow_error=True).errors[0].startswith("e-[No model loaded")
 
 
+def test_loader_refuses_bad_sparse_pointwise_entries(dut: DutClient) -> None:
+    g = random_graph("pw-sparse", np.random.default_rng(11))
+    plan(g)
+    good = write_graph_blob(g)
+    op0 = GRAPH_HEADER_SIZE + TENSOR.size * len(g.tensors)
+    offset, _size, nnz = struct.unpack_from("<III", good, op0 + 24)
+    n4 = -(-g.tensors[g.ops[0].output].shape[-1] // 4) * 4
+    first = offset + 12 * n4 + 4 * (g.tensors[g.ops[0].output].shape[-1] + 1)  # entry 0
+    assert nnz > 0
+    for value, match in (
+        (20 | (5 << 16), r"op 0: pwconv_csr column out of range"),  # column 20 of 20 input channels
+        (3 | (300 << 16), r"op 0: pwconv_csr weight outside int8"),
+    ):
+        bad = bytearray(good)
+        struct.pack_into("<I", bad, first, value)
+        struct.pack_into("<I", bad, 12, zlib.crc32(bytes(bad[16:])))
+        with pytest.raises(DutCommandError, match=match):
+            dut.bulk("model", bytes(bad))
+    dut.bulk("model", good)  # and the intact blob loads
+
+
 def test_footprint_measures_the_firmware_and_fits_mlperf_models() -> None:
     from harness.mcu.random_graph import kws_dscnn
 

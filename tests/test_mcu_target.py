@@ -19,6 +19,7 @@ from harness.ir.model import Model, Variant
 from harness.ir.network import Network
 from harness.mcu import reference
 from harness.mcu.blob import codec
+from harness.mcu.footprint import firmware_sizes
 from harness.meters.mcu_sim import McuSimMeter, SimConfig
 from harness.pipeline.variants import Base, produce_artefact
 from harness.targets import TARGETS, Artefact, ArtefactFile
@@ -89,6 +90,12 @@ def test_predict_on_device_equals_reference(target: McuTarget, data, tmp_path: P
     assert np.array_equal(y, ref)
     labels = net.forward(x_eval).argmax(1)
     assert (y.argmax(1) == labels).mean() == (ref.argmax(1) == labels).mean()
+    # an MLP blob's row carries RAM and flash too: the firmware's static buffers, the blob in flash
+    info = target.info()
+    fw = firmware_sizes(target._elf)  # type: ignore[arg-type]
+    assert info["arena_bytes"] == info["scratch_bytes"] == 0 and "version 1" in info["footprint"]
+    assert info["ram_bytes"] == fw.runtime_ram_bytes > 0
+    assert info["flash_bytes"] == len(b) + fw.image_bytes
 
 
 def test_variant_without_blob_is_exported_from_its_network(target: McuTarget, data, tmp_path: Path) -> None:
@@ -139,7 +146,9 @@ def test_windows_are_deterministic_and_energy_is_simulated(target: McuTarget, da
     # window's own figures are on the named MCU's 120 MHz clock, the clock its energy is priced at
     assert w1.extra["dut_lap_s"] == pytest.approx(w1.extra["instructions"] * 1e-9, abs=2e-6)
     assert w1.dut_s == w1.extra["simulated_s"]
-    assert float(w1.latencies_s[0]) == pytest.approx(w1.instr_per_inference / 120e6, rel=1e-5)  # rounded to 0.1
+    assert float(w1.latencies_s[0]) == pytest.approx(
+        w1.instr_per_inference / 120e6, rel=1e-5
+    )  # rounded to 0.1
     assert e / w1.n == pytest.approx(jpi * 120e6 * float(w1.latencies_s[0]))  # E = P_run × latency
 
 

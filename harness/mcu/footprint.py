@@ -4,6 +4,8 @@
   state: its static ``.data`` + ``.bss`` (+ ``.noinit``) measured in the built ELF (``arm-none-eabi-size -A``) less the
   buffers reserved for models and the host link (``fb_arena``, ``fb_scratch``, the uploaded-model area
   and the EEMBC ``db`` input buffer, sized with ``arm-none-eabi-nm -S``). The stack is not included.
+  An MLP blob (version 1) has no arena: its layers run in the firmware's static activation buffers
+  (sized for the board's widest activation), which the runtime state already counts.
 - **flash** = the blob (weights, biases, requantisation and tables; built into flash on a real board)
   + the firmware image (``.text`` + ``.ARM.exidx`` + ``.data`` initialisers, same ELF).
 
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ModelError, TargetUnavailable
+from .blob.codec import blob_version, read_blob
 from .blob.container import HEADER
 from .blob.graph import QGraph
 from .blob.graph_codec import GRAPH, read_graph_blob, write_graph_blob
@@ -115,16 +118,21 @@ def _blob_of(model: QGraph | bytes) -> bytes:
 
 
 def footprint(model: QGraph | bytes, board: BoardProfile, *, elf: Path | None = None) -> Footprint:
-    """RAM and flash of ``model`` (a graph, planned here if needed, or a version 2 blob) on ``board``.
+    """RAM and flash of ``model`` (a graph, planned here if needed, or a blob of either version) on ``board``.
 
     ``elf`` is the firmware to measure; by default the board's firmware is built (cached). Without the
     cross toolchain the firmware terms and the totals are ``None``.
     """
     blob = _blob_of(model)
-    read_graph_blob(blob)  # validates version and CRC
-    arena, scratch = GRAPH.unpack_from(blob, HEADER.size)[:2]
     fw: FirmwareSizes | None = None
-    how = "arena, scratch, blob: from the version 2 blob header"
+    if blob_version(blob) == 1:
+        read_blob(blob)  # validates the layers and the CRC
+        arena, scratch = 0, 0
+        how = "MLP blob (version 1): activations in the firmware's static buffers, counted in its runtime RAM"
+    else:
+        read_graph_blob(blob)  # validates version and CRC
+        arena, scratch = GRAPH.unpack_from(blob, HEADER.size)[:2]
+        how = "arena, scratch, blob: from the version 2 blob header"
     if elf is None and toolchain_missing() is None:
         elf = build_firmware(board.firmware_board)
     if elf is not None:

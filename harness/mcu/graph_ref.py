@@ -18,6 +18,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ..ir.quant import multiply_by_quantized_multiplier as mbqm
 from .blob.container import BlobError
+from .blob.factored import sat16
 from .blob.graph import QGraph, QOp
 
 # rows of an im2col matrix per matrix product (bounds the float64 temporaries to a few hundred MB)
@@ -150,6 +151,31 @@ def _add(op: QOp, ins: list[np.ndarray], g: QGraph) -> np.ndarray:
 @_runs("reshape")
 def _reshape(op: QOp, ins: list[np.ndarray], g: QGraph) -> np.ndarray:
     return ins[0].reshape(len(ins[0]), *g.tensors[op.output].shape)
+
+
+@_runs("pwconv_csr")
+def _pwconv_csr(op: QOp, ins: list[np.ndarray], g: QGraph) -> np.ndarray:
+    w = op.params["w"]
+    cin = w.shape[-1]
+    x = ins[0].reshape(-1, cin).astype(np.float64) - g.tensors[op.inputs[0]].zero_point
+    acc = np.rint(x @ w.reshape(w.shape[0], cin).astype(np.float64).T).astype(np.int64)
+    y = _requant(acc + op.params["bias"], op, g)
+    return y.reshape(len(ins[0]), *g.tensors[op.output].shape)
+
+
+@_runs("pwconv_monarch")
+def _pwconv_monarch(op: QOp, ins: list[np.ndarray], g: QGraph) -> np.ndarray:
+    p = op.params
+    k, q, pp = p["w1"].shape
+    s = p["w2"].shape[1]
+    x = ins[0].reshape(-1, k, pp).astype(np.int64)  # raw int8: bias1 holds the zero point
+    acc1 = np.einsum("bip,iqp->biq", x, p["w1"].astype(np.int64)) + p["bias1"].astype(np.int64).reshape(k, q)
+    h = sat16(acc1, int(p["sh1"].reshape(-1)[0]))  # (B, k, q)
+    acc = np.einsum("bij,jti->bjt", h, p["w2"].astype(np.int64)).reshape(-1, q * s)
+    acc = acc + p["bias"].astype(np.int64)
+    y = single_round(acc, p["mult"], p["shift"]) + g.tensors[op.output].zero_point
+    y = np.clip(y, op.act_min, op.act_max).astype(np.int8)
+    return y.reshape(len(ins[0]), *g.tensors[op.output].shape)
 
 
 def run_graph_all(g: QGraph, x_int8: np.ndarray) -> list[np.ndarray | None]:

@@ -87,6 +87,42 @@ class GraphBuilder:
         self.ops.append(QOp("dense", [x], y, params, {"rounding": rounding} if rounding else {}, lo, hi))
         return y
 
+    def pw_sparse(self, x: int, cout: int, density: float, act: str | None = None) -> int:
+        """A 1x1 convolution with about ``density`` of its weights nonzero (unstructured), as ``pwconv_csr``."""
+        r = self.rng
+        shape = self.tensors[x].shape
+        cin = shape[-1]
+        y = self.tensor((*shape[:-1], cout), zp=self.relu_zp if act else None)
+        w = r.integers(-127, 128, size=(cout, 1, 1, cin)) * (r.random((cout, 1, 1, cin)) < density)
+        mult, shift = self._requant(cout, max(1, round(density * cin)))
+        params: dict[str, np.ndarray] = {"w": w.astype(np.int8), "bias": r.integers(-3000, 3000, size=cout).astype(np.int32),
+                  "mult": mult, "shift": shift}  # fmt: skip
+        lo, hi = self._act(y, act)
+        self.ops.append(QOp("pwconv_csr", [x], y, params, {}, lo, hi))
+        return y
+
+    def pw_monarch(self, x: int, cout: int, k: int, q: int, act: str | None = None, sh1: int = 4) -> int:
+        """A Monarch pointwise convolution: ``k`` blocks of factor 1, ``q`` of factor 2, one requantisation
+        for every channel (as the MLP blob's export), int16 intermediate shifted down by ``sh1``."""
+        r = self.rng
+        shape = self.tensors[x].shape
+        cin = shape[-1]
+        p, s = cin // k, cout // q
+        y = self.tensor((*shape[:-1], cout), zp=self.relu_zp if act else None)
+        w1 = r.integers(-127, 128, size=(k, q, p)).astype(np.int8)
+        w2 = r.integers(-127, 128, size=(q, s, k)).astype(np.int8)
+        h_std = np.sqrt(p) * 73.0 * 73.0 / (1 << sh1)  # int16 intermediate: about sqrt(p) * 73^2 >> sh1
+        (m,), (e,) = quantize_multiplier_tflite(
+            np.array([r.uniform(0.5, 2.0) * 40.0 / (np.sqrt(k) * 73.0 * h_std)])
+        )
+        params: dict[str, np.ndarray] = {"w1": w1, "bias1": r.integers(-3000, 3000, size=k * q).astype(np.int32),
+                  "sh1": np.array([sh1], np.int32), "w2": w2,
+                  "bias": r.integers(-3000, 3000, size=cout).astype(np.int32),
+                  "mult": np.full(cout, m, np.int32), "shift": np.full(cout, e, np.int32)}  # fmt: skip
+        lo, hi = self._act(y, act)
+        self.ops.append(QOp("pwconv_monarch", [x], y, params, {}, lo, hi))
+        return y
+
     def pool(self, x: int, kind: str, k: tuple[int, int], stride: tuple[int, int], same: bool) -> int:
         h, w, c = self.tensors[x].shape
         (kh, kw), (sh, sw) = k, stride

@@ -411,11 +411,15 @@ class McuTarget(Target):
         # nothing of the previous model survives an attempt: a refused model's result must not carry
         # the previous model's sizes, layers or instruction count
         self.qm = self.blob = self.footprint = self._probe = self.wanted = None
-        fp = None
-        if isinstance(qm, QGraph):  # RAM and flash on this board first: a refusal names every size
-            fp = self.wanted = footprint(blob, self.profile, elf=self._elf)
-            check_fits(fp, self.profile)
-        self.check_budget(blob, qm)
+        graph = isinstance(qm, QGraph)
+        if not graph:  # an MLP blob's usual limit is the model area: say that first
+            self.check_budget(blob, qm)
+        # RAM and flash on this board (an operator graph's arena, or an MLP blob's static buffers),
+        # refused with every size if over
+        fp = self.wanted = footprint(blob, self.profile, elf=self._elf)
+        check_fits(fp, self.profile)
+        if graph:
+            self.check_budget(blob, qm)
         if self.ext is None or "model" not in self.ext.bulk:
             self._retrying("built-in model", lambda: self._use_builtin(blob, qm))
             return
@@ -447,6 +451,7 @@ class McuTarget(Target):
                 "(make -C boards/firmware MODEL_BLOB=...) or use the frugalbench firmware with extensions = true"
             )
         self.qm, self.blob = qm, blob
+        self.footprint = footprint(blob, self.profile, elf=self._elf)
         n_in, n_out_want = model_dims(qm)
         self._input = qm.quantize_input(np.zeros((1, n_in), np.float32)).tobytes()
         dut.upload_input(self._input)

@@ -51,10 +51,18 @@
  *     read padding taps as zp_in, where TFLite skips them, so padding adds w * 0).
  *   MEAN: i32 mult, shift (1/(H*W) folded in as LiteRT does: shift down to -63). ADD: i32 left_shift, mult_a, shift_a, mult_b, shift_b, mult_out, shift_out.
  *   MAXPOOL, AVGPOOL, RESHAPE: none.
+ *   PWCONV_CSR (a 1x1 conv2d stored sparse; kernels_pw.c): i32 bias[Cout4] | (mult, shift)[Cout4] as
+ *     CONV2D (flags FAST and SINGLE too) | u32 rowptr[Cout+1] | u32 entry[nnz] = column | int16 w << 16;
+ *     the op's k4 field holds nnz. Input (H, W, Cin) or (W, Cin), output the same pixels with Cout.
+ *   PWCONV_MONARCH (Monarch-factored 1x1 conv): i32 bias[Cout] | mult[Cout] | shift[Cout] | then the
+ *     version 1 MONARCH parameters after its bias/mult/shift (bias1[k*q] with -zp_in*sum(w1) folded,
+ *     sh1, w1 and w2 in 4x4-block order); k4 = k | q << 16; single-rounding requantisation; act_min
+ *     -128 or max(-128, zp_out).
  * Scratch bytes an op needs (the header's scratch_size is at least the largest):
  *   CONV2D, DENSE: 3 * k4 (int8 patch + int16 widened patch); DWCONV2D: ((min(OH, 4)-1)*stride_h + KH)
  *   * Wp * C4 with Wp = (OW-1)*stride_w + KW (the zero-point padded input rows read by a band of up
- *   to 4 output rows); others 0.
+ *   to 4 output rows); PWCONV_CSR: 8 * ceil4(Cin) (int16 tile of 4 pixels); PWCONV_MONARCH:
+ *   2*Cin + 2*k*q + 16 (the widened input and the int16 intermediate of one pixel); others 0.
  * Requantisation: TFLite's double rounding MultiplyByQuantizedMultiplier (fb_mbqm in kernels_conv.h). */
 #ifndef FB_BLOB_H
 #define FB_BLOB_H
@@ -72,7 +80,7 @@
 #define FB_OPF_SINGLE 2u
 
 enum { FB_OP_CONV2D = 1, FB_OP_DWCONV2D = 2, FB_OP_DENSE = 3, FB_OP_MAXPOOL = 4, FB_OP_AVGPOOL = 5, FB_OP_MEAN = 6,
-       FB_OP_ADD = 7, FB_OP_RESHAPE = 8 };
+       FB_OP_ADD = 7, FB_OP_RESHAPE = 8, FB_OP_PWCONV_CSR = 9, FB_OP_PWCONV_MONARCH = 10 };
 
 enum { FB_DENSE = 1, FB_CSR = 2, FB_BSR4 = 3, FB_MONARCH = 4, FB_BUTTERFLY = 5, FB_SOFTMAX = 6, FB_ARGMAX = 7 };
 

@@ -7,7 +7,7 @@
 #include "runtime_graph.h"
 #include "sb.h"
 
-const char fb_kinds[] = "dense,csr,bsr4,monarch,butterfly,softmax,argmax,relu,conv2d,dwconv2d,maxpool,avgpool,mean,add,reshape";
+const char fb_kinds[] = "dense,csr,bsr4,monarch,butterfly,softmax,argmax,relu,conv2d,dwconv2d,maxpool,avgpool,mean,add,reshape,pwconv_csr,pwconv_monarch";
 
 static int8_t act_a[FB_ACT_MAX] __attribute__((aligned(8)));
 static int8_t act_b[FB_ACT_MAX] __attribute__((aligned(8)));

@@ -5,6 +5,7 @@
 #include "board.h"
 #include "crc32.h"
 #include "kernels_conv.h"
+#include "kernels_pw.h"
 #include "sb.h"
 
 #ifndef FB_OUT_MAX
@@ -57,6 +58,7 @@ static void geom(const fb_op_t *o, const fb_tensor_t *ti, const fb_tensor_t *to,
 /* Scratch bytes an op needs (blob.h). */
 static uint32_t scratch_need(const fb_op_t *o, const fb_tensor_t *ti, const fb_tensor_t *to) {
   if (o->kind == FB_OP_CONV2D || o->kind == FB_OP_DENSE) return 3u * o->k4;
+  if (o->kind == FB_OP_PWCONV_CSR || o->kind == FB_OP_PWCONV_MONARCH) return fb_pw_scratch(o->kind, o->k4, ti->c);
   if (o->kind == FB_OP_DWCONV2D) { /* a band of up to 4 output rows (FB_DW_BAND in kernels_conv.c) */
     uint32_t rows = ((to->h < 4u ? to->h : 4u) - 1u) * o->stride_h + o->kh;
     return rows * ((uint32_t)(to->w - 1u) * o->stride_w + o->kw) * ceil4(ti->c);
@@ -154,6 +156,16 @@ static int check_op(const uint8_t *blob, const fb_header_t *h, const fb_graph_t 
     case FB_OP_MAXPOOL:
     case FB_OP_AVGPOOL:
       break;
+    case FB_OP_PWCONV_CSR:
+    case FB_OP_PWCONV_MONARCH: {
+      uint32_t a = 0, b = 0;
+      if (ti->rank < 2 || to->rank != ti->rank || to->h != ti->h || to->w != ti->w || o->kh != 1 || o->kw != 1)
+        return fail(err, errlen, "pointwise op needs (H, W, C) or (W, C) tensors of the same pixels", i, ti->rank, to->rank);
+      const char *why = fb_pw_check(o->kind, blob + o->offset, o->size, o->k4, ti->c, to->c, o->flags, to->zp, o->act_min, &a, &b);
+      if (why) return fail(err, errlen, why, i, a, b);
+      need = o->size;
+      break;
+    }
     default:
       return fail(err, errlen, "unsupported op kind", i, o->kind, 0);
   }
@@ -287,6 +299,13 @@ static void run_op(const fb_model_t *m, const fb_op_t *o) {
       fb_add_s8(x, fb_arena + tb->offset, (int32_t)ti->size, p, ti->zp, tb->zp, to->zp, o->act_min, o->act_max, y);
       break;
     }
+    case FB_OP_PWCONV_CSR:
+      fb_pwconv_csr_s8(x, (int32_t)ti->h * ti->w, ti->c, to->c, p, &q, (int16_t *)(void *)fb_scratch, y);
+      break;
+    case FB_OP_PWCONV_MONARCH:
+      fb_pwconv_monarch_s8(x, (int32_t)ti->h * ti->w, ti->c, to->c, p, o->k4, to->zp, o->act_min, o->act_max,
+                           (int16_t *)(void *)fb_scratch, y);
+      break;
     default: /* reshape: the same bytes (the planner normally aliases them in place) */
       copy_bytes(y, x, ti->size);
       break;

@@ -44,6 +44,7 @@ from .container import (
 )
 from .graph import QGraph
 from .graph_codec import VERSION2, read_graph_blob, write_graph_blob
+from .pointwise import monarch_back, monarch_standins, sparsify_pointwise
 from .tflite_graph import softmax_dropped, tflite_graph
 
 LayerExporter = Callable[[Any, QParams, QParams, np.ndarray, str], list[QLayer]]
@@ -395,11 +396,14 @@ def network_graph(net: Network, x_calib: np.ndarray, *, model_id: str = "fbnet01
     if x.ndim != 2 or len(x) == 0:
         raise BlobError(f"calibration rows of shape {list(x.shape)}; give (N, {net.in_dim}) float rows")
     form, act_q = quantisable(net, x)
+    export, replaced = monarch_standins(form)  # Monarch pointwise layers: dense stand-ins, then back
     try:
-        raw = network_to_tflite_int8(form, act_q)
+        raw = network_to_tflite_int8(export, act_q)
     except (ValueError, NotImplementedError) as e:
         raise BlobError(f"the int8 TFLite exporter refused the network: {e}") from None
-    return tflite_graph(raw, model_id=model_id)
+    g = tflite_graph(raw, model_id=model_id)
+    monarch_back(g, form, replaced, x)
+    return g
 
 
 def variant_graph(variant: Any, x_calib: np.ndarray | None) -> QGraph | None:
@@ -433,10 +437,12 @@ def variant_graph(variant: Any, x_calib: np.ndarray | None) -> QGraph | None:
 
 
 def graph_blob(g: QGraph) -> bytes:
-    """Blob version 2 bytes of an int8 operator graph: memory-planned (:func:`harness.mcu.plan.plan`
+    """Blob version 2 bytes of an int8 operator graph: pruned 1x1 convolutions made sparse
+    (:func:`.pointwise.sparsify_pointwise`, in place), memory-planned (:func:`harness.mcu.plan.plan`
     writes every tensor's arena offset) and packed (:func:`.graph_codec.write_graph_blob`)."""
     from ..plan import plan
 
+    sparsify_pointwise(g)  # pruned 1x1 convolutions: the same integers from a sparse kernel
     plan(g)
     return write_graph_blob(g)
 

@@ -38,6 +38,22 @@ from zero.
   ``ya = MBQM((a - zp_a) << left_shift, mult_a, shift_a)``, same for b,
   ``y = clamp(MBQM(ya + yb, mult_out, shift_out) + zp_out, act_min, act_max)``.
 - ``reshape``: the same bytes under another shape (the planner aliases it in place).
+- ``pwconv_csr``: a pointwise (1x1, stride 1, no padding) ``conv2d`` whose weights are mostly zero,
+  stored by the blob in compressed sparse rows (the kernel skips the zeros). Same params and the
+  same arithmetic as ``conv2d`` (``w`` int8 (Cout, 1, 1, Cin) with its zeros, per-channel MBQM, or
+  single rounding with ``attrs["rounding"] = 1``): the integers are those of the dense op, so a
+  pruned 1x1 ``conv2d`` of any imported ``.tflite`` may be rewritten into it
+  (:func:`harness.mcu.blob.pointwise.sparsify_pointwise`). Input (H, W, Cin) or (W, Cin).
+- ``pwconv_monarch``: a Monarch-factored pointwise convolution (the IR's ``Pointwise(Monarch)``),
+  at every pixel the MLP blob's Monarch layer (:mod:`.factored`) with its integers:
+  ``w1`` int8 (k, q, p), ``bias1`` int32 (k*q) that already holds ``-zp_in * Σ w1`` of its row,
+  ``sh1`` (1,), ``w2`` int8 (q, s, k), ``bias``/``mult``/``shift`` per output (q*s). Cin = k*p,
+  Cout = q*s, all of k, p, q, s multiples of 4.
+  ``h[i, j] = sat16((bias1[i*q + j] + Σ_t w1[i, j, t] * x[i*p + t] + 2**(sh1 - 1)) >> sh1)`` (floor
+  shift, saturated to int16; no rounding term when ``sh1`` is 0),
+  ``acc[j*s + t] = bias[j*s + t] + Σ_i w2[j, t, i] * h[i, j]``,
+  ``y = clamp(((acc * mult + 2**(30 - shift)) >> (31 - shift)) + zp_out, act_min, act_max)``
+  (single rounding, as every MLP-blob layer); ``act_min`` is -128 or ``max(-128, zp_out)`` (ReLU).
 
 A ``SOFTMAX`` at the end of a ``.tflite`` is dropped (the MCU returns the int8 scores before it: same
 class order) and said in :attr:`QGraph.notes`; comparisons with LiteRT read the tensor before it.
@@ -49,7 +65,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-OP_KINDS = ("conv2d", "dwconv2d", "dense", "maxpool", "avgpool", "mean", "add", "reshape")
+OP_KINDS = (
+    "conv2d", "dwconv2d", "dense", "maxpool", "avgpool", "mean", "add", "reshape", "pwconv_csr", "pwconv_monarch",
+)  # fmt: skip
 
 
 @dataclass

@@ -14,7 +14,8 @@ import zlib
 
 import numpy as np
 
-from .container import HEADER, MAGIC, BlobError
+from .container import HEADER, MAGIC, MONARCH, BlobError, QLayer
+from .factored import read_monarch, write_monarch
 from .graph import QGraph, QOp, QTensor
 
 VERSION2 = 2
@@ -33,6 +34,8 @@ KIND_CODES = {
     "mean": 6,
     "add": 7,
     "reshape": 8,
+    "pwconv_csr": 9,
+    "pwconv_monarch": 10,
 }
 KIND_NAMES = {v: k for k, v in KIND_CODES.items()}
 OPF_FAST = 1  # every channel: shift <= -1 and |acc| < 2**30 (the firmware may use SMMULR)
@@ -40,6 +43,8 @@ OPF_SINGLE = 2  # single-rounding requantisation (attrs["rounding"] = 1)
 ADD_KEYS = ("left_shift", "mult_a", "shift_a", "mult_b", "shift_b", "mult_out", "shift_out")
 WEIGHTED = ("conv2d", "dwconv2d", "dense")
 WINDOW_ATTRS = ("stride_h", "stride_w", "pad_top", "pad_left")
+POINTWISE = ("pwconv_csr", "pwconv_monarch")
+PW_TILE = 4  # pixels per tile of the sparse pointwise kernel (FB_PW_TILE in kernels_pw.c)
 DW_BAND = 4  # output rows of a depthwise convolution per zero-point padded band (FB_DW_BAND)
 
 
@@ -83,6 +88,11 @@ def op_scratch_bytes(g: QGraph, op: QOp) -> int:
         rows = (min(oh, DW_BAND) - 1) * int(op.attrs.get("stride_h", 1)) + kh
         wp = (ow - 1) * int(op.attrs.get("stride_w", 1)) + kw
         return rows * wp * ceil4(c)  # padded input rows read by a band of up to DW_BAND output rows
+    if op.kind == "pwconv_csr":  # int16 channel-major tile of PW_TILE pixels
+        return 2 * PW_TILE * ceil4(g.tensors[op.inputs[0]].shape[-1])
+    if op.kind == "pwconv_monarch":  # widened input and int16 intermediate of one pixel
+        k, q, _ = op.params["w1"].shape
+        return 2 * g.tensors[op.inputs[0]].shape[-1] + 2 * k * q + 16  # + the kernel's overrun margin
     return 0
 
 
@@ -173,6 +183,66 @@ def _weighted_params(g: QGraph, op: QOp) -> tuple[bytes, int, int]:
     return payload, k4, flags
 
 
+def _csr_params(g: QGraph, op: QOp) -> tuple[bytes, int, int]:
+    """Payload, nnz (in the k4 field) and flags of a ``pwconv_csr`` op: requantisation arrays as for
+    ``conv2d``, then u32 rowptr[Cout + 1], u32 entries[nnz] = column | int16 value << 16."""
+    w = np.asarray(op.params["w"], dtype=np.int8)
+    if w.ndim != 4 or w.shape[1:3] != (1, 1):
+        raise BlobError(f"pwconv_csr weights must be (Cout, 1, 1, Cin), not {list(w.shape)}")
+    wm = w.reshape(w.shape[0], -1).astype(np.int64)
+    n, cin = wm.shape
+    if cin != g.tensors[op.inputs[0]].shape[-1] or cin > 0xFFFF:
+        raise BlobError(f"pwconv_csr weights of {cin} input channels on {g.tensors[op.inputs[0]].shape}")
+    bias = np.asarray(op.params["bias"], dtype=np.int64).reshape(-1)
+    if bias.size != n:
+        raise BlobError(f"{n} output channels but {bias.size} biases")
+    folded32 = _wrap32(bias - g.tensors[op.inputs[0]].zero_point * wm.sum(axis=1))
+    _, shift = _mult_shift(op, n)
+    flags = 0
+    if int(op.attrs.get("rounding", 0)) == 1:
+        flags |= OPF_SINGLE
+    elif (shift <= -1).all() and (
+        np.abs(folded32.astype(np.int64)) + 128 * np.abs(wm).sum(axis=1) < 1 << 30
+    ).all():
+        flags |= OPF_FAST
+    rows, cols = np.nonzero(wm)
+    rowptr = np.zeros(n + 1, np.uint32)
+    rowptr[1:] = np.cumsum(np.bincount(rows, minlength=n))
+    ent = (cols.astype(np.uint32) & 0xFFFF) | (
+        wm[rows, cols].astype(np.int16).view(np.uint16).astype(np.uint32) << 16
+    )
+    rq = _requant_arrays(op, n, ceil4(n), folded32, bool(flags & OPF_FAST))
+    return rq + rowptr.astype("<u4").tobytes() + ent.astype("<u4").tobytes(), int(len(rows)), flags
+
+
+def _monarch_qlayer(g: QGraph, op: QOp) -> QLayer:
+    k, q, p = op.params["w1"].shape
+    s = op.params["w2"].shape[1]
+    if any(v % 4 for v in (k, p, q, s)) or op.params["w2"].shape != (q, s, k):
+        raise BlobError(f"pwconv_monarch blocks {k}x({q}x{p}) -> {q}x({s}x{k}) must be multiples of 4")
+    if k * p != g.tensors[op.inputs[0]].shape[-1] or q * s != g.tensors[op.output].shape[-1]:
+        raise BlobError(f"pwconv_monarch of {k * p} -> {q * s} channels between tensors of other widths")
+    zp_in, zp_out = g.tensors[op.inputs[0]].zero_point, g.tensors[op.output].zero_point
+    return QLayer(MONARCH, k * p, q * s, 0, zp_in, zp_out, dict(op.params), k | (q << 16))
+
+
+def _monarch_params(g: QGraph, op: QOp) -> tuple[bytes, int, int]:
+    """Payload (i32 bias, mult, shift [Cout], then the MLP blob's Monarch parameters) and k | q << 16."""
+    ql = _monarch_qlayer(g, op)
+    if op.act_min not in (-128, max(-128, ql.zp_out)):
+        raise BlobError(
+            f"pwconv_monarch clamps below at -128 or at its zero point (ReLU), not at {op.act_min}"
+        )
+    n = ql.out_dim
+    mult, shift = _mult_shift(op, n)
+    head = b"".join(
+        np.asarray(a, np.int64).reshape(-1).astype("<i4").tobytes() for a in (op.params["bias"], mult, shift)
+    )
+    if len(head) != 12 * n:
+        raise BlobError(f"{n} output channels but {np.asarray(op.params['bias']).size} biases")
+    return head + write_monarch(ql), int(ql.aux), 0
+
+
 def _scalar(op: QOp, key: str) -> int:
     v = np.asarray(op.params[key]).reshape(-1)
     if v.size != 1:
@@ -183,6 +253,10 @@ def _scalar(op: QOp, key: str) -> int:
 def _op_params(g: QGraph, i: int, op: QOp) -> tuple[bytes, int, int]:
     if op.kind in WEIGHTED:
         return _weighted_params(g, op)
+    if op.kind == "pwconv_csr":
+        return _csr_params(g, op)
+    if op.kind == "pwconv_monarch":
+        return _monarch_params(g, op)
     if op.kind == "mean":
         return struct.pack("<ii", _scalar(op, "mult"), _scalar(op, "shift")), 0, 0
     if op.kind == "add":
@@ -284,6 +358,28 @@ def _unpack_weighted(
     return {"w": w.astype(np.int8), "bias": bias, "mult": mult, "shift": shift}
 
 
+def _unpack_csr(raw: bytes, n: int, t_in: QTensor, nnz: int, fast: bool) -> dict[str, np.ndarray]:
+    n4, cin = ceil4(n), int(t_in.shape[-1])
+    a = np.frombuffer(raw, dtype=np.int32)
+    bias_f, pairs = a[:n4][:n], a[n4 : 3 * n4].reshape(n4, 2)[:n]
+    mult, shift = pairs[:, 0].copy(), (-pairs[:, 1] - 1 if fast else pairs[:, 1]).astype(np.int32)
+    rowptr = np.frombuffer(raw, "<u4", n + 1, 12 * n4).astype(np.int64)
+    ent = np.frombuffer(raw, "<u4", nnz, 12 * n4 + 4 * (n + 1))
+    w = np.zeros((n, cin), np.int64)
+    rows = np.repeat(np.arange(n), np.diff(rowptr))
+    w[rows, ent & 0xFFFF] = (ent >> 16).astype(np.uint16).view(np.int16)
+    bias = _wrap32(bias_f.astype(np.int64) + t_in.zero_point * w.sum(axis=1))
+    return {"w": w.reshape(n, 1, 1, cin).astype(np.int8), "bias": bias, "mult": mult, "shift": shift}
+
+
+def _unpack_monarch(raw: bytes, t_in: QTensor, t_out: QTensor, aux: int) -> dict[str, np.ndarray]:
+    n = int(t_out.shape[-1])
+    ql = QLayer(MONARCH, int(t_in.shape[-1]), n, 0, t_in.zero_point, t_out.zero_point, {}, aux)
+    read_monarch(ql, memoryview(raw)[12 * n :])
+    a = np.frombuffer(raw, "<i4", 3 * n).reshape(3, n).astype(np.int32)
+    return {**ql.params, "bias": a[0].copy(), "mult": a[1].copy(), "shift": a[2].copy()}
+
+
 def read_graph_blob(data: bytes) -> QGraph:
     """Parse a version 2 blob back into a :class:`QGraph` (offsets set; ``where`` names are not stored)."""
     if len(data) < GRAPH_HEADER_SIZE:
@@ -329,6 +425,12 @@ def read_graph_blob(data: bytes) -> QGraph:
             params = _unpack_weighted(name, raw, n, k4, kh, kw, c_in, t_in.zero_point, bool(flags & OPF_FAST))
             if flags & OPF_SINGLE:
                 attrs["rounding"] = 1
+        elif name == "pwconv_csr":
+            params = _unpack_csr(raw, tensors[out].shape[-1], tensors[in0], k4, bool(flags & OPF_FAST))
+            if flags & OPF_SINGLE:
+                attrs["rounding"] = 1
+        elif name == "pwconv_monarch":
+            params = _unpack_monarch(raw, tensors[in0], tensors[out], k4)
         elif name == "mean":
             m, s = struct.unpack("<ii", raw)
             params = {"mult": np.array([m], np.int32), "shift": np.array([s], np.int32)}
