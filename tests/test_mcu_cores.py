@@ -18,8 +18,13 @@ from harness.ir.layers import Dense
 from harness.ir.network import Network
 from harness.mcu import reference
 from harness.mcu.blob import codec
+from harness.mcu.blob.graph_codec import write_graph_blob
 from harness.mcu.board import load_board
 from harness.mcu.build import build_firmware
+from harness.mcu.footprint import ModelTooLarge, check_fits, footprint
+from harness.mcu.graph_ref import run_graph
+from harness.mcu.plan import plan
+from harness.mcu.random_graph import kws_dscnn
 from harness.mcu.protocol import DutCommandError
 from harness.meters.mcu_sim import McuSimMeter, SimConfig
 from harness.targets import TARGETS
@@ -113,6 +118,32 @@ def test_every_layer_kind_gives_the_reference_integers_on_every_core(target: Mcu
             continue
         target.load_blob(blob)
         assert np.array_equal(target.predict(x), reference.predict(blob, x)), (target.profile.name, kind)
+
+
+@pytest.fixture(scope="module")
+def kws_blob() -> tuple[bytes, np.ndarray, np.ndarray]:
+    """MLPerf Tiny's KWS DS-CNN (random int8 weights) as a version 2 blob, inputs and reference outputs."""
+    rng = np.random.default_rng(1818)
+    g = kws_dscnn(rng)
+    plan(g)
+    x = rng.integers(-128, 128, size=(2, g.in_tensor.size)).astype(np.int8)
+    return write_graph_blob(g), x, run_graph(g, x).reshape(len(x), -1)
+
+
+def test_kws_dscnn_is_bit_exact_on_every_core_it_fits(target: McuTarget, kws_blob) -> None:
+    """The whole DS-CNN (conv 10x4 on 1 channel, 4 x depthwise 3x3 + pointwise, avgpool, dense) through
+    each core's kernel path (portable C, SXTB16/SMLAD, Helium); the 16 KiB micro:bit refuses it, with
+    the sizes, before upload (its arena, RAM and model area are all too small)."""
+    blob, x, want = kws_blob
+    p = target.profile
+    if p.name == "qemu-microbit":
+        with pytest.raises(ModelTooLarge, match=r"does not fit qemu-microbit: tensor arena 16,000 B .* RAM "):
+            check_fits(footprint(blob, p), p)
+        with pytest.raises(TargetError, match=rf"blob is {len(blob)} bytes but board qemu-microbit has 8192"):
+            target.load_blob(blob)
+        return
+    target.load_blob(blob)
+    assert want.std() > 2 and np.array_equal(target.predict_int8(x), want), p.name
 
 
 def test_windows_are_simulated_on_the_named_mcu_and_energy_is_unknown_without_a_power(target, blobs) -> None:
