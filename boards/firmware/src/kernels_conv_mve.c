@@ -49,77 +49,106 @@ INLINE rqc_t rq_consts(const fb_crq_t *q) {
 
 /* Requantise n accumulators (per channel (mult, shift) pairs in rq) into n int8 outputs. */
 static void requant_store(const int32_t *acc, int32_t n, const int32_t *rq, const rqc_t *c, int8_t *y) {
-  for (int32_t i = 0; i < n; i += 4, acc += 4, rq += 8, y += 4) {
+  const rqc_t k = *c;
+  int32_t i = 0;
+  if (k.mode == FB_RQ_FAST) {
+    const rqc_t f = {k.zp, k.lo, k.hi, FB_RQ_FAST}; /* a constant mode: requant() folds its branch */
+    for (; i + 4 <= n; i += 4, acc += 4, rq += 8, y += 4) {
+      int32x4x2_t mr = vld2q_s32(rq);
+      vstrbq_s32(y, requant(vld1q_s32(acc), mr.val[0], mr.val[1], &f));
+    }
+  } else {
+    const rqc_t e = {k.zp, k.lo, k.hi, FB_RQ_EXACT};
+    for (; i + 4 <= n; i += 4, acc += 4, rq += 8, y += 4) {
+      int32x4x2_t mr = vld2q_s32(rq);
+      vstrbq_s32(y, requant(vld1q_s32(acc), mr.val[0], mr.val[1], &e));
+    }
+  }
+  if (i < n) {
     int32x4x2_t mr = vld2q_s32(rq);
-    int32x4_t r = requant(vld1q_s32(acc), mr.val[0], mr.val[1], c);
-    if (n - i >= 4) vstrbq_s32(y, r);
-    else vstrbq_p_s32(y, r, vctp32q((uint32_t)(n - i)));
+    vstrbq_p_s32(y, requant(vld1q_s32(acc), mr.val[0], mr.val[1], &k), vctp32q((uint32_t)(n - i)));
   }
 }
 
-/* Byte offsets of row 0's 16 columns (4 groups of 4, natural order) in a 4-row block: group gi at
- * 32 gi bytes, column j of the group at halfword (j & 1) * 8 + (j >> 1); row r adds 4 r bytes. */
-static const uint8_t row_off[16] = {0, 16, 2, 18, 32, 48, 34, 50, 64, 80, 66, 82, 96, 112, 98, 114};
+/* Byte offsets of a row's 16 columns (4 groups of 4, natural order) in a 4-row block, rows 0-3: group
+ * gi at 32 gi bytes, column j of the group at halfword (j & 1) * 8 + (j >> 1), row r at 4 r bytes. */
+static const uint8_t row_offs[64] __attribute__((aligned(8))) = {
+    0, 16, 2, 18, 32, 48, 34, 50, 64, 80, 66, 82, 96, 112, 98, 114,
+    4, 20, 6, 22, 36, 52, 38, 54, 68, 84, 70, 86, 100, 116, 102, 118,
+    8, 24, 10, 26, 40, 56, 42, 58, 72, 88, 74, 90, 104, 120, 106, 122,
+    12, 28, 14, 30, 44, 60, 46, 62, 76, 92, 78, 94, 108, 124, 110, 126};
 
 #define FB_MVE_ROWS 64 /* output channels accumulated before one requantisation pass */
 
-/* All oc outputs of two pixels from their kk-byte int8 patches xa, xb: each gathered weight vector
- * serves both (xb may equal xa, yb may equal ya). */
-static void gemv2(const int8_t *xa, const int8_t *xb, int32_t kk, const int8_t *w8, int32_t k4, int32_t oc,
-                  const fb_crq_t *q, const rqc_t *c, int8_t *ya, int8_t *yb) {
-  const uint8x16_t o0 = vld1q_u8(row_off), o1 = vaddq_n_u8(o0, 4), o2 = vaddq_n_u8(o0, 8), o3 = vaddq_n_u8(o0, 12);
-  int32_t acc_a[FB_MVE_ROWS] __attribute__((aligned(8))), acc_b[FB_MVE_ROWS] __attribute__((aligned(8)));
+/* Two rows (offset vectors tab[0..31]) of the 16-column chunks of three patches: 6 accumulators in
+ * even registers (VMLADAVA's destination must be even), one gathered weight vector per row for all
+ * three pixels. In asm because gcc 12 spills inside the loop. Returns nothing; a[], pointers advance. */
+#define FB_CHUNKS_3X2(A0, A1, B0, B1, C0, C1, TAB)                                                     \
+  do {                                                                                                 \
+    register int32_t cnt __asm("lr") = nfull;                                                          \
+    const int8_t *pa = xa, *pb = xb, *pc = xc, *wp = wb;                                               \
+    __asm volatile("vldrw.u32 q4, [%[tab]]\n\t"                                                         \
+                   "vldrw.u32 q5, [%[tab], #16]\n\t"                                                    \
+                   "dls lr, lr\n"                                                                      \
+                   "1:\n\t"                                                                            \
+                   "vldrb.u8 q0, [%[pa]], #16\n\t"                                                      \
+                   "vldrb.u8 q1, [%[pb]], #16\n\t"                                                      \
+                   "vldrb.u8 q2, [%[pc]], #16\n\t"                                                      \
+                   "vldrb.u8 q3, [%[wp], q4]\n\t"                                                       \
+                   "vmlava.s8 %[a0], q3, q0\n\t"                                                        \
+                   "vmlava.s8 %[b0], q3, q1\n\t"                                                        \
+                   "vmlava.s8 %[c0], q3, q2\n\t"                                                        \
+                   "vldrb.u8 q3, [%[wp], q5]\n\t"                                                       \
+                   "vmlava.s8 %[a1], q3, q0\n\t"                                                        \
+                   "vmlava.s8 %[b1], q3, q1\n\t"                                                        \
+                   "vmlava.s8 %[c1], q3, q2\n\t"                                                        \
+                   "adds %[wp], #128\n\t"                                                               \
+                   "le lr, 1b\n\t"                                                                      \
+                   : [a0] "+Te"(A0), [a1] "+Te"(A1), [b0] "+Te"(B0), [b1] "+Te"(B1), [c0] "+Te"(C0),     \
+                     [c1] "+Te"(C1), [pa] "+r"(pa), [pb] "+r"(pb), [pc] "+r"(pc), [wp] "+r"(wp), "+r"(cnt) \
+                   : [tab] "r"(TAB)                                                                    \
+                   : "memory", "d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7", "d8", "d9", "d10", "d11"); \
+  } while (0)
+
+/* All oc outputs of three pixels from their kk-byte int8 patches (pointers may repeat, and so may the
+ * outputs: a repeated pixel is written twice with the same bytes). */
+static void gemv3(const int8_t *xa, const int8_t *xb, const int8_t *xc, int32_t kk, const int8_t *w8, int32_t k4,
+                  int32_t oc, const fb_crq_t *q, const rqc_t *c, int8_t *ya, int8_t *yb, int8_t *yc) {
+  int32_t acc_a[FB_MVE_ROWS] __attribute__((aligned(8))), acc_b[FB_MVE_ROWS] __attribute__((aligned(8))),
+      acc_c[FB_MVE_ROWS] __attribute__((aligned(8)));
   int32_t nfull = kk >> 4, rem = kk & 15;
-  mve_pred16_t p = vctp8q((uint32_t)rem);
   for (int32_t c0 = 0; c0 < oc; c0 += FB_MVE_ROWS) {
     int32_t n = oc - c0 < FB_MVE_ROWS ? oc - c0 : FB_MVE_ROWS;
     const int32_t *bias = q->bias + c0;
     const int8_t *wb = w8 + c0 * 2 * k4;
     for (int32_t r0 = 0; r0 < n; r0 += 4, wb += 8 * k4) {
-      int32_t a0 = bias[r0], a1 = bias[r0 + 1], a2 = bias[r0 + 2], a3 = bias[r0 + 3];
-      int32_t b0 = a0, b1 = a1, b2 = a2, b3 = a3;
-      const int8_t *pa = xa, *pb = xb, *wp = wb;
-      for (int32_t i = 0; i < nfull; i++, pa += 16, pb += 16, wp += 128) {
-        int8x16_t va = vld1q_s8(pa), vb = vld1q_s8(pb), w;
-        w = vldrbq_gather_offset_s8(wp, o0);
-        a0 = vmladavaq_s8(a0, w, va);
-        b0 = vmladavaq_s8(b0, w, vb);
-        w = vldrbq_gather_offset_s8(wp, o1);
-        a1 = vmladavaq_s8(a1, w, va);
-        b1 = vmladavaq_s8(b1, w, vb);
-        w = vldrbq_gather_offset_s8(wp, o2);
-        a2 = vmladavaq_s8(a2, w, va);
-        b2 = vmladavaq_s8(b2, w, vb);
-        w = vldrbq_gather_offset_s8(wp, o3);
-        a3 = vmladavaq_s8(a3, w, va);
-        b3 = vmladavaq_s8(b3, w, vb);
+      int32_t a[4], b[4], cc[4];
+      for (int32_t r = 0; r < 4; r++) a[r] = b[r] = cc[r] = bias[r0 + r];
+      if (nfull > 0) {
+        FB_CHUNKS_3X2(a[0], a[1], b[0], b[1], cc[0], cc[1], row_offs);
+        FB_CHUNKS_3X2(a[2], a[3], b[2], b[3], cc[2], cc[3], row_offs + 32);
       }
       if (rem) { /* lanes past kk are zeroed on both sides (and never read past the weights) */
-        int8x16_t va = vldrbq_z_s8(pa, p), vb = vldrbq_z_s8(pb, p), w;
-        w = vldrbq_gather_offset_z_s8(wp, o0, p);
-        a0 = vmladavaq_s8(a0, w, va);
-        b0 = vmladavaq_s8(b0, w, vb);
-        w = vldrbq_gather_offset_z_s8(wp, o1, p);
-        a1 = vmladavaq_s8(a1, w, va);
-        b1 = vmladavaq_s8(b1, w, vb);
-        w = vldrbq_gather_offset_z_s8(wp, o2, p);
-        a2 = vmladavaq_s8(a2, w, va);
-        b2 = vmladavaq_s8(b2, w, vb);
-        w = vldrbq_gather_offset_z_s8(wp, o3, p);
-        a3 = vmladavaq_s8(a3, w, va);
-        b3 = vmladavaq_s8(b3, w, vb);
+        mve_pred16_t p = vctp8q((uint32_t)rem);
+        const int8_t *wp = wb + 128 * nfull;
+        int32_t off = 16 * nfull;
+        int8x16_t va = vldrbq_z_s8(xa + off, p), vb = vldrbq_z_s8(xb + off, p), vc = vldrbq_z_s8(xc + off, p);
+        for (int32_t r = 0; r < 4; r++) {
+          int8x16_t w = vldrbq_gather_offset_z_s8(wp, vld1q_u8(row_offs + 16 * r), p);
+          a[r] = vmladavaq_s8(a[r], w, va);
+          b[r] = vmladavaq_s8(b[r], w, vb);
+          cc[r] = vmladavaq_s8(cc[r], w, vc);
+        }
       }
-      acc_a[r0] = a0;
-      acc_a[r0 + 1] = a1;
-      acc_a[r0 + 2] = a2;
-      acc_a[r0 + 3] = a3;
-      acc_b[r0] = b0;
-      acc_b[r0 + 1] = b1;
-      acc_b[r0 + 2] = b2;
-      acc_b[r0 + 3] = b3;
+      for (int32_t r = 0; r < 4; r++) {
+        acc_a[r0 + r] = a[r];
+        acc_b[r0 + r] = b[r];
+        acc_c[r0 + r] = cc[r];
+      }
     }
     requant_store(acc_a, n, q->rq + 2 * c0, c, ya + c0);
     requant_store(acc_b, n, q->rq + 2 * c0, c, yb + c0);
+    requant_store(acc_c, n, q->rq + 2 * c0, c, yc + c0);
   }
 }
 
@@ -163,21 +192,21 @@ int fb_mve_conv2d_s8(const int8_t *x, const fb_geom_t *g, const int16_t *w16, in
   int pointwise = g->kh == 1 && g->kw == 1 && g->pt == 0 && g->pl == 0;
   int8x16_t zp = vdupq_n_s8((int8_t)g->zp_in);
   const int8_t *w8 = (const int8_t *)(const void *)w16;
-  int8_t *pa = scratch, *pb = scratch + k4; /* two patches: scratch holds 3 * k4 bytes (blob.h) */
-  for (int32_t i = 0; i < npix; i += 2) {
-    int32_t j = i + 1 < npix ? i + 1 : i; /* an odd last pixel is computed twice */
-    int32_t oya = i / g->ow, oxa = i % g->ow, oyb = j / g->ow, oxb = j % g->ow;
-    const int8_t *xa, *xb;
-    if (pointwise) {
-      xa = x + ((oya * g->sh) * g->w + oxa * g->sw) * ci;
-      xb = x + ((oyb * g->sh) * g->w + oxb * g->sw) * ci;
-    } else {
-      patch(x, g, oya, oxa, zp, pa);
-      patch(x, g, oyb, oxb, zp, pb);
-      xa = pa;
-      xb = pb;
+  int8_t *pa = scratch, *pb = scratch + k4, *pc = scratch + 2 * k4; /* scratch: 3 * k4 bytes (blob.h) */
+  for (int32_t i = 0; i < npix; i += 3) {
+    int32_t pix[3] = {i, i + 1 < npix ? i + 1 : i, i + 2 < npix ? i + 2 : i}; /* the last may repeat */
+    const int8_t *xp[3];
+    int8_t *pp[3] = {pa, pb, pc};
+    for (int32_t k = 0; k < 3; k++) {
+      int32_t oy = pix[k] / g->ow, ox = pix[k] % g->ow;
+      if (pointwise) {
+        xp[k] = x + ((oy * g->sh) * g->w + ox * g->sw) * ci;
+      } else {
+        patch(x, g, oy, ox, zp, pp[k]);
+        xp[k] = pp[k];
+      }
     }
-    gemv2(xa, xb, kk, w8, k4, oc, q, &c, y + i * oc, y + j * oc);
+    gemv3(xp[0], xp[1], xp[2], kk, w8, k4, oc, q, &c, y + pix[0] * oc, y + pix[1] * oc, y + pix[2] * oc);
   }
   return 1;
 }
@@ -211,6 +240,33 @@ INLINE void dw8(const int8_t *px, const int16_t *wg, int32_t kh, int32_t kw, int
   vst2q_s32(acc, a);
 }
 
+/* dw8 for a full 8-channel group of a 3x3 kernel, in asm (gcc 12 spills Q registers in the C version):
+ * per tap VLDRB.S16, the weight gather, VMULLB/VMULLT and two VADDs, 8 instructions for 8 MACs. */
+static const uint16_t wo_3x3[8] = {0, 2, 1, 3, 36, 38, 37, 39};
+#define FB_DW_TAP                          \
+  "vldrb.s16 q2, [%[rx]]\n\t"              \
+  "add %[rx], %[c4]\n\t"                   \
+  "vldrh.u16 q3, [%[rw], q5, uxtw #1]\n\t" \
+  "adds %[rw], #8\n\t"                     \
+  "vmullb.s16 q4, q2, q3\n\t"              \
+  "vadd.i32 q0, q0, q4\n\t"                \
+  "vmullt.s16 q4, q2, q3\n\t"              \
+  "vadd.i32 q1, q1, q4\n\t"
+#define FB_DW_ROW FB_DW_TAP FB_DW_TAP FB_DW_TAP "add %[rx], %[step]\n\t"
+INLINE void dw8_3x3(const int8_t *px, const int16_t *wg, int32_t c4, int32_t rs, const int32_t *bias, int32_t *acc) {
+  const int8_t *rx = px;
+  const int16_t *rw = wg;
+  int32_t step = rs - 3 * c4;
+  __asm volatile("vldrh.u16 q5, [%[wo]]\n\t"
+                 "vld20.32 {q0, q1}, [%[rb]]\n\t"
+                 "vld21.32 {q0, q1}, [%[rb]]\n\t" FB_DW_ROW FB_DW_ROW FB_DW_ROW
+                 "vst20.32 {q0, q1}, [%[ra]]\n\t"
+                 "vst21.32 {q0, q1}, [%[ra]]\n\t"
+                 : [rx] "+l"(rx), [rw] "+r"(rw) /* widening loads take r0-r7 */
+                 : [c4] "r"(c4), [step] "r"(step), [rb] "r"(bias), [ra] "r"(acc), [wo] "r"(wo_3x3)
+                 : "memory", "d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7", "d8", "d9", "d10", "d11");
+}
+
 #define FB_MVE_DW_CH 256 /* channels per requantisation pass */
 
 void fb_mve_dw_pixel(const int8_t *base, const int16_t *w16, const fb_geom_t *g, int32_t c4, int32_t rs,
@@ -224,7 +280,7 @@ void fb_mve_dw_pixel(const int8_t *base, const int16_t *w16, const fb_geom_t *g,
   for (int32_t cb = 0; cb < c4; cb += FB_MVE_DW_CH) {
     int32_t ce = c4 - cb < FB_MVE_DW_CH ? c4 : cb + FB_MVE_DW_CH, c0 = cb;
     if (kh == 3 && kw == 3) {
-      for (; c0 + 8 <= ce; c0 += 8) dw8(base + c0, w16 + c0 * 9, 3, 3, c4, rs, wo, q->bias + c0, 1, acc + c0 - cb);
+      for (; c0 + 8 <= ce; c0 += 8) dw8_3x3(base + c0, w16 + c0 * 9, c4, rs, q->bias + c0, acc + c0 - cb);
     } else {
       for (; c0 + 8 <= ce; c0 += 8)
         dw8(base + c0, w16 + c0 * kh * kw, kh, kw, c4, rs, wo, q->bias + c0, 1, acc + c0 - cb);
