@@ -80,75 +80,101 @@ static const uint8_t row_offs[64] __attribute__((aligned(8))) = {
 
 #define FB_MVE_ROWS 64 /* output channels accumulated before one requantisation pass */
 
-/* Two rows (offset vectors tab[0..31]) of the 16-column chunks of three patches: 6 accumulators in
- * even registers (VMLADAVA's destination must be even), one gathered weight vector per row for all
- * three pixels. In asm because gcc 12 spills inside the loop. Returns nothing; a[], pointers advance. */
-#define FB_CHUNKS_3X2(A0, A1, B0, B1, C0, C1, TAB)                                                     \
-  do {                                                                                                 \
-    register int32_t cnt __asm("lr") = nfull;                                                          \
-    const int8_t *pa = xa, *pb = xb, *pc = xc, *wp = wb;                                               \
-    __asm volatile("vldrw.u32 q4, [%[tab]]\n\t"                                                         \
-                   "vldrw.u32 q5, [%[tab], #16]\n\t"                                                    \
-                   "dls lr, lr\n"                                                                      \
-                   "1:\n\t"                                                                            \
-                   "vldrb.u8 q0, [%[pa]], #16\n\t"                                                      \
-                   "vldrb.u8 q1, [%[pb]], #16\n\t"                                                      \
-                   "vldrb.u8 q2, [%[pc]], #16\n\t"                                                      \
-                   "vldrb.u8 q3, [%[wp], q4]\n\t"                                                       \
-                   "vmlava.s8 %[a0], q3, q0\n\t"                                                        \
-                   "vmlava.s8 %[b0], q3, q1\n\t"                                                        \
-                   "vmlava.s8 %[c0], q3, q2\n\t"                                                        \
-                   "vldrb.u8 q3, [%[wp], q5]\n\t"                                                       \
-                   "vmlava.s8 %[a1], q3, q0\n\t"                                                        \
-                   "vmlava.s8 %[b1], q3, q1\n\t"                                                        \
-                   "vmlava.s8 %[c1], q3, q2\n\t"                                                        \
-                   "adds %[wp], #128\n\t"                                                               \
-                   "le lr, 1b\n\t"                                                                      \
-                   : [a0] "+Te"(A0), [a1] "+Te"(A1), [b0] "+Te"(B0), [b1] "+Te"(B1), [c0] "+Te"(C0),     \
-                     [c1] "+Te"(C1), [pa] "+r"(pa), [pb] "+r"(pb), [pc] "+r"(pc), [wp] "+r"(wp), "+r"(cnt) \
-                   : [tab] "r"(TAB)                                                                    \
-                   : "memory", "d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7", "d8", "d9", "d10", "d11"); \
-  } while (0)
+/* State of one 4-row block of three pixels (gemv3's asm reads it through one register). */
+typedef struct {
+  const int8_t *pa, *pb, *pc; /* 0, 4, 8: the three patches */
+  const int8_t *wp;           /* 12: the block's weights */
+  int32_t nfull, rem;         /* 16, 20: whole 16-column chunks, columns left (0-15) */
+  const int32_t *bias;        /* 24: the block's 4 biases */
+  int32_t *acc;               /* 28: acc[0..3] pixel a, [64..67] b, [128..131] c */
+  const uint8_t *tab;         /* 32: row_offs */
+} blk_t;
+
+/* Rows R, R+1 (R = 0 or 2) of a block: biases, the chunk loop (one gathered weight vector per row for all
+ * three pixels, 6 accumulators in even registers: VMLADAVA's destination must be even), a predicated
+ * last chunk (contiguous loads zero their inactive lanes) and the stores. */
+#define FB_BLK_PASS(R)                                                                                 \
+  "ldr lr, [%[S], #32]\n\t"                                                                            \
+  "vldrw.u32 q4, [lr, #" #R "*16]\n\t"                                                                 \
+  "vldrw.u32 q5, [lr, #" #R "*16+16]\n\t"                                                              \
+  "ldr lr, [%[S], #24]\n\t"                                                                            \
+  "ldrd %[a0], %[a1], [lr, #" #R "*4]\n\t"                                                             \
+  "mov %[b0], %[a0]\n\t"                                                                               \
+  "mov %[c0], %[a0]\n\t"                                                                               \
+  "mov %[b1], %[a1]\n\t"                                                                               \
+  "mov %[c1], %[a1]\n\t"                                                                               \
+  "ldrd %[pa], %[pb], [%[S], #0]\n\t"                                                                  \
+  "ldrd %[pc], %[wp], [%[S], #8]\n\t"                                                                  \
+  "ldr lr, [%[S], #16]\n\t"                                                                            \
+  "wls lr, lr, 2f\n"                                                                                   \
+  "1:\n\t"                                                                                             \
+  "vldrb.u8 q0, [%[pa]], #16\n\t"                                                                      \
+  "vldrb.u8 q1, [%[pb]], #16\n\t"                                                                      \
+  "vldrb.u8 q2, [%[pc]], #16\n\t"                                                                      \
+  "vldrb.u8 q3, [%[wp], q4]\n\t"                                                                       \
+  "vmlava.s8 %[a0], q3, q0\n\t"                                                                        \
+  "vmlava.s8 %[b0], q3, q1\n\t"                                                                        \
+  "vmlava.s8 %[c0], q3, q2\n\t"                                                                        \
+  "vldrb.u8 q3, [%[wp], q5]\n\t"                                                                       \
+  "vmlava.s8 %[a1], q3, q0\n\t"                                                                        \
+  "vmlava.s8 %[b1], q3, q1\n\t"                                                                        \
+  "vmlava.s8 %[c1], q3, q2\n\t"                                                                        \
+  "adds %[wp], #128\n\t"                                                                               \
+  "le lr, 1b\n"                                                                                        \
+  "2:\n\t"                                                                                             \
+  "ldr lr, [%[S], #20]\n\t"                                                                            \
+  "cmp lr, #0\n\t"                                                                                     \
+  "beq 3f\n\t"                                                                                         \
+  "vctp.8 lr\n\t"                                                                                      \
+  "vpsttt\n\t"                                                                                         \
+  "vldrbt.u8 q0, [%[pa]]\n\t"                                                                          \
+  "vldrbt.u8 q1, [%[pb]]\n\t"                                                                          \
+  "vldrbt.u8 q2, [%[pc]]\n\t"                                                                          \
+  "vpst\n\t"                                                                                           \
+  "vldrbt.u8 q3, [%[wp], q4]\n\t"                                                                      \
+  "vmlava.s8 %[a0], q3, q0\n\t"                                                                        \
+  "vmlava.s8 %[b0], q3, q1\n\t"                                                                        \
+  "vmlava.s8 %[c0], q3, q2\n\t"                                                                        \
+  "vpst\n\t"                                                                                           \
+  "vldrbt.u8 q3, [%[wp], q5]\n\t"                                                                      \
+  "vmlava.s8 %[a1], q3, q0\n\t"                                                                        \
+  "vmlava.s8 %[b1], q3, q1\n\t"                                                                        \
+  "vmlava.s8 %[c1], q3, q2\n"                                                                          \
+  "3:\n\t"                                                                                             \
+  "ldr lr, [%[S], #28]\n\t"                                                                            \
+  "strd %[a0], %[a1], [lr, #" #R "*4]\n\t"                                                             \
+  "strd %[b0], %[b1], [lr, #" #R "*4+256]\n\t"                                                         \
+  "strd %[c0], %[c1], [lr, #" #R "*4+512]\n\t"
+
+/* One 4-row block of three pixels into S->acc. */
+INLINE void block3(blk_t *S) {
+  int32_t a0, a1, b0, b1, c0, c1;
+  const int8_t *pa, *pb, *pc, *wp;
+  __asm volatile(FB_BLK_PASS(0) FB_BLK_PASS(2)
+                 : [a0] "=&Te"(a0), [a1] "=&Te"(a1), [b0] "=&Te"(b0), [b1] "=&Te"(b1), [c0] "=&Te"(c0),
+                   [c1] "=&Te"(c1), [pa] "=&r"(pa), [pb] "=&r"(pb), [pc] "=&r"(pc), [wp] "=&r"(wp)
+                 : [S] "r"(S)
+                 : "memory", "lr", "d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7", "d8", "d9", "d10", "d11");
+}
 
 /* All oc outputs of three pixels from their kk-byte int8 patches (pointers may repeat, and so may the
  * outputs: a repeated pixel is written twice with the same bytes). */
 static void gemv3(const int8_t *xa, const int8_t *xb, const int8_t *xc, int32_t kk, const int8_t *w8, int32_t k4,
                   int32_t oc, const fb_crq_t *q, const rqc_t *c, int8_t *ya, int8_t *yb, int8_t *yc) {
-  int32_t acc_a[FB_MVE_ROWS] __attribute__((aligned(8))), acc_b[FB_MVE_ROWS] __attribute__((aligned(8))),
-      acc_c[FB_MVE_ROWS] __attribute__((aligned(8)));
-  int32_t nfull = kk >> 4, rem = kk & 15;
+  int32_t acc[3 * FB_MVE_ROWS] __attribute__((aligned(8)));
+  blk_t S = {xa, xb, xc, w8, kk >> 4, kk & 15, q->bias, acc, row_offs};
   for (int32_t c0 = 0; c0 < oc; c0 += FB_MVE_ROWS) {
     int32_t n = oc - c0 < FB_MVE_ROWS ? oc - c0 : FB_MVE_ROWS;
-    const int32_t *bias = q->bias + c0;
-    const int8_t *wb = w8 + c0 * 2 * k4;
-    for (int32_t r0 = 0; r0 < n; r0 += 4, wb += 8 * k4) {
-      int32_t a[4], b[4], cc[4];
-      for (int32_t r = 0; r < 4; r++) a[r] = b[r] = cc[r] = bias[r0 + r];
-      if (nfull > 0) {
-        FB_CHUNKS_3X2(a[0], a[1], b[0], b[1], cc[0], cc[1], row_offs);
-        FB_CHUNKS_3X2(a[2], a[3], b[2], b[3], cc[2], cc[3], row_offs + 32);
-      }
-      if (rem) { /* lanes past kk are zeroed on both sides (and never read past the weights) */
-        mve_pred16_t p = vctp8q((uint32_t)rem);
-        const int8_t *wp = wb + 128 * nfull;
-        int32_t off = 16 * nfull;
-        int8x16_t va = vldrbq_z_s8(xa + off, p), vb = vldrbq_z_s8(xb + off, p), vc = vldrbq_z_s8(xc + off, p);
-        for (int32_t r = 0; r < 4; r++) {
-          int8x16_t w = vldrbq_gather_offset_z_s8(wp, vld1q_u8(row_offs + 16 * r), p);
-          a[r] = vmladavaq_s8(a[r], w, va);
-          b[r] = vmladavaq_s8(b[r], w, vb);
-          cc[r] = vmladavaq_s8(cc[r], w, vc);
-        }
-      }
-      for (int32_t r = 0; r < 4; r++) {
-        acc_a[r0 + r] = a[r];
-        acc_b[r0 + r] = b[r];
-        acc_c[r0 + r] = cc[r];
-      }
+    S.acc = acc;
+    for (int32_t r0 = 0; r0 < n; r0 += 4) {
+      block3(&S);
+      S.wp += 8 * k4;
+      S.bias += 4;
+      S.acc += 4;
     }
-    requant_store(acc_a, n, q->rq + 2 * c0, c, ya + c0);
-    requant_store(acc_b, n, q->rq + 2 * c0, c, yb + c0);
-    requant_store(acc_c, n, q->rq + 2 * c0, c, yc + c0);
+    requant_store(acc, n, q->rq + 2 * c0, c, ya + c0);
+    requant_store(acc + FB_MVE_ROWS, n, q->rq + 2 * c0, c, yb + c0);
+    requant_store(acc + 2 * FB_MVE_ROWS, n, q->rq + 2 * c0, c, yc + c0);
   }
 }
 
@@ -178,8 +204,17 @@ static void patch(const int8_t *x, const fb_geom_t *g, int32_t oy, int32_t ox, i
       vfill(d, zp, run);
       continue;
     }
+    const int8_t *src = x + (iy * g->w + ix0 + kx0) * ci;
+    if (a == 0 && b == run && (run & 3) == 0) { /* a whole row of words (d is 4-byte aligned) */
+      for (int32_t k = 0; k < run; k += 4) {
+        uint32_t v;
+        __builtin_memcpy(&v, src + k, 4); /* an unaligned LDR: Armv8-M allows it */
+        *(uint32_t *)(void *)(d + k) = v;
+      }
+      continue;
+    }
     vfill(d, zp, a);
-    vcopy(d + a, x + (iy * g->w + ix0 + kx0) * ci, b - a);
+    vcopy(d + a, src, b - a);
     vfill(d + b, zp, run - b);
   }
 }
@@ -253,17 +288,26 @@ static const uint16_t wo_3x3[8] = {0, 2, 1, 3, 36, 38, 37, 39};
   "vmullt.s16 q4, q2, q3\n\t"              \
   "vadd.i32 q1, q1, q4\n\t"
 #define FB_DW_ROW FB_DW_TAP FB_DW_TAP FB_DW_TAP "add %[rx], %[step]\n\t"
-INLINE void dw8_3x3(const int8_t *px, const int16_t *wg, int32_t c4, int32_t rs, const int32_t *bias, int32_t *acc) {
-  const int8_t *rx = px;
+/* ng full 8-channel groups of a 3x3 depthwise pixel from px (weights wg, biases bias) into acc. */
+INLINE void dw3x3_groups(const int8_t *px, const int16_t *wg, int32_t c4, int32_t rs, const int32_t *bias,
+                         int32_t *acc, int32_t ng) {
+  register int32_t cnt __asm("lr") = ng;
+  const int8_t *rx, *base = px;
   const int16_t *rw = wg;
   int32_t step = rs - 3 * c4;
   __asm volatile("vldrh.u16 q5, [%[wo]]\n\t"
+                 "dls lr, lr\n"
+                 "1:\n\t"
+                 "mov %[rx], %[base]\n\t"
                  "vld20.32 {q0, q1}, [%[rb]]\n\t"
-                 "vld21.32 {q0, q1}, [%[rb]]\n\t" FB_DW_ROW FB_DW_ROW FB_DW_ROW
+                 "vld21.32 {q0, q1}, [%[rb]]!\n\t" FB_DW_ROW FB_DW_ROW FB_DW_ROW
                  "vst20.32 {q0, q1}, [%[ra]]\n\t"
-                 "vst21.32 {q0, q1}, [%[ra]]\n\t"
-                 : [rx] "+l"(rx), [rw] "+r"(rw) /* widening loads take r0-r7 */
-                 : [c4] "r"(c4), [step] "r"(step), [rb] "r"(bias), [ra] "r"(acc), [wo] "r"(wo_3x3)
+                 "vst21.32 {q0, q1}, [%[ra]]!\n\t"
+                 "adds %[base], #8\n\t"
+                 "adds %[rw], #72\n\t"
+                 "le lr, 1b\n\t"
+                 : [rx] "=&l"(rx), [rw] "+r"(rw), [base] "+r"(base), [rb] "+r"(bias), [ra] "+r"(acc), "+r"(cnt)
+                 : [c4] "r"(c4), [step] "r"(step), [wo] "r"(wo_3x3)
                  : "memory", "d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7", "d8", "d9", "d10", "d11");
 }
 
@@ -280,7 +324,9 @@ void fb_mve_dw_pixel(const int8_t *base, const int16_t *w16, const fb_geom_t *g,
   for (int32_t cb = 0; cb < c4; cb += FB_MVE_DW_CH) {
     int32_t ce = c4 - cb < FB_MVE_DW_CH ? c4 : cb + FB_MVE_DW_CH, c0 = cb;
     if (kh == 3 && kw == 3) {
-      for (; c0 + 8 <= ce; c0 += 8) dw8_3x3(base + c0, w16 + c0 * 9, c4, rs, q->bias + c0, acc + c0 - cb);
+      int32_t ng = (ce - c0) / 8;
+      if (ng > 0) dw3x3_groups(base + c0, w16 + c0 * 9, c4, rs, q->bias + c0, acc + c0 - cb, ng);
+      c0 += 8 * ng;
     } else {
       for (; c0 + 8 <= ce; c0 += 8)
         dw8(base + c0, w16 + c0 * kh * kw, kh, kw, c4, rs, wo, q->bias + c0, 1, acc + c0 - cb);
