@@ -179,6 +179,10 @@ static void gemv3(const int8_t *xa, const int8_t *xb, const int8_t *xc, int32_t 
 }
 
 INLINE void vcopy(int8_t *d, const int8_t *s, int32_t n) {
+  if (n < 8) { /* short runs (a first layer's 1-3 channels): bytes, cheaper than a predicated vector */
+    for (int32_t k = 0; k < n; k++) d[k] = s[k];
+    return;
+  }
   for (; n >= 16; n -= 16, d += 16, s += 16) vst1q_s8(d, vld1q_s8(s));
   if (n > 0) {
     mve_pred16_t p = vctp8q((uint32_t)n);
@@ -187,6 +191,11 @@ INLINE void vcopy(int8_t *d, const int8_t *s, int32_t n) {
 }
 
 INLINE void vfill(int8_t *d, int8x16_t v, int32_t n) {
+  if (n < 8) {
+    int8_t b = vgetq_lane_s8(v, 0);
+    for (int32_t k = 0; k < n; k++) d[k] = b;
+    return;
+  }
   for (; n >= 16; n -= 16, d += 16) vst1q_s8(d, v);
   if (n > 0) vstrbq_p_s8(d, v, vctp8q((uint32_t)n));
 }
@@ -198,6 +207,18 @@ static void patch(const int8_t *x, const fb_geom_t *g, int32_t oy, int32_t ox, i
   int32_t kx0 = ix0 < 0 ? -ix0 : 0, kx1 = ix0 + g->kw > g->w ? g->w - ix0 : g->kw;
   if (kx1 < kx0) kx1 = kx0;
   int32_t a = kx0 * ci, b = kx1 * ci;
+  if (a == 0 && b == run && (run & 3) == 0 && iy0 >= 0 && iy0 + g->kh <= g->h) {
+    /* the window inside the input: rows of words (d is 4-byte aligned; unaligned LDR: Armv8-M allows it) */
+    const int8_t *src = x + (iy0 * g->w + ix0) * ci;
+    int32_t stride = g->w * ci;
+    for (int32_t ky = 0; ky < g->kh; ky++, d += run, src += stride)
+      for (int32_t k = 0; k < run; k += 4) {
+        uint32_t v;
+        __builtin_memcpy(&v, src + k, 4);
+        *(uint32_t *)(void *)(d + k) = v;
+      }
+    return;
+  }
   for (int32_t ky = 0; ky < g->kh; ky++, d += run) {
     int32_t iy = iy0 + ky;
     if (iy < 0 || iy >= g->h) {
