@@ -24,8 +24,8 @@ from harness.mcu.build import build_firmware
 from harness.mcu.footprint import ModelTooLarge, check_fits, footprint
 from harness.mcu.graph_ref import run_graph
 from harness.mcu.plan import plan
-from harness.mcu.random_graph import kws_dscnn
 from harness.mcu.protocol import DutCommandError
+from harness.mcu.random_graph import kws_dscnn
 from harness.meters.mcu_sim import McuSimMeter, SimConfig
 from harness.targets import TARGETS
 from harness.targets.mcu import McuConfig, McuTarget
@@ -198,9 +198,7 @@ def test_bench_a_tflite_file_on_a_core_and_refuse_one_that_does_not_fit(tmp_path
     assert out["board"] == "qemu-mps2-an505" and out["macs"] == 64 * 64 + 64 * 10
     em = load_board("qemu-mps2-an505").energy
     assert em is not None and em.joules_per_instruction is not None
-    assert out["latency_ms"] == pytest.approx(
-        out["instructions_per_inference"] / em.clock_hz * 1e3, rel=0.02
-    )
+    assert out["latency_ms"] == pytest.approx(out["instructions_per_inference"] / em.clock_hz * 1e3, rel=0.02)
     assert out["energy_per_inference_j"] == pytest.approx(
         out["instructions_per_inference"] * em.joules_per_instruction, rel=0.02
     )

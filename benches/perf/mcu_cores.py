@@ -122,7 +122,10 @@ def kws(rng: np.random.Generator) -> tuple[dict[str, float], dict[str, int | Non
                 continue
             ins[core] = instructions_per_inference(board, blob, xq, expect, reps=2)
             ram[core] = fp.ram_bytes
-            print(f"{core:5s} {board:18s} {ins[core]:10.0f} {fp.ram_bytes!s:>8s} {fp.flash_bytes!s:>8s}", flush=True)
+            print(
+                f"{core:5s} {board:18s} {ins[core]:10.0f} {fp.ram_bytes!s:>8s} {fp.flash_bytes!s:>8s}",
+                flush=True,
+            )
     return ins, ram
 
 
