@@ -24,8 +24,10 @@ def build(board: str = "qemu-mps2-an386", portable: bool = False) -> Path:
     return build_firmware(board, portable=portable)
 
 
-def open_dut(elf: Path, monitor: Path | None = None) -> Iterator[tuple[QemuDut, DutClient]]:
-    q = QemuDut(elf, monitor=monitor)
+def open_dut(
+    elf: Path, monitor: Path | None = None, machine: str = "mps2-an386"
+) -> Iterator[tuple[QemuDut, DutClient]]:
+    q = QemuDut(elf, monitor=monitor, machine=machine)
     port = q.open_serial()
     try:
         dut = DutClient(port, timeout_s=5.0)

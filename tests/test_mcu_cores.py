@@ -18,9 +18,14 @@ from harness.ir.layers import Dense
 from harness.ir.network import Network
 from harness.mcu import reference
 from harness.mcu.blob import codec
+from harness.mcu.blob.graph_codec import write_graph_blob
 from harness.mcu.board import load_board
 from harness.mcu.build import build_firmware
+from harness.mcu.footprint import ModelTooLarge, check_fits, footprint
+from harness.mcu.graph_ref import run_graph
+from harness.mcu.plan import plan
 from harness.mcu.protocol import DutCommandError
+from harness.mcu.random_graph import kws_dscnn
 from harness.meters.mcu_sim import McuSimMeter, SimConfig
 from harness.targets import TARGETS
 from harness.targets.mcu import McuConfig, McuTarget
@@ -115,6 +120,32 @@ def test_every_layer_kind_gives_the_reference_integers_on_every_core(target: Mcu
         assert np.array_equal(target.predict(x), reference.predict(blob, x)), (target.profile.name, kind)
 
 
+@pytest.fixture(scope="module")
+def kws_blob() -> tuple[bytes, np.ndarray, np.ndarray]:
+    """MLPerf Tiny's KWS DS-CNN (random int8 weights) as a version 2 blob, inputs and reference outputs."""
+    rng = np.random.default_rng(1818)
+    g = kws_dscnn(rng)
+    plan(g)
+    x = rng.integers(-128, 128, size=(2, g.in_tensor.size)).astype(np.int8)
+    return write_graph_blob(g), x, run_graph(g, x).reshape(len(x), -1)
+
+
+def test_kws_dscnn_is_bit_exact_on_every_core_it_fits(target: McuTarget, kws_blob) -> None:
+    """The whole DS-CNN (conv 10x4 on 1 channel, 4 x depthwise 3x3 + pointwise, avgpool, dense) through
+    each core's kernel path (portable C, SXTB16/SMLAD, Helium); the 16 KiB micro:bit refuses it, with
+    the sizes, before upload (its arena, RAM and model area are all too small)."""
+    blob, x, want = kws_blob
+    p = target.profile
+    if p.name == "qemu-microbit":
+        with pytest.raises(ModelTooLarge, match=r"does not fit qemu-microbit: tensor arena 16,000 B .* RAM "):
+            check_fits(footprint(blob, p), p)
+        with pytest.raises(ModelTooLarge, match=rf"blob {len(blob):,} B .* > the model area 8,192 B"):
+            target.load_blob(blob)  # the target checks the same footprint first, before any upload
+        return
+    target.load_blob(blob)
+    assert want.std() > 2 and np.array_equal(target.predict_int8(x), want), p.name
+
+
 def test_windows_are_simulated_on_the_named_mcu_and_energy_is_unknown_without_a_power(target, blobs) -> None:
     """Latency is instructions / the named MCU's clock; a core whose profile names no run power keeps a
     valid window with its energy unknown (NaN here, None in the result row), never 0."""
@@ -167,9 +198,7 @@ def test_bench_a_tflite_file_on_a_core_and_refuse_one_that_does_not_fit(tmp_path
     assert out["board"] == "qemu-mps2-an505" and out["macs"] == 64 * 64 + 64 * 10
     em = load_board("qemu-mps2-an505").energy
     assert em is not None and em.joules_per_instruction is not None
-    assert out["latency_ms"] == pytest.approx(
-        out["instructions_per_inference"] / em.clock_hz * 1e3, rel=0.02
-    )
+    assert out["latency_ms"] == pytest.approx(out["instructions_per_inference"] / em.clock_hz * 1e3, rel=0.02)
     assert out["energy_per_inference_j"] == pytest.approx(
         out["instructions_per_inference"] * em.joules_per_instruction, rel=0.02
     )

@@ -6,6 +6,7 @@
  * copy of the input, 4 channels per SXTB16 pair and SMLABB/SMLATT (dw3x3_rq). Always compiled at -O2;
  * the naked asm functions save and restore every register they use (r7 included). */
 #include "kernels_conv.h"
+#include "kernels_conv_mve.h"
 
 #if defined(__ARM_FEATURE_DSP) && !defined(FB_PORTABLE)
 #include <arm_acle.h>
@@ -222,6 +223,9 @@ static void gemv_pixel(const int16_t *x16, const int16_t *w16, int32_t ngroups, 
 
 void fb_conv2d_s8(const int8_t *x, const fb_geom_t *g, const int16_t *w16, int32_t k4, const fb_crq_t *q,
                   int8_t *scratch, int8_t *y) {
+#if FB_CONV_MVE
+  if (fb_mve_conv2d_s8(x, g, w16, k4, q, scratch, y)) return;
+#endif
   int32_t c = g->c, kk = g->kh * g->kw * c, ng = k4 / 4;
   int8_t *patch = scratch;
   int16_t *x16 = (int16_t *)(void *)(scratch + k4);
@@ -456,6 +460,13 @@ void fb_dwconv2d_s8(const int8_t *x, const fb_geom_t *g, const int16_t *w16, con
     }
     for (int32_t ox = 0; ox < g->ow; ox++) {
       const int8_t *base = scratch + band * g->sh * rs + (ox * g->sw) * c4;
+#if FB_CONV_MVE
+      if (q->mode != FB_RQ_SINGLE) {
+        fb_mve_dw_pixel(base, w16, g, c4, rs, q, y);
+        y += c;
+        continue;
+      }
+#endif
 #if FB_DSP
       if (fused) {
         dwf_args_t a = {q->bias, y, c4 / 4, q->rq, 2 * q->zp_out + 1, 0, c4, 2 * c4, rs, 0};
