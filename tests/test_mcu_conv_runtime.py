@@ -223,14 +223,11 @@ TFLITE_ARCHS = [
 def test_int8_tflite_cnns_run_bit_exact_with_litert(dut: DutClient, name: str) -> None:
     """Our int8 .tflite export of each architecture, imported with its own quantisation, runs on the
     firmware with the same int8 outputs as LiteRT's reference kernels (and the NumPy interpreter)."""
-    import warnings
-
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
     from harness.ir import architectures
     from harness.ir.export.prepare import quantisable
     from harness.ir.export.tflite_export import network_to_tflite_int8
     from harness.mcu.blob.tflite_graph import tflite_graph
+    from harness.mcu.litert_ref import reference_interpreter, tensor_by_name
 
     net = (
         architectures.mnist1d_cnn(seed=0, length=64)
@@ -241,22 +238,10 @@ def test_int8_tflite_cnns_run_bit_exact_with_litert(dut: DutClient, name: str) -
     form, act_q = quantisable(net, rng.standard_normal((64, net.in_dim)).astype(np.float32))
     raw = network_to_tflite_int8(form, act_q)
     x = 1.5 * rng.standard_normal((3, net.in_dim)).astype(np.float32)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        it = Interpreter(
-            model_content=raw,
-            experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
-            experimental_preserve_all_tensors=True,
-        )
-    d = it.get_input_details()[0]
-    it.resize_tensor_input(d["index"], list(x.shape))
-    it.allocate_tensors()
-    it.set_tensor(d["index"], x)
-    it.invoke()
+    it = reference_interpreter(raw, x)
     g = tflite_graph(raw)
-    index = {t["name"]: t["index"] for t in it.get_tensor_details()}
-    xq = it.get_tensor(index[g.in_tensor.name]).reshape(len(x), -1)
-    litert = it.get_tensor(index[g.out_tensor.name]).reshape(len(x), -1)
+    xq = tensor_by_name(it, g.in_tensor.name).reshape(len(x), -1)
+    litert = tensor_by_name(it, g.out_tensor.name).reshape(len(x), -1)
     got = _run(dut, g, xq.astype(np.int8))
     assert np.array_equal(got, litert)
     assert np.array_equal(got, run_graph(g, xq).reshape(len(x), -1))

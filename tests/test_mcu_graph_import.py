@@ -14,7 +14,6 @@ pymicro-vad's).
 from __future__ import annotations
 
 import importlib.util
-import warnings
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -22,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as tfl
-from ai_edge_litert.interpreter import Interpreter, OpResolverType
+from ai_edge_litert.interpreter import Interpreter
 
 from harness.ir import architectures
 from harness.ir.export import tflite_conv as tc
@@ -41,24 +40,13 @@ from harness.mcu.blob.container import BlobError
 from harness.mcu.blob.graph import OP_KINDS, QGraph
 from harness.mcu.blob.tflite_graph import tflite_graph
 from harness.mcu.graph_ref import run_graph, run_graph_all
+from harness.mcu.litert_ref import reference_interpreter
 
 ARCHS = ["digits_cnn", "mnist1d_cnn", "ds_cnn_kws", "resnet8"]
 
 
 def _interpreter(model: bytes, x: np.ndarray) -> Interpreter:
-    with warnings.catch_warnings():  # preserve_all_tensors warns that it is for debugging
-        warnings.simplefilter("ignore")
-        it = Interpreter(
-            model_content=model,
-            experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
-            experimental_preserve_all_tensors=True,
-        )
-    d = it.get_input_details()[0]
-    it.resize_tensor_input(d["index"], list(x.shape))
-    it.allocate_tensors()
-    it.set_tensor(d["index"], x)
-    it.invoke()
-    return it
+    return reference_interpreter(model, x)
 
 
 def assert_bit_exact(model: bytes, g: QGraph, x: np.ndarray) -> int:

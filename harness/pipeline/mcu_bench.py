@@ -16,7 +16,6 @@ instruction count times the board profile's cycles per instruction, at its clock
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from ..mcu.blob.container import BlobError
 from ..mcu.blob.graph import QGraph
 from ..mcu.blob.tflite_graph import tflite_graph
 from ..mcu.board import known_boards, load_board
+from ..mcu.litert_ref import reference_interpreter, tensor_by_name
 
 CALIB_ROWS = 64  # random normal rows that quantise a float model file (cost does not depend on them)
 
@@ -92,26 +92,15 @@ def board_for_target(target: str) -> str:
 def litert_reference_int8(raw: bytes, g: QGraph, xq: np.ndarray) -> np.ndarray:
     """LiteRT's reference-kernel int8 values of ``g``'s output tensor for int8 graph inputs ``xq``
     (fed dequantised where the file takes floats: the file's QUANTIZE gives back ``xq`` exactly)."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from ai_edge_litert.interpreter import Interpreter
 
-    with warnings.catch_warnings():  # preserve_all_tensors warns that it is meant for debugging
-        warnings.simplefilter("ignore")
-        it = Interpreter(
-            model_content=raw,
-            experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
-            experimental_preserve_all_tensors=True,
-        )
-    d = it.get_input_details()[0]
+    d = Interpreter(model_content=raw).get_input_details()[0]
     x: np.ndarray = xq.reshape(len(xq), *d["shape"][1:])
     if d["dtype"] != np.int8:
         t = g.in_tensor
         x = ((x.astype(np.float32) - np.float32(t.zero_point)) * np.float32(t.scale)).astype(d["dtype"])
-    it.resize_tensor_input(d["index"], list(x.shape))
-    it.allocate_tensors()
-    it.set_tensor(d["index"], x)
-    it.invoke()
-    index = {t["name"]: t["index"] for t in it.get_tensor_details()}
-    return np.asarray(it.get_tensor(index[g.out_tensor.name])).reshape(len(xq), -1)
+    it = reference_interpreter(raw, x)
+    return tensor_by_name(it, g.out_tensor.name).reshape(len(xq), -1)
 
 
 def bench_mcu(

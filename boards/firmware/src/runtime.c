@@ -17,21 +17,8 @@ static int16_t h16[FB_ACT_MAX + 8] __attribute__((aligned(8)));
 static uint32_t rd32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
 static uint32_t pad4(uint32_t n) { return (n + 3u) & ~3u; }
 
-static int fail(char *err, int errlen, const char *what, int layer, uint32_t a, uint32_t b) {
-  fb_sb_t s;
-  sb_init(&s, err, errlen);
-  if (layer >= 0) {
-    sb_str(&s, "layer ");
-    sb_u64(&s, (uint64_t)layer);
-    sb_str(&s, ": ");
-  }
-  sb_str(&s, what);
-  sb_str(&s, " (");
-  sb_u64(&s, a);
-  sb_str(&s, ", ");
-  sb_u64(&s, b);
-  sb_str(&s, ")");
-  return -1;
+static int fail(char *err, int errlen, const char *what, int at, uint32_t a, uint32_t b) {
+  return sb_error(err, errlen, "layer", at, what, a, b);
 }
 
 /* Expected parameter bytes of a layer; 0xFFFFFFFF for an unknown kind. */

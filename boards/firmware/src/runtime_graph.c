@@ -15,21 +15,8 @@
 static int8_t fb_arena[FB_ARENA_MAX] __attribute__((aligned(8)));
 static int8_t fb_scratch[FB_SCRATCH_MAX] __attribute__((aligned(8)));
 
-static int fail(char *err, int errlen, const char *what, int op, uint32_t a, uint32_t b) {
-  fb_sb_t s;
-  sb_init(&s, err, errlen);
-  if (op >= 0) {
-    sb_str(&s, "op ");
-    sb_u64(&s, (uint64_t)op);
-    sb_str(&s, ": ");
-  }
-  sb_str(&s, what);
-  sb_str(&s, " (");
-  sb_u64(&s, a);
-  sb_str(&s, ", ");
-  sb_u64(&s, b);
-  sb_str(&s, ")");
-  return -1;
+static int fail(char *err, int errlen, const char *what, int at, uint32_t a, uint32_t b) {
+  return sb_error(err, errlen, "op", at, what, a, b);
 }
 
 static uint32_t ceil4(uint32_t n) { return (n + 3u) & ~3u; }

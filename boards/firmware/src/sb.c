@@ -66,3 +66,21 @@ void sb_f3(fb_sb_t *s, float v) {
   sb_c(s, (char)('0' + (f / 10u) % 10u));
   sb_c(s, (char)('0' + f % 10u));
 }
+
+int sb_error(char *err, int errlen, const char *unit, int at, const char *what, uint32_t a, uint32_t b) {
+  fb_sb_t s;
+  sb_init(&s, err, errlen);
+  if (at >= 0) {
+    sb_str(&s, unit);
+    sb_str(&s, " ");
+    sb_u64(&s, (uint64_t)at);
+    sb_str(&s, ": ");
+  }
+  sb_str(&s, what);
+  sb_str(&s, " (");
+  sb_u64(&s, a);
+  sb_str(&s, ", ");
+  sb_u64(&s, b);
+  sb_str(&s, ")");
+  return -1;
+}

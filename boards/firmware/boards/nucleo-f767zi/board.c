@@ -42,11 +42,7 @@
 #define U3_BRR REG(U3 + 0x0C)
 #define U3_ISR REG(U3 + 0x1C)
 #define U3_ICR REG(U3 + 0x20)
-#define U3_RDR REG(U3 + 0x24)
-#define U3_TDR REG(U3 + 0x28)
 #define ISR_ORE (1u << 3)
-#define ISR_RXNE (1u << 5)
-#define ISR_TXE (1u << 7)
 /* Core (Armv7-M ARM: SCB and the cache maintenance registers) */
 #define SCB_VTOR REG(0xE000ED08)
 #define SCB_CCR REG(0xE000ED14)
@@ -140,39 +136,7 @@ void board_init(void) {
   cm_systick_start();
 }
 
-void board_putc(char c) {
-  while (!(U3_ISR & ISR_TXE)) {
-  }
-  U3_TDR = (uint8_t)c;
-}
-
-int board_getc(void) {
-  __asm volatile("cpsid i");
-  while (!(U3_ISR & ISR_RXNE)) {
-    U3_CR1 |= 1u << 5; /* RXNEIE: wake on the next byte */
-    __asm volatile("wfi\n cpsie i\n isb\n cpsid i");
-  }
-  __asm volatile("cpsie i");
-  return (int)(U3_RDR & 0xFFu);
-}
-
-int board_getc_until(uint64_t deadline) {
-  __asm volatile("cpsid i");
-  for (;;) {
-    uint32_t isr = U3_ISR;
-    if (isr & ISR_ORE) U3_ICR = ISR_ORE; /* an overrun loses a byte: the bulk CRC will catch it */
-    if (isr & ISR_RXNE) break;
-    if (board_ticks() > deadline) {
-      __asm volatile("cpsie i");
-      return -1;
-    }
-    U3_CR1 |= 1u << 5;
-    __asm volatile("wfi\n cpsie i\n isb\n cpsid i");
-  }
-  __asm volatile("cpsie i");
-  return (int)(U3_RDR & 0xFFu);
-}
-
-uint32_t board_tick_hz(void) { return HCLK_HZ; }
-
-void board_marker(int level) { REG(GPIOF + BSRR) = level ? (1u << (13 + 16)) : (1u << 13); /* active low */ }
+#define FB_STM32_UART U3
+#define FB_MARKER_GPIO GPIOF
+#define FB_MARKER_PIN 13
+#include "stm32_usart.c"

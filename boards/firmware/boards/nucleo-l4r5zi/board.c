@@ -39,11 +39,7 @@
 #define LPU_BRR REG(LPU + 0x0C)
 #define LPU_ISR REG(LPU + 0x1C)
 #define LPU_ICR REG(LPU + 0x20)
-#define LPU_RDR REG(LPU + 0x24)
-#define LPU_TDR REG(LPU + 0x28)
 #define ISR_ORE (1u << 3)
-#define ISR_RXNE (1u << 5)
-#define ISR_TXE (1u << 7)
 /* Core */
 #define NVIC_ISER2 REG(0xE000E108) /* IRQ 64..95 */
 #define HCLK_HZ 120000000u
@@ -103,39 +99,7 @@ void board_init(void) {
   cm_systick_start();
 }
 
-void board_putc(char c) {
-  while (!(LPU_ISR & ISR_TXE)) {
-  }
-  LPU_TDR = (uint8_t)c;
-}
-
-int board_getc(void) {
-  __asm volatile("cpsid i");
-  while (!(LPU_ISR & ISR_RXNE)) {
-    LPU_CR1 |= 1u << 5; /* RXNEIE: wake on the next byte */
-    __asm volatile("wfi\n cpsie i\n isb\n cpsid i");
-  }
-  __asm volatile("cpsie i");
-  return (int)(LPU_RDR & 0xFFu);
-}
-
-int board_getc_until(uint64_t deadline) {
-  __asm volatile("cpsid i");
-  for (;;) {
-    uint32_t isr = LPU_ISR;
-    if (isr & ISR_ORE) LPU_ICR = ISR_ORE; /* an overrun loses a byte: the bulk CRC will catch it */
-    if (isr & ISR_RXNE) break;
-    if (board_ticks() > deadline) {
-      __asm volatile("cpsie i");
-      return -1;
-    }
-    LPU_CR1 |= 1u << 5;
-    __asm volatile("wfi\n cpsie i\n isb\n cpsid i");
-  }
-  __asm volatile("cpsie i");
-  return (int)(LPU_RDR & 0xFFu);
-}
-
-uint32_t board_tick_hz(void) { return HCLK_HZ; }
-
-void board_marker(int level) { REG(GPIOF + BSRR) = level ? (1u << (13 + 16)) : (1u << 13); /* active low */ }
+#define FB_STM32_UART LPU
+#define FB_MARKER_GPIO GPIOF
+#define FB_MARKER_PIN 13
+#include "stm32_usart.c"

@@ -1,0 +1,55 @@
+/* Board layer shared by the STM32 Nucleo boards: the ST-LINK virtual COM port on a USART/LPUART of
+ * the "ISR/ICR/RDR/TDR" register layout (the same offsets on the L4, L4+, L5 and F7 families), idled in
+ * WFI between bytes, SysTick at HCLK, and the active-low timestamp marker pin. Included at the end of
+ * such a board's board.c (one copy of the code), which defines first:
+ *   FB_STM32_UART  the UART's base address (already clocked and enabled by board_init),
+ *   FB_MARKER_GPIO the marker pin's GPIO port base, FB_MARKER_PIN its pin, HCLK_HZ the core clock. */
+#define SU_CR1 REG(FB_STM32_UART + 0x00)
+#define SU_ISR REG(FB_STM32_UART + 0x1C)
+#define SU_ICR REG(FB_STM32_UART + 0x20)
+#define SU_RDR REG(FB_STM32_UART + 0x24)
+#define SU_TDR REG(FB_STM32_UART + 0x28)
+#define SU_ISR_ORE (1u << 3)
+#define SU_ISR_RXNE (1u << 5)
+#define SU_ISR_TXE (1u << 7)
+#define SU_CR1_RXNEIE (1u << 5)
+
+void board_putc(char c) {
+  while (!(SU_ISR & SU_ISR_TXE)) {
+  }
+  SU_TDR = (uint8_t)c;
+}
+
+int board_getc(void) {
+  __asm volatile("cpsid i");
+  while (!(SU_ISR & SU_ISR_RXNE)) {
+    SU_CR1 |= SU_CR1_RXNEIE; /* wake on the next byte */
+    __asm volatile("wfi\n cpsie i\n isb\n cpsid i");
+  }
+  __asm volatile("cpsie i");
+  return (int)(SU_RDR & 0xFFu);
+}
+
+int board_getc_until(uint64_t deadline) {
+  __asm volatile("cpsid i");
+  for (;;) {
+    uint32_t isr = SU_ISR;
+    if (isr & SU_ISR_ORE) SU_ICR = SU_ISR_ORE; /* an overrun loses a byte: the bulk CRC will catch it */
+    if (isr & SU_ISR_RXNE) break;
+    if (board_ticks() > deadline) {
+      __asm volatile("cpsie i");
+      return -1;
+    }
+    SU_CR1 |= SU_CR1_RXNEIE;
+    __asm volatile("wfi\n cpsie i\n isb\n cpsid i");
+  }
+  __asm volatile("cpsie i");
+  return (int)(SU_RDR & 0xFFu);
+}
+
+uint32_t board_tick_hz(void) { return HCLK_HZ; }
+
+/* active low: BSRR's upper half resets the pin (marker on), its lower half sets it (idle high) */
+void board_marker(int level) {
+  REG(FB_MARKER_GPIO + 0x18u) = level ? (1u << (FB_MARKER_PIN + 16)) : (1u << FB_MARKER_PIN);
+}
