@@ -80,6 +80,59 @@ static const uint8_t row_offs[64] __attribute__((aligned(8))) = {
 
 #define FB_MVE_ROWS 64 /* output channels accumulated before one requantisation pass */
 
+/* FB_RQ_FAST requantisation of nq groups of 4 channels for NP (1 or 3) pixels sharing the (mult, e - 1)
+ * pairs rq, in asm (9 instructions per 4 outputs, the pairs loaded and ~(e - 1) = -e formed once for the
+ * NP pixels): accumulators at acc (pixel k at acc + k FB_MVE_ROWS), outputs at ya, yb, yc. */
+#define FB_RQ_PIX(Y, OFF)                 \
+  "vldrw.u32 q2, [%[acc], #" OFF "]\n\t" \
+  "vqrdmulh.s32 q2, q2, q0\n\t"          \
+  "vshr.s32 q3, q2, #31\n\t"             \
+  "vadd.i32 q2, q2, q3\n\t"              \
+  "vrshl.s32 q2, q2, q1\n\t"             \
+  "vqadd.s32 q2, q2, q7\n\t"             \
+  "vmax.s32 q2, q2, q6\n\t"              \
+  "vmin.s32 q2, q2, q5\n\t"              \
+  "vstrb.32 q2, [%[" Y "]], #4\n\t"
+#define FB_RQ_ASM(PIXELS)                                                                          \
+  register int32_t cnt __asm("lr") = nq;                                                           \
+  __asm volatile("vldrw.u32 q7, [%[c]]\n\t"                                                        \
+                 "vldrw.u32 q6, [%[c], #16]\n\t"                                                   \
+                 "vldrw.u32 q5, [%[c], #32]\n\t"                                                   \
+                 "dls lr, lr\n"                                                                    \
+                 "1:\n\t"                                                                          \
+                 "vld20.32 {q0, q1}, [%[rq]]\n\t"                                                  \
+                 "vld21.32 {q0, q1}, [%[rq]]!\n\t"                                                 \
+                 "vmvn q1, q1\n\t" PIXELS "adds %[acc], #16\n\t"                                   \
+                 "le lr, 1b\n\t"                                                                   \
+                 : [acc] "+r"(acc), [rq] "+r"(rq), [ya] "+l"(ya), [yb] "+l"(yb), [yc] "+l"(yc), "+r"(cnt) \
+                 : [c] "r"(c)                                                                      \
+                 : "memory", "d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7", "d10", "d11", "d12", "d13", \
+                   "d14", "d15")
+static void rq_fast3(const int32_t *acc, int32_t nq, const int32_t *rq, const rqc_t *c, int8_t *ya, int8_t *yb,
+                     int8_t *yc) {
+  acc += FB_MVE_ROWS; /* pixel b: the others at -256 and +256 bytes, inside VLDRW's offset range */
+  FB_RQ_ASM(FB_RQ_PIX("ya", "-256") FB_RQ_PIX("yb", "0") FB_RQ_PIX("yc", "256"));
+}
+static void rq_fast1(const int32_t *acc, int32_t nq, const int32_t *rq, const rqc_t *c, int8_t *ya) {
+  int8_t *yb = ya, *yc = ya;
+  FB_RQ_ASM(FB_RQ_PIX("ya", "0"));
+}
+
+/* requant_store of three pixels' accumulators (acc, acc + FB_MVE_ROWS, acc + 2 FB_MVE_ROWS). */
+static void requant_store3(const int32_t *acc, int32_t n, const int32_t *rq, const rqc_t *c, int8_t *ya, int8_t *yb,
+                           int8_t *yc) {
+  int32_t i = 0;
+  if (c->mode == FB_RQ_FAST && n >= 4) {
+    i = n & ~3;
+    rq_fast3(acc, n >> 2, rq, c, ya, yb, yc);
+  }
+  if (i < n) {
+    requant_store(acc + i, n - i, rq + 2 * i, c, ya + i);
+    requant_store(acc + FB_MVE_ROWS + i, n - i, rq + 2 * i, c, yb + i);
+    requant_store(acc + 2 * FB_MVE_ROWS + i, n - i, rq + 2 * i, c, yc + i);
+  }
+}
+
 /* State of one 4-row block of three pixels (gemv3's asm reads it through one register). */
 typedef struct {
   const int8_t *pa, *pb, *pc; /* 0, 4, 8: the three patches */
@@ -172,9 +225,7 @@ static void gemv3(const int8_t *xa, const int8_t *xb, const int8_t *xc, int32_t 
       S.bias += 4;
       S.acc += 4;
     }
-    requant_store(acc, n, q->rq + 2 * c0, c, ya + c0);
-    requant_store(acc + FB_MVE_ROWS, n, q->rq + 2 * c0, c, yb + c0);
-    requant_store(acc + 2 * FB_MVE_ROWS, n, q->rq + 2 * c0, c, yc + c0);
+    requant_store3(acc, n, q->rq + 2 * c0, c, ya + c0, yb + c0, yc + c0);
   }
 }
 
@@ -355,7 +406,12 @@ void fb_mve_dw_pixel(const int8_t *base, const int16_t *w16, const fb_geom_t *g,
     if (c0 < ce) /* 4 channels left */
       dw8(base + c0, w16 + c0 * kh * kw, kh, kw, c4, rs, wo, q->bias + c0, 0, acc + c0 - cb);
     int32_t n = (c < ce ? c : ce) - cb;
-    requant_store(acc, n, q->rq + 2 * cb, &rc, y + cb);
+    int32_t i = 0;
+    if (rc.mode == FB_RQ_FAST && n >= 4) {
+      i = n & ~3;
+      rq_fast1(acc, n >> 2, q->rq + 2 * cb, &rc, y + cb);
+    }
+    if (i < n) requant_store(acc + i, n - i, q->rq + 2 * (cb + i), &rc, y + cb + i);
   }
 }
 #else
