@@ -452,6 +452,10 @@ void fb_dwconv2d_s8(const int8_t *x, const fb_geom_t *g, const int16_t *w16, con
   int32_t acc[4 * 64];  /* one pixel's accumulators, up to 256 channels at a time */
   int fused = kh == 3 && kw == 3 && q->mode == FB_RQ_FAST && q->lo == -128 && q->hi == 127 && (c & 3) == 0;
   (void)fused; /* the portable build has no fused path */
+#if FB_CONV_MVE
+  int16_t wnb[FB_MVE_DW_WN] __attribute__((aligned(8)));
+  const int16_t *wn = q->mode != FB_RQ_SINGLE ? fb_mve_dw_natural(w16, g, c4, wnb) : 0;
+#endif
   for (int32_t oy = 0; oy < g->oh; oy++) {
     int32_t band = oy % FB_DW_BAND; /* output rows share one padded band of input rows */
     if (band == 0) {
@@ -462,7 +466,7 @@ void fb_dwconv2d_s8(const int8_t *x, const fb_geom_t *g, const int16_t *w16, con
       const int8_t *base = scratch + band * g->sh * rs + (ox * g->sw) * c4;
 #if FB_CONV_MVE
       if (q->mode != FB_RQ_SINGLE) {
-        fb_mve_dw_pixel(base, w16, g, c4, rs, q, y);
+        fb_mve_dw_pixel(base, w16, wn, g, c4, rs, q, y);
         y += c;
         continue;
       }

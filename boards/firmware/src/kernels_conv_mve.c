@@ -383,10 +383,62 @@ INLINE void dw3x3_groups(const int8_t *px, const int16_t *wg, int32_t c4, int32_
                  : "memory", "d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7", "d8", "d9", "d10", "d11");
 }
 
+/* dw3x3_groups with the weights in natural channel order (fb_mve_dw_natural) and the pixel stride c4 a
+ * constant: every tap's input and weights at an immediate offset (three row pointers at the middle
+ * column, post-incremented by the middle tap), 6 instructions per tap and 8 channels. */
+#define FB_DWN_MUL                  \
+  "vmullb.s16 q4, q2, q3\n\t"      \
+  "vadd.i32 q0, q0, q4\n\t"        \
+  "vmullt.s16 q4, q2, q3\n\t"      \
+  "vadd.i32 q1, q1, q4\n\t"
+#define FB_DWN_ROW(R, T0, T1, T2, C4)                           \
+  "vldrb.s16 q2, [%[" R "], #-" #C4 "]\n\t"                  \
+  "vldrh.u16 q3, [%[rw], #" #T0 "*16]\n\t" FB_DWN_MUL           \
+  "vldrb.s16 q2, [%[" R "], #" #C4 "]\n\t"                   \
+  "vldrh.u16 q3, [%[rw], #" #T2 "*16]\n\t" FB_DWN_MUL           \
+  "vldrb.s16 q2, [%[" R "]], #8\n\t"                          \
+  "vldrh.u16 q3, [%[rw], #" #T1 "*16]\n\t" FB_DWN_MUL
+#define FB_DWN_FN(C4)                                                                                      \
+  static void dw3x3n_##C4(const int8_t *px, const int16_t *wn, int32_t rs, const int32_t *bias, int32_t *acc, \
+                          int32_t ng) {                                                                    \
+    register int32_t cnt __asm("lr") = ng;                                                                 \
+    const int8_t *r0 = px + C4, *r1 = r0 + rs, *r2 = r1 + rs;                                              \
+    __asm volatile("dls lr, lr\n"                                                                          \
+                   "1:\n\t"                                                                                \
+                   "vld20.32 {q0, q1}, [%[rb]]\n\t"                                                        \
+                   "vld21.32 {q0, q1}, [%[rb]]!\n\t" FB_DWN_ROW("r0", 0, 1, 2, C4)                          \
+                       FB_DWN_ROW("r1", 3, 4, 5, C4) FB_DWN_ROW("r2", 6, 7, 8, C4)                          \
+                   "vst20.32 {q0, q1}, [%[ra]]\n\t"                                                        \
+                   "vst21.32 {q0, q1}, [%[ra]]!\n\t"                                                       \
+                   "adds %[rw], #144\n\t"                                                                  \
+                   "le lr, 1b\n\t"                                                                         \
+                   : [r0] "+l"(r0), [r1] "+l"(r1), [r2] "+l"(r2), [rw] "+r"(wn), [rb] "+r"(bias),           \
+                     [ra] "+r"(acc), "+r"(cnt)                                                             \
+                   :                                                                                       \
+                   : "memory", "d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7", "d8", "d9");                \
+  }
+FB_DWN_FN(16)
+FB_DWN_FN(32)
+FB_DWN_FN(48)
+FB_DWN_FN(64)
+FB_DWN_FN(96)
+
+/* The pixel strides with an immediate-offset 3x3 kernel (VLDRB.S16 reaches +-127 bytes). */
+static int dwn_stride_ok(int32_t c4) { return c4 == 16 || c4 == 32 || c4 == 48 || c4 == 64 || c4 == 96; }
+
+const int16_t *fb_mve_dw_natural(const int16_t *w16, const fb_geom_t *g, int32_t c4, int16_t *wn) {
+  if (g->kh != 3 || g->kw != 3 || !dwn_stride_ok(c4) || c4 > FB_MVE_DW_WN / 9) return 0;
+  uint16x8_t wo = vld1q_u16(wo_3x3);
+  for (int32_t gi = 0; gi < c4 / 8; gi++)
+    for (int32_t t = 0; t < 9; t++)
+      vst1q_s16(wn + (gi * 9 + t) * 8, vldrhq_gather_shifted_offset_s16(w16 + gi * 72 + 4 * t, wo));
+  return wn;
+}
+
 #define FB_MVE_DW_CH 256 /* channels per requantisation pass */
 
-void fb_mve_dw_pixel(const int8_t *base, const int16_t *w16, const fb_geom_t *g, int32_t c4, int32_t rs,
-                     const fb_crq_t *q, int8_t *y) {
+void fb_mve_dw_pixel(const int8_t *base, const int16_t *w16, const int16_t *wn, const fb_geom_t *g, int32_t c4,
+                     int32_t rs, const fb_crq_t *q, int8_t *y) {
   static const uint16_t wo_tab[8] = {0, 2, 1, 3, 0, 2, 1, 3};
   int32_t acc[FB_MVE_DW_CH] __attribute__((aligned(8)));
   int32_t kh = g->kh, kw = g->kw, t4 = 4 * kh * kw, c = g->c;
@@ -395,7 +447,17 @@ void fb_mve_dw_pixel(const int8_t *base, const int16_t *w16, const fb_geom_t *g,
   rqc_t rc = rq_consts(q);
   for (int32_t cb = 0; cb < c4; cb += FB_MVE_DW_CH) {
     int32_t ce = c4 - cb < FB_MVE_DW_CH ? c4 : cb + FB_MVE_DW_CH, c0 = cb;
-    if (kh == 3 && kw == 3) {
+    if (wn) { /* 3x3, c4 <= 96: one block */
+      int32_t ng = c4 / 8;
+      switch (c4) {
+        case 16: dw3x3n_16(base, wn, rs, q->bias, acc, ng); break;
+        case 32: dw3x3n_32(base, wn, rs, q->bias, acc, ng); break;
+        case 48: dw3x3n_48(base, wn, rs, q->bias, acc, ng); break;
+        case 64: dw3x3n_64(base, wn, rs, q->bias, acc, ng); break;
+        default: dw3x3n_96(base, wn, rs, q->bias, acc, ng); break;
+      }
+      c0 += 8 * ng;
+    } else if (kh == 3 && kw == 3) {
       int32_t ng = (ce - c0) / 8;
       if (ng > 0) dw3x3_groups(base + c0, w16 + c0 * 9, c4, rs, q->bias + c0, acc + c0 - cb, ng);
       c0 += 8 * ng;
