@@ -531,6 +531,10 @@ void fb_maxpool_s8(const int8_t *x, const fb_geom_t *g, int32_t lo, int32_t hi, 
 }
 
 void fb_avgpool_s8(const int8_t *x, const fb_geom_t *g, int32_t lo, int32_t hi, int8_t *y) {
+#if FB_CONV_MVE
+  fb_mve_avgpool_s8(x, g, lo, hi, y);
+  return;
+#endif
   int32_t c = g->c;
   for (int32_t oy = 0; oy < g->oh; oy++)
     for (int32_t ox = 0; ox < g->ow; ox++) {

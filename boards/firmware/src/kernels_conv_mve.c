@@ -476,6 +476,46 @@ void fb_mve_dw_pixel(const int8_t *base, const int16_t *w16, const int16_t *wn, 
     if (i < n) requant_store(acc + i, n - i, q->rq + 2 * (cb + i), &rc, y + cb + i);
   }
 }
+/* Sums of 16 channels (fewer at the end: m, predicated) over the window rows ya..yb, columns xa..xb. */
+INLINE void pool16(const int8_t *x, const fb_geom_t *g, int32_t ya, int32_t yb, int32_t xa, int32_t xb, int32_t k,
+                   int32_t m, int32_t *sum) {
+  int32_t c = g->c;
+  mve_pred16_t p[4];
+  for (int32_t j = 0; j < 4; j++) p[j] = vctp32q((uint32_t)(m - 4 * j < 0 ? 0 : m - 4 * j));
+  int32x4_t a0 = vdupq_n_s32(0), a1 = a0, a2 = a0, a3 = a0;
+  for (int32_t iy = ya; iy < yb; iy++) {
+    const int8_t *px = x + (iy * g->w + xa) * c + k;
+    for (int32_t ix = xa; ix < xb; ix++, px += c) {
+      a0 = vaddq_s32(a0, vldrbq_z_s32(px, p[0]));
+      a1 = vaddq_s32(a1, vldrbq_z_s32(px + 4, p[1]));
+      a2 = vaddq_s32(a2, vldrbq_z_s32(px + 8, p[2]));
+      a3 = vaddq_s32(a3, vldrbq_z_s32(px + 12, p[3]));
+    }
+  }
+  vst1q_s32(sum, a0);
+  vst1q_s32(sum + 4, a1);
+  vst1q_s32(sum + 8, a2);
+  vst1q_s32(sum + 12, a3);
+}
+
+void fb_mve_avgpool_s8(const int8_t *x, const fb_geom_t *g, int32_t lo, int32_t hi, int8_t *y) {
+  int32_t c = g->c, sum[16] __attribute__((aligned(8)));
+  for (int32_t oy = 0; oy < g->oh; oy++)
+    for (int32_t ox = 0; ox < g->ow; ox++) {
+      int32_t y0 = oy * g->sh - g->pt, x0 = ox * g->sw - g->pl;
+      int32_t ya = y0 < 0 ? 0 : y0, yb = y0 + g->kh > g->h ? g->h : y0 + g->kh;
+      int32_t xa = x0 < 0 ? 0 : x0, xb = x0 + g->kw > g->w ? g->w : x0 + g->kw;
+      int32_t n = (yb - ya) * (xb - xa);
+      for (int32_t k = 0; k < c; k += 16) {
+        int32_t m = c - k < 16 ? c - k : 16;
+        pool16(x, g, ya, yb, xa, xb, k, m, sum);
+        for (int32_t j = 0; j < m; j++) { /* kernels_conv.c's rounding (half away from zero) and clamp */
+          int32_t s = sum[j], r = n ? (s > 0 ? (s + n / 2) / n : (s - n / 2) / n) : 0;
+          *y++ = (int8_t)(r < lo ? lo : r > hi ? hi : r);
+        }
+      }
+    }
+}
 #else
 typedef int fb_kernels_conv_mve_unused_t; /* no Helium on this core: the translation unit stays non-empty */
 #endif

@@ -22,6 +22,8 @@ void fb_mve_dw_pixel(const int8_t *base, const int16_t *w16, const int16_t *wn, 
  * 0 where the layer has no such path (another kernel, a pixel stride c4 without one): then fb_mve_dw_pixel
  * takes wn = 0. */
 const int16_t *fb_mve_dw_natural(const int16_t *w16, const fb_geom_t *g, int32_t c4, int16_t *wn);
+/* Average pooling, the same integers as fb_avgpool_s8: 16 channels per pass of the window. */
+void fb_mve_avgpool_s8(const int8_t *x, const fb_geom_t *g, int32_t lo, int32_t hi, int8_t *y);
 #else
 #define FB_CONV_MVE 0
 #endif
