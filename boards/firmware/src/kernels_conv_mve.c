@@ -145,8 +145,9 @@ typedef struct {
 
 /* Rows R, R+1 (R = 0 or 2) of a block: biases, the chunk loop (one gathered weight vector per row for all
  * three pixels, 6 accumulators in even registers: VMLADAVA's destination must be even), a predicated
- * last chunk (contiguous loads zero their inactive lanes) and the stores. */
-#define FB_BLK_PASS(R)                                                                                 \
+ * last chunk (contiguous loads zero their inactive lanes; TAIL drops it where the columns are whole
+ * chunks) and the stores. */
+#define FB_BLK_PASS(R, TAIL)                                                                               \
   "ldr lr, [%[S], #32]\n\t"                                                                            \
   "vldrw.u32 q4, [lr, #" #R "*16]\n\t"                                                                 \
   "vldrw.u32 q5, [lr, #" #R "*16+16]\n\t"                                                              \
@@ -174,7 +175,7 @@ typedef struct {
   "vmlava.s8 %[c1], q3, q2\n\t"                                                                        \
   "adds %[wp], #128\n\t"                                                                               \
   "le lr, 1b\n"                                                                                        \
-  "2:\n\t"                                                                                             \
+  "2:\n\t" TAIL(                                                                                       \
   "ldr lr, [%[S], #20]\n\t"                                                                            \
   "cmp lr, #0\n\t"                                                                                     \
   "beq 3f\n\t"                                                                                         \
@@ -193,22 +194,27 @@ typedef struct {
   "vmlava.s8 %[a1], q3, q0\n\t"                                                                        \
   "vmlava.s8 %[b1], q3, q1\n\t"                                                                        \
   "vmlava.s8 %[c1], q3, q2\n"                                                                          \
-  "3:\n\t"                                                                                             \
+  "3:\n\t")                                                                                            \
   "ldr lr, [%[S], #28]\n\t"                                                                            \
   "strd %[a0], %[a1], [lr, #" #R "*4]\n\t"                                                             \
   "strd %[b0], %[b1], [lr, #" #R "*4+256]\n\t"                                                         \
   "strd %[c0], %[c1], [lr, #" #R "*4+512]\n\t"
 
-/* One 4-row block of three pixels into S->acc. */
-INLINE void block3(blk_t *S) {
-  int32_t a0, a1, b0, b1, c0, c1;
-  const int8_t *pa, *pb, *pc, *wp;
-  __asm volatile(FB_BLK_PASS(0) FB_BLK_PASS(2)
-                 : [a0] "=&Te"(a0), [a1] "=&Te"(a1), [b0] "=&Te"(b0), [b1] "=&Te"(b1), [c0] "=&Te"(c0),
-                   [c1] "=&Te"(c1), [pa] "=&r"(pa), [pb] "=&r"(pb), [pc] "=&r"(pc), [wp] "=&r"(wp)
-                 : [S] "r"(S)
-                 : "memory", "lr", "d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7", "d8", "d9", "d10", "d11");
-}
+#define FB_KEEP(X) X
+#define FB_DROP(X)
+/* One 4-row block of three pixels into S->acc (TAIL: FB_KEEP, or FB_DROP where S->rem is 0). */
+#define FB_BLOCK3(NAME, TAIL)                                                                               \
+  INLINE void NAME(blk_t *S) {                                                                              \
+    int32_t a0, a1, b0, b1, c0, c1;                                                                         \
+    const int8_t *pa, *pb, *pc, *wp;                                                                        \
+    __asm volatile(FB_BLK_PASS(0, TAIL) FB_BLK_PASS(2, TAIL)                                                \
+                   : [a0] "=&Te"(a0), [a1] "=&Te"(a1), [b0] "=&Te"(b0), [b1] "=&Te"(b1), [c0] "=&Te"(c0),    \
+                     [c1] "=&Te"(c1), [pa] "=&r"(pa), [pb] "=&r"(pb), [pc] "=&r"(pc), [wp] "=&r"(wp)         \
+                   : [S] "r"(S)                                                                             \
+                   : "memory", "lr", "d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7", "d8", "d9", "d10", "d11"); \
+  }
+FB_BLOCK3(block3, FB_KEEP)
+FB_BLOCK3(block3_whole, FB_DROP)
 
 /* All oc outputs of three pixels from their kk-byte int8 patches (pointers may repeat, and so may the
  * outputs: a repeated pixel is written twice with the same bytes). */
@@ -220,7 +226,10 @@ static void gemv3(const int8_t *xa, const int8_t *xb, const int8_t *xc, int32_t 
     int32_t n = oc - c0 < FB_MVE_ROWS ? oc - c0 : FB_MVE_ROWS;
     S.acc = acc;
     for (int32_t r0 = 0; r0 < n; r0 += 4) {
-      block3(&S);
+      if (S.rem)
+        block3(&S);
+      else
+        block3_whole(&S);
       S.wp += 8 * k4;
       S.bias += 4;
       S.acc += 4;
