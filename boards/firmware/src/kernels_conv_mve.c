@@ -279,6 +279,20 @@ static void patch(const int8_t *x, const fb_geom_t *g, int32_t oy, int32_t ox, i
       }
     return;
   }
+  if (run <= 16) { /* short rows (a first layer's 1-3 channels): one predicated vector per row */
+    mve_pred16_t pr = vctp8q((uint32_t)run), pc = vctp8q((uint32_t)(b - a));
+    int edge = a > 0 || b < run;
+    for (int32_t ky = 0; ky < g->kh; ky++, d += run) {
+      int32_t iy = iy0 + ky;
+      if (iy < 0 || iy >= g->h) {
+        vstrbq_p_s8(d, zp, pr);
+        continue;
+      }
+      if (edge) vstrbq_p_s8(d, zp, pr);
+      vstrbq_p_s8(d + a, vldrbq_z_s8(x + (iy * g->w + ix0 + kx0) * ci, pc), pc);
+    }
+    return;
+  }
   for (int32_t ky = 0; ky < g->kh; ky++, d += run) {
     int32_t iy = iy0 + ky;
     if (iy < 0 || iy >= g->h) {
