@@ -462,15 +462,15 @@ void fb_dwconv2d_s8(const int8_t *x, const fb_geom_t *g, const int16_t *w16, con
       int32_t nb = g->oh - oy < FB_DW_BAND ? g->oh - oy : FB_DW_BAND;
       pad_rows(x, g, oy * g->sh, (nb - 1) * g->sh + kh, wp, c4, scratch);
     }
+#if FB_CONV_MVE
+    if (q->mode != FB_RQ_SINGLE) {
+      fb_mve_dw_row(scratch + band * g->sh * rs, w16, wn, g, c4, rs, q, y);
+      y += g->ow * c;
+      continue;
+    }
+#endif
     for (int32_t ox = 0; ox < g->ow; ox++) {
       const int8_t *base = scratch + band * g->sh * rs + (ox * g->sw) * c4;
-#if FB_CONV_MVE
-      if (q->mode != FB_RQ_SINGLE) {
-        fb_mve_dw_pixel(base, w16, wn, g, c4, rs, q, y);
-        y += c;
-        continue;
-      }
-#endif
 #if FB_DSP
       if (fused) {
         dwf_args_t a = {q->bias, y, c4 / 4, q->rq, 2 * q->zp_out + 1, 0, c4, 2 * c4, rs, 0};

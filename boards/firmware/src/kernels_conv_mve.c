@@ -499,6 +499,33 @@ void fb_mve_dw_pixel(const int8_t *base, const int16_t *w16, const int16_t *wn, 
     if (i < n) requant_store(acc + i, n - i, q->rq + 2 * (cb + i), &rc, y + cb + i);
   }
 }
+void fb_mve_dw_row(const int8_t *band, const int16_t *w16, const int16_t *wn, const fb_geom_t *g, int32_t c4,
+                   int32_t rs, const fb_crq_t *q, int8_t *y) {
+  int32_t c = g->c, ow = g->ow, step = g->sw * c4;
+  if (!wn || c4 > FB_MVE_ROWS || (c & 7) || q->mode != FB_RQ_FAST) { /* pixel by pixel */
+    for (int32_t ox = 0; ox < ow; ox++, y += c) fb_mve_dw_pixel(band + ox * step, w16, wn, g, c4, rs, q, y);
+    return;
+  }
+  /* three pixels' accumulators, then one requantisation pass sharing the (mult, shift) pairs */
+  int32_t acc[3 * FB_MVE_ROWS] __attribute__((aligned(8)));
+  rqc_t rc = rq_consts(q);
+  int32_t ng = c4 / 8;
+  for (int32_t i = 0; i < ow; i += 3) {
+    int32_t pix[3] = {i, i + 1 < ow ? i + 1 : i, i + 2 < ow ? i + 2 : i}; /* the last may repeat */
+    for (int32_t k = 0; k < 3; k++) {
+      const int8_t *base = band + pix[k] * step;
+      int32_t *a = acc + k * FB_MVE_ROWS;
+      switch (c4) {
+        case 16: dw3x3n_16(base, wn, rs, q->bias, a, ng); break;
+        case 32: dw3x3n_32(base, wn, rs, q->bias, a, ng); break;
+        case 48: dw3x3n_48(base, wn, rs, q->bias, a, ng); break;
+        default: dw3x3n_64(base, wn, rs, q->bias, a, ng); break;
+      }
+    }
+    rq_fast3(acc, c / 4, q->rq, &rc, y + pix[0] * c, y + pix[1] * c, y + pix[2] * c);
+  }
+}
+
 /* Sums of 16 channels (fewer at the end: m, predicated) over the window rows ya..yb, columns xa..xb. */
 INLINE void pool16(const int8_t *x, const fb_geom_t *g, int32_t ya, int32_t yb, int32_t xa, int32_t xb, int32_t k,
                    int32_t m, int32_t *sum) {

@@ -17,6 +17,10 @@ int fb_mve_conv2d_s8(const int8_t *x, const fb_geom_t *g, const int16_t *w16, in
  * fb_mve_dw_natural weights or 0. Not for FB_RQ_SINGLE. */
 void fb_mve_dw_pixel(const int8_t *base, const int16_t *w16, const int16_t *wn, const fb_geom_t *g, int32_t c4,
                      int32_t rs, const fb_crq_t *q, int8_t *y);
+/* fb_mve_dw_pixel for the g->ow output pixels of one row: band points at the row's first window, pixels
+ * g->sw * c4 bytes apart. */
+void fb_mve_dw_row(const int8_t *band, const int16_t *w16, const int16_t *wn, const fb_geom_t *g, int32_t c4,
+                   int32_t rs, const fb_crq_t *q, int8_t *y);
 #define FB_MVE_DW_WN (96 * 9) /* int16 entries of a layer's natural-order 3x3 weights (c4 <= 96) */
 /* A 3x3 depthwise layer's weights in natural channel order ([8-channel group][tap][8]) into wn, returned;
  * 0 where the layer has no such path (another kernel, a pixel stride c4 without one): then fb_mve_dw_pixel
