@@ -7,10 +7,15 @@
  * int8 input (or an int8 patch) needs no widening. A 1x1 convolution without padding reads its pixel
  * straight from the input; other geometries (1-3 input channels included) copy the patch as byte runs
  * with zero-point fill, 16 bytes per predicated vector move.
- * Depthwise: 8 channels in the lanes, VMULLB/VMULLT (int16 x int16 -> int32) per tap on the padded band.
+ * Depthwise: 8 channels in the lanes, VMULLB/VMULLT (int16 x int16 -> int32) per tap on the padded band;
+ * a 3x3 layer whose pixel stride is one of a few constants copies its weights once into natural channel
+ * order, so that every tap loads its input and weights at immediate offsets (6 instructions per tap and
+ * 8 channels), and runs a row's pixels three at a time.
  * Requantisation: 4 channels per vector, integer-identical to fb_mbqm: VQSHL (saturating left shift),
  * VQRDMULH (= SaturatingRoundingDoublingHighMul), then TFLite's rounding divide by 2^e (half away from
- * zero) as VRSHL of q - [q < 0]; zero point with a saturating add, then the activation clamp.
+ * zero) as VRSHL of q - [q < 0]; zero point with a saturating add, then the activation clamp. The
+ * FB_RQ_FAST case is an asm loop that loads each (mult, shift) vector once for three pixels.
+ * Average pooling: 16 channels of int32 sums per pass of the window, the division per channel.
  * Figures are QEMU instruction counts: gathers and scatters take one instruction but several beats on
  * a real M55. */
 #include "kernels_conv_mve.h"
