@@ -319,3 +319,23 @@ def test_random_geometries_bit_exact(core_dut: DutClient) -> None:
         g = b.graph(y)
         x = _inputs(g, rng, 2)
         assert np.array_equal(_run(dut, g, x), run_graph(g, x).reshape(len(x), -1)), ("wide", it, h, w, c)
+
+
+def test_depthwise_and_pool_vector_paths_bit_exact(core_dut: DutClient) -> None:
+    """3x3 depthwise on the channel counts the Helium kernels specialise (pixel strides 16-96 bytes, whole
+    and partial 8-channel groups, rows of 1-7 pixels, strides 1-3) and on ones they do not, then average
+    pooling over partial 16-channel chunks: every core's integers equal the reference's."""
+    from harness.mcu.random_graph import GraphBuilder
+
+    rng = np.random.default_rng(7)
+    cases = [(16, 1, 5), (32, 2, 7), (48, 1, 4), (64, 3, 6), (96, 1, 3), (14, 1, 5), (44, 2, 4), (60, 1, 1)]
+    for c, sw, w in cases:
+        b = GraphBuilder(rng, (4, w, c), relu_zp=-128 if c % 32 else None)
+        g = b.graph(b.conv(b.input, 0, (3, 3), (1, sw), True, "relu" if c % 3 else None, depthwise=True))
+        x = _inputs(g, rng, 2)
+        assert np.array_equal(_run(core_dut, g, x), run_graph(g, x).reshape(len(x), -1)), ("dw", c, sw, w)
+    for c in (20, 37):
+        b = GraphBuilder(rng, (5, 4, c))
+        g = b.graph(b.pool(b.input, "avgpool", (3, 2), (2, 1), True))
+        x = _inputs(g, rng, 2)
+        assert np.array_equal(_run(core_dut, g, x), run_graph(g, x).reshape(len(x), -1)), ("avgpool", c)

@@ -452,21 +452,25 @@ void fb_dwconv2d_s8(const int8_t *x, const fb_geom_t *g, const int16_t *w16, con
   int32_t acc[4 * 64];  /* one pixel's accumulators, up to 256 channels at a time */
   int fused = kh == 3 && kw == 3 && q->mode == FB_RQ_FAST && q->lo == -128 && q->hi == 127 && (c & 3) == 0;
   (void)fused; /* the portable build has no fused path */
+#if FB_CONV_MVE
+  int16_t wnb[FB_MVE_DW_WN] __attribute__((aligned(8)));
+  const int16_t *wn = q->mode != FB_RQ_SINGLE ? fb_mve_dw_natural(w16, g, c4, wnb) : 0;
+#endif
   for (int32_t oy = 0; oy < g->oh; oy++) {
     int32_t band = oy % FB_DW_BAND; /* output rows share one padded band of input rows */
     if (band == 0) {
       int32_t nb = g->oh - oy < FB_DW_BAND ? g->oh - oy : FB_DW_BAND;
       pad_rows(x, g, oy * g->sh, (nb - 1) * g->sh + kh, wp, c4, scratch);
     }
+#if FB_CONV_MVE
+    if (q->mode != FB_RQ_SINGLE) {
+      fb_mve_dw_row(scratch + band * g->sh * rs, w16, wn, g, c4, rs, q, y);
+      y += g->ow * c;
+      continue;
+    }
+#endif
     for (int32_t ox = 0; ox < g->ow; ox++) {
       const int8_t *base = scratch + band * g->sh * rs + (ox * g->sw) * c4;
-#if FB_CONV_MVE
-      if (q->mode != FB_RQ_SINGLE) {
-        fb_mve_dw_pixel(base, w16, g, c4, rs, q, y);
-        y += c;
-        continue;
-      }
-#endif
 #if FB_DSP
       if (fused) {
         dwf_args_t a = {q->bias, y, c4 / 4, q->rq, 2 * q->zp_out + 1, 0, c4, 2 * c4, rs, 0};
@@ -527,6 +531,10 @@ void fb_maxpool_s8(const int8_t *x, const fb_geom_t *g, int32_t lo, int32_t hi, 
 }
 
 void fb_avgpool_s8(const int8_t *x, const fb_geom_t *g, int32_t lo, int32_t hi, int8_t *y) {
+#if FB_CONV_MVE
+  fb_mve_avgpool_s8(x, g, lo, hi, y);
+  return;
+#endif
   int32_t c = g->c;
   for (int32_t oy = 0; oy < g->oh; oy++)
     for (int32_t ox = 0; ox < g->ow; ox++) {
