@@ -51,7 +51,6 @@
 #define SCB_ICIALLU REG(0xE000EF50)
 #define SCB_DCISW REG(0xE000EF60)
 #define NVIC_ISER1 REG(0xE000E104) /* IRQ 32..63 */
-#define USART3_IRQ 39u
 #define HCLK_HZ 216000000u
 #ifndef FB_BAUD
 #define FB_BAUD 115200u
@@ -132,7 +131,7 @@ void board_init(void) {
   (void)RCC_APB1ENR;
   U3_BRR = (16000000u + FB_BAUD / 2) / FB_BAUD;
   U3_CR1 = (1u << 3) | (1u << 2) | 1u; /* TE, RE, UE */
-  NVIC_ISER1 = 1u << (USART3_IRQ - 32);
+  NVIC_ISER1 = 1u << (FB_UART_IRQ - 32);
   cm_systick_start();
 }
 

@@ -7,4 +7,6 @@
 #define FB_ACT_MAX 2048u
 #define FB_ARENA_MAX (96u * 1024u)   /* tensor arena of blob version 2 graphs */
 #define FB_SCRATCH_MAX (24u * 1024u) /* per-op scratch (im2col patch, padded depthwise input) */
+#define FB_UART_IRQ 39u                 /* the ST-LINK VCP UART's NVIC line (board.c enables it) */
+#define FB_UART_HANDLER USART3_IRQHandler
 #endif

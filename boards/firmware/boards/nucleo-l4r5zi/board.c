@@ -95,7 +95,7 @@ void board_init(void) {
   RCC_APB1ENR2 |= 1u;                                 /* LPUART1EN */
   LPU_BRR = (uint32_t)((256ull * 16000000ull + FB_BAUD / 2) / FB_BAUD);
   LPU_CR1 = (1u << 3) | (1u << 2) | 1u; /* TE, RE, UE */
-  NVIC_ISER2 = 1u << (70 - 64);
+  NVIC_ISER2 = 1u << (FB_UART_IRQ - 64);
   cm_systick_start();
 }
 

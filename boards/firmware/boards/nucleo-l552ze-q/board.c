@@ -48,7 +48,6 @@
 #define ISR_ORE (1u << 3)
 /* Core */
 #define NVIC_ISER2 REG(0xE000E108) /* IRQ 64..95 */
-#define LPUART1_IRQ 66u
 #define HCLK_HZ 110000000u
 #ifndef FB_BAUD
 #define FB_BAUD 115200u
@@ -106,7 +105,7 @@ void board_init(void) {
   RCC_APB1ENR2 |= 1u;                                   /* LPUART1EN */
   LPU_BRR = (uint32_t)((256ull * 16000000ull + FB_BAUD / 2) / FB_BAUD);
   LPU_CR1 = (1u << 3) | (1u << 2) | 1u; /* TE, RE, UE */
-  NVIC_ISER2 = 1u << (LPUART1_IRQ - 64);
+  NVIC_ISER2 = 1u << (FB_UART_IRQ - 64);
   cm_systick_start();
 }
 
