@@ -31,11 +31,6 @@
 /* GPIO (AHB1, 0x40020000 + 0x400 per port) */
 #define GPIOD 0x40020C00u
 #define GPIOF 0x40021400u
-#define MODER 0x00u
-#define OSPEEDR 0x08u
-#define BSRR 0x18u
-#define AFRL 0x20u
-#define AFRH 0x24u
 /* USART3 (section "USART registers": the same layout as the L4's) */
 #define U3 0x40004800u
 #define U3_CR1 REG(U3 + 0x00)
@@ -60,6 +55,11 @@ typedef void (*vec_t)(void);
 extern const vec_t fb_vectors[]; /* startup.c */
 
 /* Reading RDR in board_getc clears RXNE; here only clear overrun so the IRQ line drops. */
+#define FB_STM32_UART U3
+#define FB_MARKER_GPIO GPIOF
+#define FB_MARKER_PIN 13
+#include "stm32_usart.c"
+
 void USART3_IRQHandler(void) {
   if (U3_ISR & ISR_ORE) U3_ICR = ISR_ORE;
   U3_CR1 &= ~(1u << 5); /* RXNEIE off until the next board_getc re-arms it */
@@ -108,14 +108,6 @@ static void caches_on(void) {
   __asm volatile("dsb\n isb");
 }
 
-static void gpio_af(uint32_t port, int pin, uint32_t af) {
-  REG(port + MODER) = (REG(port + MODER) & ~(3u << (2 * pin))) | (2u << (2 * pin));
-  REG(port + OSPEEDR) |= 3u << (2 * pin);
-  uint32_t reg = pin < 8 ? port + AFRL : port + AFRH;
-  int sh = 4 * (pin & 7);
-  REG(reg) = (REG(reg) & ~(0xFu << sh)) | (af << sh);
-}
-
 void board_init(void) {
   SCB_VTOR = (uint32_t)fb_vectors;
   clock_216mhz();
@@ -124,8 +116,7 @@ void board_init(void) {
   (void)RCC_AHB1ENR;
   gpio_af(GPIOD, 8, 7); /* USART3_TX */
   gpio_af(GPIOD, 9, 7); /* USART3_RX */
-  REG(GPIOF + MODER) = (REG(GPIOF + MODER) & ~(3u << 26)) | (1u << 26); /* PF13 output */
-  REG(GPIOF + BSRR) = 1u << 13;                                         /* idle high */
+  marker_pin_init(); /* PF13 */
   RCC_DCKCFGR2 = (RCC_DCKCFGR2 & ~(3u << 4)) | (2u << 4); /* USART3SEL = HSI */
   RCC_APB1ENR |= 1u << 18;                                /* USART3EN */
   (void)RCC_APB1ENR;
@@ -134,8 +125,3 @@ void board_init(void) {
   NVIC_ISER1 = 1u << (FB_UART_IRQ - 32);
   cm_systick_start();
 }
-
-#define FB_STM32_UART U3
-#define FB_MARKER_GPIO GPIOF
-#define FB_MARKER_PIN 13
-#include "stm32_usart.c"

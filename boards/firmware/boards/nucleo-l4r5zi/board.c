@@ -28,11 +28,6 @@
 /* GPIO (section 8.5) */
 #define GPIOF 0x48001400u
 #define GPIOG 0x48001800u
-#define MODER 0x00u
-#define OSPEEDR 0x08u
-#define BSRR 0x18u
-#define AFRL 0x20u
-#define AFRH 0x24u
 /* LPUART1 (section 52.7) */
 #define LPU 0x40008000u
 #define LPU_CR1 REG(LPU + 0x00)
@@ -48,6 +43,11 @@
 #endif
 
 /* Reading RDR in board_getc clears RXNE; here only clear overrun so the IRQ line drops. */
+#define FB_STM32_UART LPU
+#define FB_MARKER_GPIO GPIOF
+#define FB_MARKER_PIN 13
+#include "stm32_usart.c"
+
 void LPUART1_IRQHandler(void) {
   if (LPU_ISR & ISR_ORE) LPU_ICR = ISR_ORE;
   LPU_CR1 &= ~(1u << 5); /* RXNEIE off until the next board_getc re-arms it */
@@ -75,22 +75,13 @@ static void clock_120mhz(void) {
   RCC_CFGR &= ~0xF0u;
 }
 
-static void gpio_af(uint32_t port, int pin, uint32_t af) {
-  REG(port + MODER) = (REG(port + MODER) & ~(3u << (2 * pin))) | (2u << (2 * pin));
-  REG(port + OSPEEDR) |= 3u << (2 * pin);
-  uint32_t reg = pin < 8 ? port + AFRL : port + AFRH;
-  int sh = 4 * (pin & 7);
-  REG(reg) = (REG(reg) & ~(0xFu << sh)) | (af << sh);
-}
-
 void board_init(void) {
   clock_120mhz();
   RCC_AHB2ENR |= (1u << 5) | (1u << 6); /* GPIOF, GPIOG */
   PWR_CR2 |= 1u << 9;                    /* IOSV: VDDIO2 valid, port G usable */
   gpio_af(GPIOG, 7, 8);                  /* LPUART1_TX */
   gpio_af(GPIOG, 8, 8);                  /* LPUART1_RX */
-  REG(GPIOF + MODER) = (REG(GPIOF + MODER) & ~(3u << 26)) | (1u << 26); /* PF13 output */
-  REG(GPIOF + BSRR) = 1u << 13;                                         /* idle high */
+  marker_pin_init(); /* PF13 */
   RCC_CCIPR = (RCC_CCIPR & ~(3u << 10)) | (2u << 10); /* LPUART1SEL = HSI16 */
   RCC_APB1ENR2 |= 1u;                                 /* LPUART1EN */
   LPU_BRR = (uint32_t)((256ull * 16000000ull + FB_BAUD / 2) / FB_BAUD);
@@ -98,8 +89,3 @@ void board_init(void) {
   NVIC_ISER2 = 1u << (FB_UART_IRQ - 64);
   cm_systick_start();
 }
-
-#define FB_STM32_UART LPU
-#define FB_MARKER_GPIO GPIOF
-#define FB_MARKER_PIN 13
-#include "stm32_usart.c"
