@@ -178,6 +178,18 @@ def _pty_baud(fd: int) -> int | None:
     return struct.unpack_from("I", buf, 40)[0]
 
 
+def listen_socket(url: str, *, backlog: int = 1, timeout_s: float | None = None) -> tuple[socket.socket, str]:
+    """A TCP listener for ``socket://HOST:PORT`` (HOST defaults to 127.0.0.1, PORT 0 = any free port)
+    and the ``socket://`` URL clients reach it at, as ``serial_for_url`` opens it."""
+    host, _, port = url.removeprefix("socket://").partition(":")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host or "127.0.0.1", int(port or 0)))
+    sock.listen(backlog)
+    sock.settimeout(timeout_s)
+    return sock, f"socket://{host or '127.0.0.1'}:{sock.getsockname()[1]}"
+
+
 class EmulatorServer:
     """Serves one emulator on ``socket://127.0.0.1:PORT`` (``url='socket://127.0.0.1:0'`` picks a
     free port) or on a fresh pty (``url='pty'``). ``self.url`` is what the driver opens."""
@@ -202,13 +214,7 @@ class EmulatorServer:
             self.url = os.ttyname(self._slave)
             target = self._serve_pty
         elif self._want.startswith("socket://"):
-            host, _, port = self._want[len("socket://") :].partition(":")
-            self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            self._listener.bind((host or "127.0.0.1", int(port or 0)))
-            self._listener.listen(1)
-            self._listener.settimeout(0.05)
-            self.url = f"socket://{host or '127.0.0.1'}:{self._listener.getsockname()[1]}"
+            self._listener, self.url = listen_socket(self._want, timeout_s=0.05)
             target = self._serve_socket
         else:
             raise ValueError(f"emulator URL must be 'pty' or 'socket://HOST:PORT', not {self._want!r}")

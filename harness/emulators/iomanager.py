@@ -17,6 +17,8 @@ from typing import Any
 
 import serial
 
+from .base import listen_socket
+
 
 class IoManagerEmulator:
     """Serves one IO manager on ``socket://127.0.0.1:PORT`` in front of the DUT at ``dut_url``."""
@@ -32,13 +34,7 @@ class IoManagerEmulator:
         self.commands: list[str] = []  # what the host sent, for tests
 
     def start(self) -> IoManagerEmulator:
-        host, _, port = self._want.removeprefix("socket://").rpartition(":")
-        self._listener = socket.socket()
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind((host or "127.0.0.1", int(port or 0)))
-        self._listener.listen(1)
-        self._listener.settimeout(0.05)
-        self.url = f"socket://{host or '127.0.0.1'}:{self._listener.getsockname()[1]}"
+        self._listener, self.url = listen_socket(self._want, timeout_s=0.05)
         t = threading.Thread(target=self._serve, daemon=True, name="io-manager")
         t.start()
         self._threads.append(t)

@@ -35,7 +35,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..mcu.board import BoardProfile, load_board
-from .base import Faults, MeterEmulator
+from .base import Faults, MeterEmulator, listen_socket
 from .lpm01a import Lpm01aEmulator
 from .ppk2 import EMULATOR_KEY, Ppk2Emulator, metadata_text
 from .ppk2 import RATE_HZ as PPK2_RATE_HZ
@@ -284,12 +284,7 @@ class BenchTwin:
     def start(self) -> BenchTwin:
         if not self._want.startswith("socket://"):
             raise ConfigError(f"the twin's activity URL must be socket://HOST:PORT, not {self._want!r}")
-        host, _, port = self._want.removeprefix("socket://").rpartition(":")
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind((host or "127.0.0.1", int(port or 0)))
-        self._listener.listen(2)
-        self.url = f"socket://{host or '127.0.0.1'}:{self._listener.getsockname()[1]}"
+        self._listener, self.url = listen_socket(self._want, backlog=2)
         self._thread = threading.Thread(target=self._serve, daemon=True, name="twin-activity")
         self._thread.start()
         return self
