@@ -28,7 +28,6 @@ Usage: ``python benches/perf/mcu_conv.py``.
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -36,10 +35,9 @@ import numpy as np
 from harness.mcu.blob.graph import QGraph
 from harness.mcu.blob.graph_codec import write_graph_blob
 from harness.mcu.build import build_firmware
+from harness.mcu.count import count_instructions
 from harness.mcu.graph_ref import run_graph
 from harness.mcu.plan import plan
-from harness.mcu.protocol import DutClient
-from harness.mcu.qemu import QemuDut
 from harness.mcu.random_graph import GraphBuilder, kws_dscnn, resnet8
 
 MODEL_ADDR = 0x20200000  # FB_MODEL_ADDR of boards/firmware/boards/qemu-mps2-an386
@@ -66,29 +64,14 @@ def macs(g: QGraph) -> int:
 
 def instructions(elf: Path, g: QGraph, rng: np.random.Generator, n_inf: int) -> float:
     """Guest instructions per inference of ``g`` (checked against the NumPy reference)."""
-    p = plan(g)
-    data = write_graph_blob(g)
+    plan(g)
     x = rng.integers(-128, 128, size=(1, g.in_tensor.size)).astype(np.int8)
-    with tempfile.TemporaryDirectory() as d:
-        path = Path(d) / "m.blob"
-        path.write_bytes(data)
-        with QemuDut(elf, icount_shift=SHIFT, preload=[(path, MODEL_ADDR)]) as q:
-            port = q.open_serial()
-            try:
-                dut = DutClient(port, infer_timeout_s=600)
-                dut.wait_banner()
-                dut.negotiate()
-                dut.command("model")  # the preloaded blob was adopted at boot
-                dut.bulk("db", x.tobytes())
-                dut.infer(n_inf, 1)
-                ticks, hz, n = dut.xstat()
-                got = dut.xres(g.out_tensor.size)
-            finally:
-                port.close()
+    instr, got = count_instructions(
+        elf, x, g.out_tensor.size, reps=n_inf, preload=(write_graph_blob(g), MODEL_ADDR), icount_shift=SHIFT
+    )
     if not np.array_equal(got, run_graph(g, x).reshape(-1)):
         raise SystemExit("firmware output differs from the NumPy reference")
-    del p
-    return ticks * (1e9 / hz) / (1 << SHIFT) / n
+    return instr
 
 
 def layer(rng: np.random.Generator, shape: tuple[int, int, int], kind: str) -> QGraph:

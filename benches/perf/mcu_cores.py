@@ -36,11 +36,10 @@ from harness.mcu.blob import codec
 from harness.mcu.blob.graph_codec import write_graph_blob
 from harness.mcu.board import load_board
 from harness.mcu.build import build_firmware
+from harness.mcu.count import count_instructions
 from harness.mcu.footprint import ModelTooLarge, check_fits, footprint
 from harness.mcu.graph_ref import run_graph
 from harness.mcu.plan import plan
-from harness.mcu.protocol import DutClient
-from harness.mcu.qemu import QemuDut
 from harness.mcu.random_graph import kws_dscnn
 
 CORES = {
@@ -60,21 +59,10 @@ def instructions_per_inference(
 ) -> float:
     prof = load_board(board)
     elf = build_firmware(prof.firmware_board, model_blob=blob)
-    with QemuDut(elf, machine=prof.qemu_machine, icount_shift=0) as q:
-        port = q.open_serial()
-        try:
-            dut = DutClient(port, infer_timeout_s=600)
-            dut.wait_banner()
-            dut.negotiate()
-            dut.command("model")  # the built-in blob was adopted at boot
-            dut.bulk("db", xq.tobytes())
-            dut.infer(reps, 1)
-            ticks, hz, n = dut.xstat()
-            if not np.array_equal(dut.xres(len(expect)), expect):
-                raise SystemExit(f"{board}: firmware output differs from the NumPy reference")
-        finally:
-            port.close()
-    return ticks * (1e9 / hz) / n
+    instr, got = count_instructions(elf, xq, len(expect), reps=reps, machine=prof.qemu_machine)
+    if not np.array_equal(got, expect):
+        raise SystemExit(f"{board}: firmware output differs from the NumPy reference")
+    return instr
 
 
 def per_mac(name: str, net: Network, macs: int, rng: np.random.Generator) -> dict[str, float]:

@@ -17,7 +17,6 @@ Usage: ``python benches/perf/mcu_kernels.py``.
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +27,7 @@ from harness.ir.network import Network
 from harness.mcu import reference
 from harness.mcu.blob import codec
 from harness.mcu.build import build_firmware
-from harness.mcu.protocol import DutClient
-from harness.mcu.qemu import QemuDut
+from harness.mcu.count import count_instructions
 
 MODEL_ADDR = 0x20200000  # FB_MODEL_ADDR of boards/firmware/boards/qemu-mps2-an386
 SHIFT = 0
@@ -41,25 +39,13 @@ def instructions_per_inference(
     x = rng.normal(size=(32, net.in_dim)).astype(np.float32)
     data = codec.export_blob(net, x)
     qm = codec.read_blob(data)
-    with tempfile.TemporaryDirectory() as d:
-        path = Path(d) / "m.blob"
-        path.write_bytes(data)
-        with QemuDut(elf, icount_shift=SHIFT, preload=[(path, MODEL_ADDR)]) as q:
-            port = q.open_serial()
-            try:
-                dut = DutClient(port, infer_timeout_s=600)
-                dut.wait_banner()
-                dut.negotiate()
-                dut.command("model")  # the preloaded blob was adopted at boot
-                xq = qm.quantize_input(x[:1])
-                dut.bulk("db", xq.tobytes())
-                dut.infer(n_inf, 1)
-                ticks, hz, n = dut.xstat()
-                if not np.array_equal(dut.xres(qm.out_dim), reference.run(qm, xq)[0]):
-                    raise SystemExit("firmware output differs from the NumPy reference")
-            finally:
-                port.close()
-    return ticks * (1e9 / hz) / (1 << SHIFT) / n, "+".join(q.name for q in qm.layers)
+    xq = qm.quantize_input(x[:1])
+    instr, got = count_instructions(
+        elf, xq, qm.out_dim, reps=n_inf, preload=(data, MODEL_ADDR), icount_shift=SHIFT
+    )
+    if not np.array_equal(got, reference.run(qm, xq)[0]):
+        raise SystemExit("firmware output differs from the NumPy reference")
+    return instr, "+".join(q.name for q in qm.layers)
 
 
 def main() -> None:
